@@ -1,0 +1,17 @@
+"""The `lerobot-assets` command line. Each command group lives in its own module."""
+
+import typer
+
+app = typer.Typer(
+    help="lerobot-assets: build, inspect and query LeRobot v3.0 datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Registering modules decorate `app` with their commands; imported for that side effect.
+from lerobot_assets.cli import commands_sql  # noqa: E402,F401
+from lerobot_assets.cli import commands_dataset  # noqa: E402,F401
+from lerobot_assets.cli import commands_byte_index  # noqa: E402,F401
+
+__all__ = ["app"]

@@ -1,0 +1,86 @@
+"""Crash-safe publication of the several files one saved episode touches.
+
+Every new file version is written to a hidden temp sibling first. Publishing writes a redo journal
+(the list of renames) atomically, performs the renames, then removes the journal. A process killed
+at any point leaves either the previous dataset (journal absent: the temp files are strays) or a
+journal that `recover()` rolls forward on the next open. Readers never see a partial file.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lerobot_assets.format.atomic import temp_sibling, write_json_atomic, write_parquet
+from lerobot_assets.format.layout import STAGING_DIR
+
+JOURNAL = f"{STAGING_DIR}/commit.json"
+_SCAN_DIRS = ("meta", "data", "videos")
+
+
+class Commit:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.moves: list[tuple[Path, Path]] = []
+
+    def stage(self, final: Path, suffix: str = "") -> Path:
+        """A temp path that will replace `final` on publish. Later stages of one file win."""
+        self.moves = [(t, f) for t, f in self.moves if f != final or t.unlink(missing_ok=True)]
+        tmp = temp_sibling(final, suffix)
+        self.moves.append((tmp, final))
+        return tmp
+
+    def stage_parquet(self, final: Path, tables: list[pa.Table] | pa.Table) -> None:
+        write_parquet(self.stage(final), tables)
+
+    def stage_json(self, final: Path, obj: Any) -> None:
+        tmp = self.stage(final)
+        tmp.write_text(json.dumps(obj, indent=4, ensure_ascii=False), encoding="utf-8")
+
+    def publish(self) -> None:
+        for tmp, _ in self.moves:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        journal = self.root / JOURNAL
+        write_json_atomic(
+            journal,
+            [[str(t.relative_to(self.root)), str(f.relative_to(self.root))] for t, f in self.moves],
+        )
+        _apply(self.root, json.loads(journal.read_text()))
+        journal.unlink()
+        self.moves = []
+
+    def abort(self) -> None:
+        for tmp, _ in self.moves:
+            tmp.unlink(missing_ok=True)
+        self.moves = []
+
+
+def _apply(root: Path, moves: list[list[str]]) -> None:
+    for tmp, final in moves:
+        src = root / tmp
+        if src.exists():
+            os.replace(src, root / final)
+
+
+def recover(root: Path) -> list[str]:
+    """Roll a pending journal forward and remove stray temp files; returns what was done."""
+    root = Path(root)
+    done: list[str] = []
+    journal = root / JOURNAL
+    if journal.is_file():
+        moves = json.loads(journal.read_text())
+        _apply(root, moves)
+        journal.unlink()
+        done.append(f"completed an interrupted commit of {len(moves)} files")
+    for d in _SCAN_DIRS:
+        base = root / d
+        if not base.is_dir():
+            continue
+        for stray in base.rglob(".*.tmp*"):
+            if stray.is_file():
+                stray.unlink()
+                done.append(f"removed unpublished temp file {stray.relative_to(root)}")
+    return done

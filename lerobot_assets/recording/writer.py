@@ -1,0 +1,562 @@
+"""DatasetWriter: records episodes into a LeRobot v3.0 dataset, crash-safe at every moment.
+
+Each `save_episode()` publishes one consistent new version of every file it touches (data parquet,
+video files, episodes metadata, tasks, stats, info) through a redo journal (see `commit.py`). So
+unlike LeRobot, which keeps a ParquetWriter open (no footer) and buffers episode metadata until
+`finalize()`, a killed process leaves a dataset holding exactly the episodes saved so far, and
+`DatasetWriter.open()` resumes recording into it.
+"""
+
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lerobot_assets.format.episodes import episodes_schema, read_episodes
+from lerobot_assets.format.features import Feature, arrow_type, data_columns, data_schema, with_index_features
+from lerobot_assets.format.info import DatasetInfo
+from lerobot_assets.format.layout import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_DATA_FILE_SIZE_IN_MB,
+    DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+    INDEX_FEATURES,
+    STAGING_DIR,
+    STATS_PATH,
+    TASKS_PATH,
+    data_path,
+    episodes_path,
+    image_hist_path,
+    next_chunk_file,
+    video_path,
+)
+from lerobot_assets.format.tasks import read_tasks, tasks_table
+from lerobot_assets.recording.commit import Commit, recover
+from lerobot_assets.recording.frames import validate_frame
+from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
+from lerobot_assets.stats.image import ImageStatsAccumulator
+from lerobot_assets.stats.io import Stats, flatten_stats, read_stats, stats_to_json, write_stats
+from lerobot_assets.stats.numeric import numeric_stats
+from lerobot_assets.video.concat import concatenate_videos
+from lerobot_assets.video.config import VideoEncoderConfig
+from lerobot_assets.video.encode import encode_frames
+from lerobot_assets.video.probe import video_info_block
+from lerobot_assets.video.streaming import StreamingVideoEncoder
+
+logger = logging.getLogger(__name__)
+MB = 1024 * 1024
+_CODEC_TO_ENCODER = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}
+
+
+@dataclass
+class EpisodeSummary:
+    """What one save_episode() wrote."""
+
+    episode_index: int
+    length: int
+    tasks: list[str]
+    data_file: str
+    video_files: dict[str, str] = field(default_factory=dict)
+    dropped_frames: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Location:
+    chunk: int
+    file: int
+
+
+@dataclass
+class _CameraEpisode:
+    path: Path
+    stats: dict[str, np.ndarray] | None
+    histogram: np.ndarray | None
+    dropped: int = 0
+
+
+class DatasetWriter:
+    """Create with `DatasetWriter.create(...)` or resume with `DatasetWriter.open(root)`."""
+
+    def __init__(
+        self,
+        root: Path,
+        info: DatasetInfo,
+        encoder: VideoEncoderConfig,
+        streaming: bool,
+        encoder_threads: int | None,
+        queue_maxsize: int,
+    ) -> None:
+        self.root = Path(root)
+        self.info = info
+        self.encoder = encoder
+        self.streaming = streaming
+        self.encoder_threads = encoder_threads
+        self._lock_file = self._acquire_lock()
+        self.tasks: list[str] = read_tasks(self.root)
+        self._stats: Stats = read_stats(self.root)
+        self._load_positions()
+        self._stream: StreamingVideoEncoder | None = None
+        if streaming and info.video_keys:
+            self._stream = StreamingVideoEncoder(
+                info.fps, encoder, queue_maxsize=queue_maxsize, threads=encoder_threads
+            )
+        self._buffer: dict[str, list[Any]] = {}
+        self._tasks_buffer: list[str] = []
+        self._visual_acc: dict[str, ImageStatsAccumulator] = {}
+        self._episode_dir: Path | None = None
+        self._finalized = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        root: Path | str,
+        *,
+        fps: int,
+        features: dict[str, Feature | dict],
+        robot_type: str | None = None,
+        encoder: VideoEncoderConfig | None = None,
+        chunks_size: int = DEFAULT_CHUNK_SIZE,
+        data_files_size_in_mb: float = DEFAULT_DATA_FILE_SIZE_IN_MB,
+        video_files_size_in_mb: float = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+        streaming: bool = True,
+        encoder_threads: int | None = None,
+        queue_maxsize: int = 60,
+    ) -> "DatasetWriter":
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise FileExistsError(f"{root} exists and is not empty; use DatasetWriter.open() to append")
+        if fps <= 0 or int(fps) != fps:
+            raise ValueError(f"fps must be a positive integer, got {fps!r}")
+        if chunks_size < 1:
+            raise ValueError(f"chunks_size must be >= 1, got {chunks_size}")
+        feats = with_index_features(features)
+        info = DatasetInfo(
+            fps=int(fps),
+            features=feats,
+            robot_type=robot_type,
+            chunks_size=chunks_size,
+            data_files_size_in_mb=data_files_size_in_mb,
+            video_files_size_in_mb=video_files_size_in_mb,
+        )
+        if not info.video_keys:
+            info.video_path = None
+        root.mkdir(parents=True, exist_ok=True)
+        info.save(root)
+        return cls(root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize)
+
+    @classmethod
+    def open(
+        cls,
+        root: Path | str,
+        *,
+        encoder: VideoEncoderConfig | None = None,
+        streaming: bool = True,
+        encoder_threads: int | None = None,
+        queue_maxsize: int = 60,
+    ) -> "DatasetWriter":
+        """Reopen a dataset (ours or LeRobot's) to append episodes; completes an interrupted commit."""
+        root = Path(root)
+        for line in recover(root):
+            logger.warning("%s: %s", root, line)
+        info = DatasetInfo.load(root)
+        if encoder is None:
+            encoder = _encoder_from_info(info)
+        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize)
+
+    @classmethod
+    def open_or_create(cls, root: Path | str, **kwargs: Any) -> "DatasetWriter":
+        root = Path(root)
+        if (root / "meta/info.json").is_file():
+            keep = {k: kwargs[k] for k in ("encoder", "streaming", "encoder_threads", "queue_maxsize") if k in kwargs}
+            return cls.open(root, **keep)
+        return cls.create(root, **kwargs)
+
+    def _acquire_lock(self) -> Any:
+        staging = self.root / STAGING_DIR
+        staging.mkdir(parents=True, exist_ok=True)
+        f = open(staging / "writer.lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise RuntimeError(f"{self.root}: another DatasetWriter is writing this dataset") from None
+        # Leftover episode scratch dirs of a killed writer hold no committed data.
+        for d in staging.glob("episode-*"):
+            shutil.rmtree(d, ignore_errors=True)
+        return f
+
+    def _load_positions(self) -> None:
+        episodes = read_episodes(self.root)
+        n = episodes.num_rows
+        if n != self.info.total_episodes:
+            raise ValueError(
+                f"{self.root}: info.json says total_episodes={self.info.total_episodes} but the episodes "
+                f"metadata holds {n} rows; run `lerobot-assets validate {self.root}`"
+            )
+        self._data_loc: _Location | None = None
+        self._data_tables: list[pa.Table] | None = None
+        self._video_loc: dict[str, tuple[_Location, float] | None] = {k: None for k in self.info.video_keys}
+        self._ep_loc: _Location | None = None
+        self._ep_rows: list[dict[str, Any]] = []
+        self._hist_rows: list[dict[str, Any]] = []
+        if n == 0:
+            return
+        last = episodes.slice(n - 1, 1).to_pylist()[0]
+        self._data_loc = _Location(last["data/chunk_index"], last["data/file_index"])
+        for key in self.info.video_keys:
+            loc = _Location(last[f"videos/{key}/chunk_index"], last[f"videos/{key}/file_index"])
+            self._video_loc[key] = (loc, float(last[f"videos/{key}/to_timestamp"]))
+        self._ep_loc = _Location(last["meta/episodes/chunk_index"], last["meta/episodes/file_index"])
+        ep_file = self.root / episodes_path(self._ep_loc.chunk, self._ep_loc.file)
+        self._ep_rows = pq.read_table(ep_file).cast(episodes_schema(self.info.features)).to_pylist()
+        hist_file = self.root / image_hist_path(self._ep_loc.chunk, self._ep_loc.file)
+        if hist_file.is_file():
+            self._hist_rows = pq.read_table(hist_file).to_pylist()
+
+    # ------------------------------------------------------------------ recording
+    @property
+    def num_episodes(self) -> int:
+        return self.info.total_episodes
+
+    @property
+    def episode_frames(self) -> int:
+        return len(self._tasks_buffer)
+
+    def add_frame(self, frame: dict[str, Any]) -> None:
+        if self._finalized:
+            raise RuntimeError(f"{self.root}: writer is finalized; open it again to append")
+        task, values = validate_frame(frame, self.info.features)
+        if not self._tasks_buffer:
+            self._start_episode()
+        for key, value in values.items():
+            feature = self.info.features[key]
+            if feature.dtype == "video":
+                self._visual_frame(key, value)
+            elif feature.dtype == "image":
+                self._visual_acc[key].update(value)
+                self._buffer[key].append(_png_bytes(value))
+            else:
+                self._buffer[key].append(value)
+        self._tasks_buffer.append(task)
+
+    def _start_episode(self) -> None:
+        self._buffer = {k: [] for k, f in self.info.features.items() if k not in INDEX_FEATURES}
+        self._visual_acc = {k: ImageStatsAccumulator() for k in self.info.camera_keys}
+        self._episode_dir = Path(tempfile.mkdtemp(prefix="episode-", dir=self.root / STAGING_DIR))
+        if self._stream is not None:
+            self._stream.start_episode(self.info.video_keys, self._episode_dir)
+
+    def _visual_frame(self, key: str, value: np.ndarray) -> None:
+        if self._stream is not None:
+            self._stream.feed_frame(key, value)
+        else:
+            # Encode-after-episode path: keep frames, encode in save_episode().
+            self._buffer[key].append(np.array(value, copy=True))
+
+    def clear_episode_buffer(self) -> None:
+        """Discard the episode being recorded; nothing on disk changes."""
+        if self._stream is not None:
+            self._stream.cancel_episode()
+        if self._episode_dir is not None:
+            shutil.rmtree(self._episode_dir, ignore_errors=True)
+        self._buffer, self._tasks_buffer, self._visual_acc, self._episode_dir = {}, [], {}, None
+
+    def save_episode(self) -> EpisodeSummary:
+        n = len(self._tasks_buffer)
+        if n == 0:
+            raise ValueError("save_episode() called with no frames; add_frame() first")
+        ep_index = self.info.total_episodes
+        global_start = self.info.total_frames
+        try:
+            videos = self._finish_videos(n)
+        except BaseException:
+            self.clear_episode_buffer()
+            raise
+
+        ep_tasks = list(dict.fromkeys(self._tasks_buffer))
+        new_tasks = [t for t in ep_tasks if t not in self.tasks]
+        all_tasks = self.tasks + new_tasks
+        task_ids = {t: i for i, t in enumerate(all_tasks)}
+        index_values = {
+            "timestamp": (np.arange(n, dtype=np.float64) / self.info.fps).astype(np.float32),
+            "frame_index": np.arange(n, dtype=np.int64),
+            "episode_index": np.full(n, ep_index, dtype=np.int64),
+            "index": np.arange(global_start, global_start + n, dtype=np.int64),
+            "task_index": np.array([task_ids[t] for t in self._tasks_buffer], dtype=np.int64),
+        }
+        table = self._episode_table(index_values)
+        ep_stats = self._episode_stats(index_values, videos)
+
+        commit = Commit(self.root)
+        try:
+            row: dict[str, Any] = {
+                "episode_index": ep_index,
+                "tasks": ep_tasks,
+                "length": n,
+                "dataset_from_index": global_start,
+                "dataset_to_index": global_start + n,
+            }
+            video_locs = self._stage_videos(commit, videos, n, row)
+            data_loc, data_tables = self._stage_data(commit, table, n, row)
+            if new_tasks:
+                commit.stage_parquet(self.root / TASKS_PATH, tasks_table(all_tasks))
+            hists = {k: v.histogram for k, v in videos.items() if v.histogram is not None}
+            hists |= {k: a.hist for k, a in self._visual_acc.items() if k not in videos and a.hist is not None}
+            meta_state = self._stage_episode_row(commit, row, ep_stats, hists)
+            self.info.total_episodes = ep_index + 1
+            self.info.total_frames = global_start + n
+            self.info.total_tasks = len(all_tasks)
+            self.info.splits = {"train": f"0:{ep_index + 1}"}
+            stats = running_dataset_stats(self._stats, ep_stats)
+            commit.stage_json(self.root / STATS_PATH, stats_to_json(stats))
+            commit.stage_json(self.root / "meta/info.json", self.info.dump())
+            commit.publish()
+        except BaseException:
+            commit.abort()
+            self._load_positions()  # in-memory state back to what is on disk
+            self.info = DatasetInfo.load(self.root)
+            self.clear_episode_buffer()
+            raise
+        self.tasks = all_tasks
+        self._stats = stats
+        self._video_loc.update(video_locs)
+        self._data_loc, self._data_tables = data_loc, data_tables
+        self._ep_loc, self._ep_rows, self._hist_rows = meta_state
+        self.clear_episode_buffer()
+        dropped = {k: v.dropped for k, v in videos.items()}
+        return EpisodeSummary(
+            episode_index=ep_index,
+            length=n,
+            tasks=ep_tasks,
+            data_file=data_path(data_loc.chunk, data_loc.file),
+            video_files={k: video_path(k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()},
+            dropped_frames=dropped,
+        )
+
+    # ------------------------------------------------------------------ episode pieces
+    def _finish_videos(self, n: int) -> dict[str, _CameraEpisode]:
+        keys = self.info.video_keys
+        if not keys:
+            return {}
+        assert self._episode_dir is not None
+        if self._stream is not None:
+            out = {}
+            for key, r in self._stream.finish_episode().items():
+                if r.frames != n:
+                    raise RuntimeError(
+                        f"camera {key!r}: the encoder wrote {r.frames} frames for an episode of {n} "
+                        f"({r.dropped} dropped); the episode was not saved"
+                    )
+                if r.dropped:
+                    logger.warning("camera %s: %d frame(s) dropped by the encoder queue", key, r.dropped)
+                out[key] = _CameraEpisode(Path(r.path), r.stats, getattr(r, "histogram", None), r.dropped)
+            return out
+
+        def encode(key: str) -> tuple[str, _CameraEpisode]:
+            path = self._episode_dir / f"{key}.mp4"
+            frames = self._buffer[key]
+            acc = self._visual_acc[key]
+            for frame in frames:
+                acc.update(frame)
+            encode_frames(frames, path, self.info.fps, self.encoder, threads=self.encoder_threads)
+            return key, _CameraEpisode(path, acc.stats(), acc.hist)
+
+        # One thread per camera: PyAV releases the GIL while encoding.
+        with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+            return dict(pool.map(encode, keys))
+
+    def _episode_table(self, index_values: dict[str, np.ndarray]) -> pa.Table:
+        schema = data_schema(self.info.features)
+        arrays = []
+        for key in data_columns(self.info.features):
+            feature = self.info.features[key]
+            if key in index_values:
+                arrays.append(pa.array(index_values[key], type=arrow_type(feature)))
+            elif feature.dtype == "image":
+                arrays.append(pa.array([{"bytes": b, "path": None} for b in self._buffer[key]], arrow_type(feature)))
+            elif feature.dtype == "string":
+                arrays.append(pa.array(self._buffer[key], pa.string()))
+            else:
+                stacked = np.stack(self._buffer[key])
+                t = arrow_type(feature)
+                if pa.types.is_fixed_size_list(t):
+                    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), t.list_size))
+                else:
+                    arrays.append(pa.array(stacked.reshape(-1), type=t))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _episode_stats(self, index_values: dict[str, np.ndarray], videos: dict) -> Stats:
+        stats: Stats = {}
+        for key, feature in self.info.features.items():
+            if feature.dtype == "string":
+                continue
+            if key in index_values:
+                stats[key] = numeric_stats(index_values[key])
+            elif feature.dtype == "video":
+                s = videos[key].stats
+                if s is None:
+                    raise RuntimeError(f"camera {key!r}: the encoder returned no image statistics")
+                stats[key] = s
+            elif feature.dtype == "image":
+                stats[key] = self._visual_acc[key].stats()
+            else:
+                stats[key] = numeric_stats(np.stack(self._buffer[key]))
+        return stats
+
+    def _stage_videos(
+        self, commit: Commit, videos: dict[str, _CameraEpisode], n: int, row: dict[str, Any]
+    ) -> dict[str, tuple[_Location, float]]:
+        locs = {}
+        duration = n / self.info.fps
+        limit = self.info.video_files_size_in_mb * MB
+        for key in self.info.video_keys:
+            ep_path = videos[key].path
+            current = self._video_loc[key]
+            if current is None:
+                loc, start = _Location(0, 0), 0.0
+            else:
+                loc, start = current
+                cur_file = self.root / video_path(key, loc.chunk, loc.file)
+                if cur_file.stat().st_size + ep_path.stat().st_size >= limit:
+                    loc, start = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), 0.0
+            final = self.root / video_path(key, loc.chunk, loc.file)
+            tmp = commit.stage(final, ".mp4")
+            if start == 0.0:
+                os.replace(ep_path, tmp)
+            else:
+                concatenate_videos([final, ep_path], tmp, check=True)
+            feature = self.info.features[key]
+            if feature.info is None:
+                feature.info = video_info_block(tmp, self.encoder)
+            row[f"videos/{key}/chunk_index"] = loc.chunk
+            row[f"videos/{key}/file_index"] = loc.file
+            row[f"videos/{key}/from_timestamp"] = start
+            row[f"videos/{key}/to_timestamp"] = start + duration
+            locs[key] = (loc, start + duration)
+        return locs
+
+    def _stage_data(
+        self, commit: Commit, table: pa.Table, n: int, row: dict[str, Any]
+    ) -> tuple[_Location, list[pa.Table]]:
+        loc = self._data_loc
+        parts: list[pa.Table] = []
+        if loc is None:
+            loc = _Location(0, 0)
+        else:
+            cur = self.root / data_path(loc.chunk, loc.file)
+            size = cur.stat().st_size
+            frames_in_file = sum(t.num_rows for t in self._current_data_tables())
+            per_frame = size / frames_in_file if frames_in_file else 0.0
+            if size + per_frame * n >= self.info.data_files_size_in_mb * MB:
+                loc = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size))
+            else:
+                parts = list(self._current_data_tables())
+        final = self.root / data_path(loc.chunk, loc.file)
+        # Rewriting the current file with the new row group appended keeps every published
+        # version a complete parquet file (LeRobot's open writer has no footer until finalize).
+        commit.stage_parquet(final, parts + [table])
+        row["data/chunk_index"] = loc.chunk
+        row["data/file_index"] = loc.file
+        return loc, parts + [table]
+
+    def _current_data_tables(self) -> list[pa.Table]:
+        if self._data_tables is None:
+            assert self._data_loc is not None
+            pf = pq.ParquetFile(self.root / data_path(self._data_loc.chunk, self._data_loc.file))
+            schema = data_schema(self.info.features)
+            self._data_tables = [pf.read_row_group(i).cast(schema) for i in range(pf.num_row_groups)]
+        return self._data_tables
+
+    def _stage_episode_row(
+        self, commit: Commit, row: dict[str, Any], ep_stats: Stats, hists: dict[str, np.ndarray]
+    ) -> tuple[_Location, list[dict[str, Any]], list[dict[str, Any]]]:
+        row.update(flatten_stats(ep_stats))
+        loc, rows, hist_rows = self._ep_loc, list(self._ep_rows), list(self._hist_rows)
+        if loc is None:
+            loc = _Location(0, 0)
+        else:
+            cur = self.root / episodes_path(loc.chunk, loc.file)
+            if cur.stat().st_size >= self.info.data_files_size_in_mb * MB:
+                loc, rows, hist_rows = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), [], []
+        row["meta/episodes/chunk_index"] = loc.chunk
+        row["meta/episodes/file_index"] = loc.file
+        rows.append(row)
+        schema = episodes_schema(self.info.features)
+        commit.stage_parquet(
+            self.root / episodes_path(loc.chunk, loc.file),
+            pa.Table.from_pylist([{n: r[n] for n in schema.names} for r in rows], schema=schema),
+        )
+        if hists:
+            hist_rows.append({"episode_index": row["episode_index"], **{k: h.reshape(-1).tolist() for k, h in hists.items()}})
+            cols = ["episode_index", *self.info.camera_keys]
+            hschema = pa.schema([pa.field("episode_index", pa.int64())] + [pa.field(k, pa.list_(pa.int64())) for k in cols[1:]])
+            commit.stage_parquet(
+                self.root / image_hist_path(loc.chunk, loc.file),
+                pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in hist_rows], schema=hschema),
+            )
+        return loc, rows, hist_rows
+
+    # ------------------------------------------------------------------ finishing
+    def finalize(self) -> Stats:
+        """Write exact dataset statistics and release the encoder; idempotent."""
+        if self._finalized:
+            return self._stats
+        if self._tasks_buffer:
+            logger.warning("%s: finalize() discards an unsaved episode of %d frames", self.root, len(self._tasks_buffer))
+            self.clear_episode_buffer()
+        if self._stream is not None:
+            self._stream.close()
+        if self.info.total_episodes:
+            self._stats = compute_dataset_stats(self.root)
+            write_stats(self.root, self._stats)
+        self._finalized = True
+        self._release_lock()
+        return self._stats
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.clear_episode_buffer()
+        self.finalize()
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    from lerobot_assets.stats.image import to_hwc_uint8
+
+    buf = BytesIO()
+    Image.fromarray(to_hwc_uint8(image)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _encoder_from_info(info: DatasetInfo) -> VideoEncoderConfig:
+    """The encoder config recorded in an existing dataset's video info block (LeRobot's keys)."""
+    for key in info.video_keys:
+        block = info.features[key].info or {}
+        if "video.codec" in block:
+            kwargs: dict[str, Any] = {"vcodec": _CODEC_TO_ENCODER.get(block["video.codec"], block["video.codec"])}
+            for name in ("pix_fmt", "g", "crf", "preset", "fast_decode", "extra_options"):
+                if f"video.{name}" in block:
+                    kwargs[name] = block[f"video.{name}"]
+            return VideoEncoderConfig(**kwargs)
+    return VideoEncoderConfig()
