@@ -22,44 +22,7 @@ from lerobot_assets.stats.image import spatial_stride
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.probe import video_frame_count
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3-tiny"
-FEATURES = {
-    "observation.state": {"dtype": "float32", "shape": [6], "names": [f"j{i}" for i in range(6)]},
-    "action": {"dtype": "float32", "shape": [6], "names": [f"j{i}" for i in range(6)]},
-    "observation.images.front": {"dtype": "video", "shape": [48, 64, 3], "names": ["height", "width", "channels"]},
-    "observation.images.wrist": {"dtype": "video", "shape": [32, 40, 3], "names": ["height", "width", "channels"]},
-}
-TASKS = ["pick the cube", "place the cube"]
-
-
-def make_frame(rng: np.random.Generator, t: int, task: str, chw: bool = False) -> dict:
-    def img(h: int, w: int) -> np.ndarray:
-        # Smooth moving gradient: compresses well, so decoded values stay close to the input.
-        y, x = np.mgrid[0:h, 0:w]
-        base = np.stack([(x * 4 + t * 3) % 256, (y * 5 + t * 2) % 256, np.full_like(x, (t * 7) % 256)], -1)
-        arr = base.astype(np.uint8)
-        return arr.transpose(2, 0, 1) if chw else arr
-
-    return {
-        "observation.state": rng.standard_normal(6).astype(np.float32),
-        "action": rng.standard_normal(6).astype(np.float32),
-        "observation.images.front": img(48, 64),
-        "observation.images.wrist": img(32, 40),
-        "task": task,
-    }
-
-
-def record(root: Path, lengths: list[int], seed: int = 0, writer: DatasetWriter | None = None, **kwargs) -> tuple[DatasetWriter, list[list[dict]]]:
-    rng = np.random.default_rng(seed)
-    w = writer or DatasetWriter.create(root, fps=30, features=FEATURES, robot_type="so100", **kwargs)
-    episodes = []
-    for i, n in enumerate(lengths):
-        frames = [make_frame(rng, t, TASKS[i % 2]) for t in range(n)]
-        for f in frames:
-            w.add_frame(f)
-        w.save_episode()
-        episodes.append(frames)
-    return w, episodes
+from helpers import FEATURES, FIXTURE, TASKS, make_frame, record
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +286,7 @@ CRASH_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np
     sys.path.insert(0, {tests!r})
-    from test_writer import make_frame, FEATURES
+    from helpers import make_frame, FEATURES
     from lerobot_assets.recording import DatasetWriter
     w = DatasetWriter.create({root!r}, fps=30, features=FEATURES)
     rng = np.random.default_rng(0)

@@ -24,13 +24,24 @@ class Commit:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.moves: list[tuple[Path, Path]] = []
+        # Earlier temps of a file staged again; kept readable (a new version may be built from
+        # them) and removed on publish/abort.
+        self.superseded: list[Path] = []
 
     def stage(self, final: Path, suffix: str = "") -> Path:
         """A temp path that will replace `final` on publish. Later stages of one file win."""
-        self.moves = [(t, f) for t, f in self.moves if f != final or t.unlink(missing_ok=True)]
+        self.superseded += [t for t, f in self.moves if f == final]
+        self.moves = [(t, f) for t, f in self.moves if f != final]
         tmp = temp_sibling(final, suffix)
         self.moves.append((tmp, final))
         return tmp
+
+    def latest(self, final: Path) -> Path:
+        """The newest version of `final`: its staged temp if any, else the file itself."""
+        for tmp, f in reversed(self.moves):
+            if f == final:
+                return tmp
+        return final
 
     def stage_parquet(self, final: Path, tables: list[pa.Table] | pa.Table) -> None:
         write_parquet(self.stage(final), tables)
@@ -50,12 +61,19 @@ class Commit:
         )
         _apply(self.root, json.loads(journal.read_text()))
         journal.unlink()
+        self._drop_superseded()
         self.moves = []
 
     def abort(self) -> None:
         for tmp, _ in self.moves:
             tmp.unlink(missing_ok=True)
+        self._drop_superseded()
         self.moves = []
+
+    def _drop_superseded(self) -> None:
+        for tmp in self.superseded:
+            tmp.unlink(missing_ok=True)
+        self.superseded = []
 
 
 def _apply(root: Path, moves: list[list[str]]) -> None:
