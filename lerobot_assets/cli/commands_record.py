@@ -1,0 +1,41 @@
+"""`lerobot-assets record-sim`: record PushT episodes into a v3 dataset."""
+
+from pathlib import Path
+
+import typer
+from tqdm import tqdm
+
+from lerobot_assets.cli import app
+
+
+@app.command("record-sim")
+def record_sim(
+    root: Path = typer.Option(..., "--root", help="dataset root (created, or appended to if it exists)"),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="number of episodes to record"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the first episode (episode i uses seed+i)"),
+    max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
+    vcodec: str = typer.Option("libsvtav1", "--vcodec", help="video encoder: libsvtav1, libx264, libx265, ..."),
+    crf: int | None = typer.Option(None, "--crf", help="encoder quality (default: the encoder config's)"),
+    top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
+) -> None:
+    """Record seeded PushT simulation episodes (scripted expert) into the dataset at ROOT."""
+    from lerobot_assets.recording.sim import record_pusht
+    from lerobot_assets.sources.pusht import PushTSourceConfig
+    from lerobot_assets.video.config import VideoEncoderConfig
+
+    try:
+        encoder = VideoEncoderConfig(vcodec=vcodec, **({"crf": crf} if crf is not None else {}))
+        config = PushTSourceConfig(seed=seed, episodes=episodes, max_steps=max_steps, top_camera=top_camera)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    with tqdm(total=episodes, unit="episode", desc="recording") as bar:
+        frames = tqdm(unit="frame", desc="frames", leave=False)
+        report = record_pusht(root, config, encoder=encoder, on_frame=lambda: frames.update(),
+                              on_episode=lambda r: bar.update() or bar.set_postfix(success=r.success))
+        frames.close()
+    typer.echo(
+        f"recorded {report.episodes} episodes ({report.frames} frames) into {root}: "
+        f"{report.successes}/{report.episodes} reached the goal ({report.success_rate:.0%}), "
+        f"{report.frames_per_s:.1f} frames/s"
+    )
