@@ -6,7 +6,8 @@ import numpy as np
 
 from lerobot_assets.recording import DatasetWriter
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3-tiny"
+# A dataset LeRobot 0.6.1 itself wrote (copied from ../shared/fixtures so the repo is self-contained).
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lerobot-v3-tiny"
 FEATURES = {
     "observation.state": {"dtype": "float32", "shape": [6], "names": [f"j{i}" for i in range(6)]},
     "action": {"dtype": "float32", "shape": [6], "names": [f"j{i}" for i in range(6)]},

@@ -55,7 +55,6 @@ from lerobot_assets.video.streaming import StreamingVideoEncoder
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
-_CODEC_TO_ENCODER = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}
 
 
 @dataclass
@@ -360,7 +359,7 @@ class DatasetWriter:
                     )
                 if r.dropped:
                     logger.warning("camera %s: %d frame(s) dropped by the encoder queue", key, r.dropped)
-                out[key] = _CameraEpisode(Path(r.path), r.stats, getattr(r, "histogram", None), r.dropped)
+                out[key] = _CameraEpisode(Path(r.path), r.stats, r.histogram, r.dropped)
             return out
 
         def encode(key: str) -> tuple[str, _CameraEpisode]:
@@ -554,9 +553,5 @@ def _encoder_from_info(info: DatasetInfo) -> VideoEncoderConfig:
     for key in info.video_keys:
         block = info.features[key].info or {}
         if "video.codec" in block:
-            kwargs: dict[str, Any] = {"vcodec": _CODEC_TO_ENCODER.get(block["video.codec"], block["video.codec"])}
-            for name in ("pix_fmt", "g", "crf", "preset", "fast_decode", "extra_options"):
-                if f"video.{name}" in block:
-                    kwargs[name] = block[f"video.{name}"]
-            return VideoEncoderConfig(**kwargs)
+            return VideoEncoderConfig.from_info_block(block)
     return VideoEncoderConfig()

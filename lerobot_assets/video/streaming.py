@@ -1,0 +1,334 @@
+"""Live per-camera encoding while an episode is recorded, so saving an episode is near-instant.
+
+One encoder thread per camera reads frames from a bounded queue and writes them straight into an
+MP4 through PyAV (which releases the GIL while encoding), computing the camera's image stats on
+the way. Threads rather than processes: frames are large and pickling them would cost more than
+the encoding contention saves.
+
+Back-pressure: when a camera's queue stays full for `feed_timeout_s`, the frame is dropped rather
+than stalling the control loop. Drops are never silent: they are counted per camera, logged, and
+returned in each camera's `EpisodeVideo`, because the MP4 then holds fewer frames than the
+episode's data rows and the writer must record that.
+
+Files: each camera's MP4 is written as `<name>.mp4.partial` inside the episode directory and
+renamed to `<name>.mp4` only when its encoder finished cleanly, so a crash never leaves a file
+that looks complete.
+"""
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lerobot_assets.stats.image import ImageStatsAccumulator
+from lerobot_assets.video.config import VideoEncoderConfig
+from lerobot_assets.video.encode import Mp4FrameWriter, as_hwc_uint8
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()  # queue sentinel: flush and finish the file
+_POLL_S = 0.1  # how often an idle encoder thread looks at its cancel flag
+_FINISH_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class EpisodeVideo:
+    """What one camera's encoder produced for an episode.
+
+    `frames` are the frames in the MP4; `dropped` the frames fed but discarded on a full queue,
+    so `frames + dropped` is what the caller fed. `path` does not exist when `frames == 0`.
+    `histogram` is the accumulator's (C, 256) pixel histogram behind `stats` (None when stats
+    are off), so episode stats can be merged exactly into dataset stats.
+
+    It also behaves as LeRobot's `(path, stats)` pair: `path, stats = result[key]`,
+    `result[key][0]` and `len(result[key]) == 2` work, so code written against LeRobot's
+    `finish_episode()` keeps working; new code should read the named fields.
+    """
+
+    path: Path
+    stats: dict[str, np.ndarray] | None
+    frames: int
+    dropped: int
+    histogram: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.path, self.stats))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.path, self.stats)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+
+class UnknownVideoKeyError(KeyError, ValueError):
+    """A frame was fed for a camera that the current episode was not started with."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class _CameraEncoder(threading.Thread):
+    """Drains one camera's queue into one MP4; records the first error instead of dying silently."""
+
+    def __init__(
+        self,
+        key: str,
+        path: Path,
+        fps: int,
+        config: VideoEncoderConfig,
+        threads: int | None,
+        queue_maxsize: int,
+        compute_stats: bool,
+    ) -> None:
+        super().__init__(name=f"video-encoder[{key}]", daemon=True)
+        self.key = key
+        self.path = path
+        self.partial_path = path.with_name(path.name + ".partial")
+        self.frames: queue.Queue[Any] = queue.Queue(maxsize=queue_maxsize)
+        self.cancelled = threading.Event()
+        self.error: BaseException | None = None
+        self.finished_ok = False
+        self.frame_count = 0
+        self.stats: dict[str, np.ndarray] | None = None
+        self.histogram: np.ndarray | None = None
+        self._writer = Mp4FrameWriter(self.partial_path, fps, config, threads)
+        self._accumulator = ImageStatsAccumulator() if compute_stats else None
+
+    def run(self) -> None:
+        try:
+            self._encode_until_stop()
+        except BaseException as exc:  # surfaced to the caller by feed/finish
+            self.error = exc
+            logger.error("Encoder thread for camera %r failed: %s: %s", self.key, type(exc).__name__, exc)
+            self._writer.abort()
+            self.partial_path.unlink(missing_ok=True)
+
+    def _encode_until_stop(self) -> None:
+        frames, writer, acc = self.frames, self._writer, self._accumulator
+        while True:
+            try:
+                item = frames.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.cancelled.is_set():
+                    break
+                continue
+            if self.cancelled.is_set():
+                break
+            if item is _STOP:
+                self.frame_count = writer.close()
+                if self.frame_count > 0:
+                    self.partial_path.replace(self.path)
+                if acc is not None:
+                    self.stats = acc.stats()
+                    self.histogram = acc.hist
+                self.finished_ok = True
+                return
+            arr = as_hwc_uint8(item)
+            writer.write(arr)
+            if acc is not None:
+                acc.update(arr)
+        # Cancelled: leave nothing behind.
+        writer.abort()
+        self.partial_path.unlink(missing_ok=True)
+
+    def failure(self) -> RuntimeError:
+        err = self.error
+        return RuntimeError(f"Encoder thread for camera {self.key!r} crashed: {type(err).__name__}: {err}")
+
+
+class StreamingVideoEncoder:
+    """Encodes each camera's frames on its own thread while the episode is being recorded.
+
+    Usage: `start_episode(keys, directory)`, then `feed_frame(key, frame)` per camera per step,
+    then `finish_episode()` -> `{key: EpisodeVideo(path, stats, frames, dropped)}` (or
+    `cancel_episode()` to discard). `dropped_frames` keeps the last episode's drop counts.
+    """
+
+    def __init__(
+        self,
+        fps: int,
+        config: VideoEncoderConfig | None = None,
+        queue_maxsize: int = 30,
+        threads: int | None = None,
+        compute_stats: bool = True,
+        *,
+        feed_timeout_s: float = 0.1,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if queue_maxsize < 1:
+            raise ValueError(f"queue_maxsize must be >= 1, got {queue_maxsize}")
+        self.fps = fps
+        self.config = config or VideoEncoderConfig()
+        self.queue_maxsize = queue_maxsize
+        self.threads = threads
+        self.compute_stats = compute_stats
+        self.feed_timeout_s = feed_timeout_s
+        self.codec_options = self.config.codec_options(threads)
+        self.dropped_frames: dict[str, int] = {}
+        self._encoders: dict[str, _CameraEncoder] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._active = False
+        self._closed = False
+
+    @property
+    def episode_active(self) -> bool:
+        return self._active
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start_episode(self, keys: list[str], directory: Path) -> None:
+        """Start one encoder thread per camera key, writing MP4s inside `directory`.
+
+        An episode still active is cancelled first (its files are removed).
+        """
+        if self._closed:
+            raise RuntimeError("StreamingVideoEncoder is closed; create a new one to record more episodes.")
+        keys = list(keys)
+        if not keys:
+            raise ValueError("start_episode needs at least one video key")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate video keys: {keys}")
+        if self._active:
+            logger.warning("start_episode called with an episode still active; cancelling it")
+            self.cancel_episode()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:8]
+        self.dropped_frames = {k: 0 for k in keys}
+        self._shapes = {}
+        self._encoders = {}
+        for key in keys:
+            safe = key.replace("/", "_").replace("\\", "_")
+            encoder = _CameraEncoder(
+                key,
+                directory / f"{safe}-{token}.mp4",
+                self.fps,
+                self.config,
+                self.threads,
+                self.queue_maxsize,
+                self.compute_stats,
+            )
+            self._encoders[key] = encoder
+        for encoder in self._encoders.values():
+            encoder.start()
+        self._active = True
+
+    def feed_frame(self, key: str, frame: np.ndarray) -> None:
+        """Queue a copy of `frame` (HWC/CHW, uint8/float in [0,1]) for camera `key`.
+
+        Copied because camera drivers reuse their buffers. Drops (and counts) the frame if the
+        camera's queue stays full for `feed_timeout_s`.
+        """
+        if not self._active:
+            raise RuntimeError("No active episode. Call start_episode() first.")
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            raise UnknownVideoKeyError(
+                f"Unknown video key {key!r}; this episode was started with keys {list(self._encoders)}"
+            )
+        if encoder.error is not None:
+            raise encoder.failure() from encoder.error
+        if not encoder.is_alive():
+            raise RuntimeError(f"Encoder thread for camera {key!r} is not running")
+        arr = np.array(frame, copy=True)
+        expected = self._shapes.setdefault(key, arr.shape)
+        if arr.shape != expected:
+            raise ValueError(f"frame for camera {key!r} has shape {arr.shape}, but this episode's frames are {expected}")
+        try:
+            if self.feed_timeout_s > 0:
+                encoder.frames.put(arr, timeout=self.feed_timeout_s)
+            else:
+                encoder.frames.put_nowait(arr)
+        except queue.Full:
+            count = self.dropped_frames[key] = self.dropped_frames[key] + 1
+            if count == 1 or count % 10 == 0:
+                logger.warning(
+                    "Encoder queue full for camera %r: dropped %d frame(s) so far this episode "
+                    "(raise queue_maxsize, use a faster preset, or fewer encoder threads per core)",
+                    key,
+                    count,
+                )
+
+    def finish_episode(self) -> dict[str, EpisodeVideo]:
+        """Flush every camera, wait for its MP4, and return `{key: EpisodeVideo}`.
+
+        A camera whose thread crashed raises RuntimeError naming it; the episode then stays
+        active so `cancel_episode()` can remove every file it wrote.
+        """
+        if not self._active:
+            raise RuntimeError("No active episode to finish.")
+        for key, encoder in self._encoders.items():
+            if encoder.error is not None:
+                raise encoder.failure() from encoder.error
+            self._put_stop(encoder)
+        for key, encoder in self._encoders.items():
+            encoder.join(timeout=_FINISH_TIMEOUT_S)
+            if encoder.is_alive():
+                raise RuntimeError(f"Encoder thread for camera {key!r} did not finish within {_FINISH_TIMEOUT_S:.0f} s")
+        for key, encoder in self._encoders.items():
+            if encoder.error is not None:
+                raise encoder.failure() from encoder.error
+            if not encoder.finished_ok:
+                raise RuntimeError(f"Encoder thread for camera {key!r} stopped without finishing its video")
+        results = {
+            key: EpisodeVideo(
+                enc.path, enc.stats, enc.frame_count, self.dropped_frames.get(key, 0), enc.histogram
+            )
+            for key, enc in self._encoders.items()
+        }
+        for key, res in results.items():
+            if res.dropped:
+                logger.warning(
+                    "Episode finished with %d dropped frame(s) for camera %r (%d encoded)", res.dropped, key, res.frames
+                )
+        self._encoders = {}
+        self._active = False
+        return results
+
+    def _put_stop(self, encoder: _CameraEncoder) -> None:
+        # A blocking put could hang forever on a full queue whose thread has died.
+        while True:
+            try:
+                encoder.frames.put(_STOP, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if not encoder.is_alive():
+                    return
+
+    def cancel_episode(self) -> None:
+        """Stop every camera's thread and delete the episode's files (partial or finished)."""
+        if not self._active:
+            return
+        for encoder in self._encoders.values():
+            encoder.cancelled.set()
+        for encoder in self._encoders.values():
+            encoder.join(timeout=30)
+            if encoder.is_alive():
+                logger.error("Encoder thread for camera %r did not stop; its files may remain", encoder.key)
+            for path in (encoder.path, encoder.partial_path):
+                path.unlink(missing_ok=True)
+        self._encoders = {}
+        self._active = False
+
+    def close(self) -> None:
+        """Cancel any active episode; further start_episode calls raise. Safe to call twice."""
+        if self._closed:
+            return
+        self.cancel_episode()
+        self._closed = True
+
+    def __enter__(self) -> "StreamingVideoEncoder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
