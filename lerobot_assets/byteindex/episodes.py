@@ -1,0 +1,111 @@
+"""Where each episode's video segment lives, read from a dataset's `meta/` (local or fsspec).
+
+This is the one place the byte index reads dataset metadata; it reads the episodes parquet with
+pyarrow directly so it also works on remote roots. Swap it for `lerobot_assets.format` once that
+module reads through fsspec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
+
+DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+_VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One episode's span in one camera's MP4, as the dataset metadata states it."""
+
+    video_key: str
+    chunk_index: int
+    file_index: int
+    episode_index: int
+    from_timestamp: float
+    to_timestamp: float
+    length: int | None  # frames in the episode per the metadata (None when the column is absent)
+    path: str  # relative to the dataset root
+
+    @property
+    def file_key(self) -> tuple[str, int, int]:
+        return (self.video_key, self.chunk_index, self.file_index)
+
+
+def resolve_root(
+    root: str | Path, *, fs: AbstractFileSystem | None = None, storage_options: dict | None = None
+) -> tuple[AbstractFileSystem, str]:
+    """(filesystem, path without protocol) for a local path or any fsspec URL."""
+    if fs is not None:
+        return fs, str(root).rstrip("/")
+    if isinstance(root, Path) or "://" not in str(root):
+        local = fsspec.filesystem("file")
+        return local, str(Path(root).resolve())
+    fs, path = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
+    return fs, path.rstrip("/")
+
+
+def video_path_template(fs: AbstractFileSystem, root: str) -> str:
+    info_path = f"{root}/meta/info.json"
+    if not fs.exists(info_path):
+        return DEFAULT_VIDEO_PATH
+    with fs.open(info_path, "rb") as f:
+        info = json.load(f)
+    return info.get("video_path") or DEFAULT_VIDEO_PATH
+
+
+def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
+    """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`."""
+    files = sorted(fs.glob(f"{root}/meta/episodes/chunk-*/file-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no episodes parquet under {root}/meta/episodes")
+    template = video_path_template(fs, root)
+    specs: list[SegmentSpec] = []
+    for path in files:
+        with fs.open(path, "rb") as f:
+            schema = pq.read_schema(f)
+            keys = [m["key"] for name in schema.names if (m := _VIDEO_COLUMN.match(name))]
+            wanted = ["episode_index"] + (["length"] if "length" in schema.names else [])
+            for key in keys:
+                wanted += [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
+            f.seek(0)
+            try:
+                table = pq.read_table(f, columns=wanted)
+            except (pa.ArrowInvalid, KeyError) as e:
+                raise ValueError(f"{path}: unreadable episodes parquet: {e}") from e
+        cols = table.to_pydict()
+        lengths = cols.get("length")
+        for key in keys:
+            chunks = cols[f"videos/{key}/chunk_index"]
+            file_ids = cols[f"videos/{key}/file_index"]
+            starts = cols[f"videos/{key}/from_timestamp"]
+            ends = cols[f"videos/{key}/to_timestamp"]
+            for row, episode in enumerate(cols["episode_index"]):
+                if chunks[row] is None or file_ids[row] is None:
+                    continue  # this episode has no video for this camera
+                if starts[row] is None or ends[row] is None or not ends[row] > starts[row]:
+                    raise ValueError(
+                        f"{path}: episode {episode} camera {key}: invalid span "
+                        f"[{starts[row]}, {ends[row]})"
+                    )
+                specs.append(
+                    SegmentSpec(
+                        video_key=key,
+                        chunk_index=int(chunks[row]),
+                        file_index=int(file_ids[row]),
+                        episode_index=int(episode),
+                        from_timestamp=float(starts[row]),
+                        to_timestamp=float(ends[row]),
+                        length=int(lengths[row]) if lengths is not None and lengths[row] is not None else None,
+                        path=template.format(video_key=key, chunk_index=int(chunks[row]), file_index=int(file_ids[row])),
+                    )
+                )
+    specs.sort(key=lambda s: (s.video_key, s.chunk_index, s.file_index, s.from_timestamp, s.episode_index))
+    return specs

@@ -1,0 +1,453 @@
+"""Read episodes through the byte index: one ranged read per segment, header fetched once per file.
+
+`ByteIndex` answers "where are episode E's bytes for camera K" from the index tables.
+`EpisodeReader` fetches them from a local path or any fsspec URL (exactly the index's ranges — no
+read-ahead), keeps them in a bounded LRU cache (by bytes) with background prefetch, and decodes
+frames from a `SparseFile` that holds only the header and the segment. `bytes_requested` counts
+every byte asked of storage so tests and benchmarks can assert the cost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from lerobot_assets.byteindex.builder import BuildResult, load_tables
+from lerobot_assets.byteindex.decode import Backend, DecodedFrames, EpisodeFrames, decode_frames
+from lerobot_assets.byteindex.episodes import resolve_root
+from lerobot_assets.byteindex.sparse import GapPolicy, SparseFile
+from lerobot_assets.byteindex.tables import INDEX_DIR, ByteIndexTables
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one (camera, episode) lives and what a decoder needs of its file."""
+
+    video_key: str
+    episode_index: int
+    chunk_index: int
+    file_index: int
+    path: str
+    file_size: int
+    byte_start: int
+    byte_end: int  # exclusive
+    header_ranges: tuple[tuple[int, int], ...]
+    codec: str
+    timescale: int
+    n_frames: int
+    from_timestamp: float
+    to_timestamp: float
+    file_fingerprint: str
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.byte_end - self.byte_start
+
+    @property
+    def header_bytes(self) -> int:
+        return sum(e - s for s, e in self.header_ranges)
+
+    @property
+    def min_fetch_bytes(self) -> int:
+        """Header + segment: the least a reader must fetch to decode this episode cold."""
+        return self.header_bytes + self.payload_bytes
+
+
+class ByteIndex:
+    """Lookup over the byte-index tables: O(1) per (video_key, episode_index)."""
+
+    def __init__(self, tables: ByteIndexTables):
+        # Frame lookups slice contiguous row ranges, so frames must be grouped by segment.
+        frames = tables.frames.sort_by(
+            [("video_key", "ascending"), ("episode_index", "ascending"), ("frame_index", "ascending")]
+        )
+        tables = ByteIndexTables(tables.files, tables.segments, frames)
+        self.tables = tables
+        seg = tables.segments.to_pydict()
+        self._segments: dict[tuple[str, int], Segment] = {}
+        for i in range(tables.segments.num_rows):
+            key = (seg["video_key"][i], int(seg["episode_index"][i]))
+            self._segments[key] = Segment(
+                video_key=key[0],
+                episode_index=key[1],
+                chunk_index=int(seg["chunk_index"][i]),
+                file_index=int(seg["file_index"][i]),
+                path=seg["path"][i],
+                file_size=int(seg["file_size"][i]),
+                byte_start=int(seg["byte_start"][i]),
+                byte_end=int(seg["byte_end"][i]),
+                header_ranges=tuple((int(r["start"]), int(r["end"])) for r in seg["header_ranges"][i]),
+                codec=seg["codec"][i],
+                timescale=int(seg["timescale"][i]),
+                n_frames=int(seg["n_frames"][i]),
+                from_timestamp=float(seg["from_timestamp"][i]),
+                to_timestamp=float(seg["to_timestamp"][i]),
+                file_fingerprint=seg["file_fingerprint"][i],
+            )
+        self._frames = self._frame_columns(tables.frames)
+        self._frame_rows = self._frame_bounds(tables.frames)
+
+    @classmethod
+    def load(
+        cls, root: str | Path, *, fs: AbstractFileSystem | None = None, storage_options: dict | None = None
+    ) -> ByteIndex:
+        """Read `<root>/meta/byte_index/` (local or fsspec URL)."""
+        fs, base = resolve_root(root, fs=fs, storage_options=storage_options)
+        tables = load_tables(fs, base)
+        if tables is None:
+            raise FileNotFoundError(f"byte index missing or unreadable under {base}/{INDEX_DIR}")
+        return cls(tables)
+
+    @classmethod
+    def from_build(cls, result: BuildResult) -> ByteIndex:
+        return cls(result.tables)
+
+    @property
+    def video_keys(self) -> list[str]:
+        return sorted({k for k, _ in self._segments})
+
+    def episodes(self, video_key: str | None = None) -> list[int]:
+        return sorted({e for k, e in self._segments if video_key is None or k == video_key})
+
+    def segment(self, video_key: str, episode_index: int) -> Segment:
+        try:
+            return self._segments[(video_key, int(episode_index))]
+        except KeyError:
+            if video_key not in self.video_keys:
+                raise KeyError(f"unknown video key {video_key!r}; indexed: {self.video_keys}") from None
+            raise KeyError(f"episode {episode_index} is not indexed for {video_key!r}") from None
+
+    def frames(self, video_key: str, episode_index: int) -> EpisodeFrames:
+        self.segment(video_key, episode_index)  # same KeyError as segment() for unknown keys
+        start, stop = self._frame_rows[(video_key, int(episode_index))]
+        c = self._frames
+        return EpisodeFrames(
+            pts=c["pts"][start:stop],
+            pts_s=c["pts_s"][start:stop],
+            duration=c["duration"][start:stop],
+            keyframe=c["keyframe"][start:stop],
+            byte_offset=c["byte_offset"][start:stop],
+            size=c["size"][start:stop],
+        )
+
+    @staticmethod
+    def _frame_columns(frames: pa.Table) -> dict[str, np.ndarray]:
+        names = ("pts", "pts_s", "duration", "keyframe", "byte_offset", "size")
+        return {n: frames.column(n).to_numpy(zero_copy_only=False) for n in names}
+
+    @staticmethod
+    def _frame_bounds(frames: pa.Table) -> dict[tuple[str, int], tuple[int, int]]:
+        """Row range of each segment's frames; the table is sorted by (video_key, episode_index)."""
+        if frames.num_rows == 0:
+            return {}
+        keys = frames.column("video_key").combine_chunks().dictionary_encode()
+        codes = keys.indices.to_numpy(zero_copy_only=False)
+        names = keys.dictionary.to_pylist()
+        episodes = frames.column("episode_index").to_numpy()
+        change = np.flatnonzero((np.diff(codes) != 0) | (np.diff(episodes) != 0)) + 1
+        starts = np.concatenate(([0], change))
+        stops = np.concatenate((change, [frames.num_rows]))
+        return {(names[codes[s]], int(episodes[s])): (int(s), int(e)) for s, e in zip(starts, stops)}
+
+
+class RangeFetcher:
+    """Ranged reads of dataset files, counting every byte and request made to storage."""
+
+    def __init__(self, fs: AbstractFileSystem, base: str):
+        self.fs = fs
+        self.base = base
+        self._lock = threading.Lock()
+        self.bytes_requested = 0
+        self.requests = 0
+
+    def fetch(self, rel: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of `rel`: a single ranged read (one GET on object stores)."""
+        if end <= start:
+            return b""
+        with self._lock:
+            self.bytes_requested += end - start
+            self.requests += 1
+        full = f"{self.base}/{rel}"
+        if isinstance(self.fs, LocalFileSystem):
+            with open(full, "rb") as f:
+                f.seek(start)
+                return f.read(end - start)
+        return self.fs.cat_file(full, start=start, end=end)
+
+
+class _ByteLRU:
+    """Thread-safe LRU keyed by anything, bounded by the bytes of its values."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: Any, value: Any, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return  # larger than the whole cache: serve it, don't cache it
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+            while self._items and self.used + nbytes > self.max_bytes:
+                _, (_, freed) = self._items.popitem(last=False)
+                self.used -= freed
+                self.evictions += 1
+            self._items[key] = (value, nbytes)
+            self.used += nbytes
+
+    def __contains__(self, key: Any) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+@dataclass(frozen=True)
+class EpisodeBytes:
+    """What a decoder needs for one segment: the file's header ranges and the segment's bytes."""
+
+    segment: Segment
+    header: tuple[tuple[int, bytes], ...]
+    payload: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.payload) + sum(len(b) for _, b in self.header)
+
+
+@dataclass
+class ReaderStats:
+    bytes_requested: int = 0
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    waits: int = 0  # a fetch found the same segment already in flight and waited for it
+    evictions: int = 0
+    cached_bytes: int = 0
+    lazy_fetched_bytes: int = 0
+
+
+class EpisodeReader:
+    """Fetch, cache, prefetch and decode episode segments through a byte index.
+
+    `root`: the dataset root as a local path or fsspec URL (e.g. ``s3://bucket/ds``) — the index's
+    relative paths are resolved under it. `on_gap` decides what a decoder read outside the fetched
+    bytes does (see `SparseFile`): "raise" (default), "eof", or "fetch" (lazily, counted).
+    """
+
+    def __init__(
+        self,
+        index: ByteIndex | ByteIndexTables | BuildResult,
+        root: str | Path,
+        *,
+        fs: AbstractFileSystem | None = None,
+        storage_options: dict | None = None,
+        cache_bytes: int = 512 << 20,
+        prefetch_workers: int = 4,
+        on_gap: GapPolicy = "raise",
+        backend: Backend = "auto",
+    ):
+        if isinstance(index, BuildResult):
+            index = ByteIndex(index.tables)
+        elif isinstance(index, ByteIndexTables):
+            index = ByteIndex(index)
+        if cache_bytes <= 0:
+            raise ValueError(f"cache_bytes must be positive; got {cache_bytes}")
+        self.index = index
+        fs, base = resolve_root(root, fs=fs, storage_options=storage_options)
+        self.fetcher = RangeFetcher(fs, base)
+        self._cache = _ByteLRU(cache_bytes)
+        self._inflight: dict[Any, Future] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, prefetch_workers), thread_name_prefix="byteindex-prefetch")
+        self._stats = ReaderStats()
+        self.on_gap = on_gap
+        self.backend = backend
+
+    # ----------------------------------------------------------------- counters
+    @property
+    def bytes_requested(self) -> int:
+        return self.fetcher.bytes_requested
+
+    def stats(self) -> ReaderStats:
+        with self._lock:
+            s = ReaderStats(**vars(self._stats))
+        s.bytes_requested = self.fetcher.bytes_requested
+        s.requests = self.fetcher.requests
+        s.evictions = self._cache.evictions
+        s.cached_bytes = self._cache.used
+        return s
+
+    # ----------------------------------------------------------------- fetching
+    def fetch(self, video_key: str, episode_index: int) -> EpisodeBytes:
+        """Header + segment bytes of one episode (from the cache when present)."""
+        segment = self.index.segment(video_key, episode_index)
+        return self._cached(
+            ("segment", video_key, int(episode_index)),
+            lambda: self._load_episode(segment),
+            lambda v: len(v.payload),
+        )
+
+    def _load_episode(self, segment: Segment) -> EpisodeBytes:
+        header = self._header(segment)
+        payload = self.fetcher.fetch(segment.path, segment.byte_start, segment.byte_end)
+        if len(payload) != segment.payload_bytes:
+            raise OSError(
+                f"{segment.path}: read {len(payload)} of {segment.payload_bytes} bytes at {segment.byte_start}; "
+                "the file is shorter than the index says (rebuild the byte index)"
+            )
+        return EpisodeBytes(segment, header, payload)
+
+    def _header(self, segment: Segment) -> tuple[tuple[int, bytes], ...]:
+        def load() -> tuple[tuple[int, bytes], ...]:
+            return tuple((s, self.fetcher.fetch(segment.path, s, e)) for s, e in segment.header_ranges)
+
+        return self._cached(
+            ("header", segment.path, segment.file_fingerprint), load, lambda v: sum(len(b) for _, b in v)
+        )
+
+    def _cached(self, key: Any, load: Any, size_of: Any) -> Any:
+        """Cache lookup with in-flight de-duplication: concurrent callers share one fetch."""
+        with self._lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._stats.hits += 1
+                return value
+            future = self._inflight.get(key)
+            owner = future is None
+            if owner:
+                future = Future()
+                self._inflight[key] = future
+                self._stats.misses += 1
+            else:
+                self._stats.waits += 1
+        assert future is not None
+        if not owner:
+            return future.result()
+        try:
+            value = load()
+            self._cache.put(key, value, size_of(value))
+            future.set_result(value)
+            return value
+        except BaseException as e:
+            future.set_exception(e)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def prefetch(self, episode_ids: Iterable[int | tuple[str, int]]) -> list[Future]:
+        """Start fetching episodes in the background; ints mean every camera of that episode."""
+        futures = []
+        for item in episode_ids:
+            keys = [item] if isinstance(item, tuple) else [(k, int(item)) for k in self.index.video_keys]
+            for video_key, episode in keys:
+                futures.append(self._pool.submit(self.fetch, video_key, episode))
+        return futures
+
+    # ----------------------------------------------------------------- decoding
+    def open(self, video_key: str, episode_index: int, *, on_gap: GapPolicy | None = None) -> SparseFile:
+        """A seekable file object holding only this episode's header and segment bytes."""
+        data = self.fetch(video_key, episode_index)
+        seg = data.segment
+        policy = on_gap or self.on_gap
+
+        def lazy(start: int, end: int) -> bytes:
+            out = self.fetcher.fetch(seg.path, start, end)
+            with self._lock:
+                self._stats.lazy_fetched_bytes += len(out)
+            return out
+
+        return SparseFile(
+            seg.file_size,
+            [*data.header, (seg.byte_start, data.payload)],
+            payload=(seg.byte_start, seg.byte_end),
+            on_gap=policy,
+            fetch=lazy,
+            name=f"{seg.path}#episode={seg.episode_index}",
+        )
+
+    def decode(
+        self,
+        video_key: str,
+        episode_index: int,
+        frame_indices: Sequence[int] | np.ndarray | None = None,
+        *,
+        backend: Backend | None = None,
+        num_threads: int = 1,
+    ) -> DecodedFrames:
+        """Frames of one episode (episode-local indices; all frames when None) as uint8 NCHW."""
+        frames = self.index.frames(video_key, episode_index)
+        indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices, dtype=np.int64)
+        sparse = self.open(video_key, episode_index)
+        return decode_frames(sparse, frames, indices, backend=backend or self.backend, num_threads=num_threads)
+
+    def decode_timestamps(
+        self,
+        video_key: str,
+        episode_index: int,
+        timestamps: Sequence[float] | np.ndarray,
+        *,
+        tolerance_s: float = 1e-4,
+        backend: Backend | None = None,
+    ) -> DecodedFrames:
+        """Frames at episode-local timestamps (LeRobot's `timestamp` column: from_timestamp + t)."""
+        return self.decode(
+            video_key,
+            episode_index,
+            self.frame_indices_at(video_key, episode_index, timestamps, tolerance_s=tolerance_s),
+            backend=backend,
+        )
+
+    def frame_indices_at(
+        self, video_key: str, episode_index: int, timestamps: Sequence[float] | np.ndarray, *, tolerance_s: float = 1e-4
+    ) -> np.ndarray:
+        seg = self.index.segment(video_key, episode_index)
+        pts = self.index.frames(video_key, episode_index).pts_s
+        query = seg.from_timestamp + np.asarray(timestamps, dtype=np.float64)
+        nearest = np.clip(np.searchsorted(pts, query), 1, len(pts) - 1) if len(pts) > 1 else np.zeros(len(query), int)
+        if len(pts) > 1:
+            left = nearest - 1
+            nearest = np.where(np.abs(pts[left] - query) <= np.abs(pts[nearest] - query), left, nearest)
+        off = np.abs(pts[nearest] - query)
+        if np.any(off > tolerance_s):
+            bad = int(np.argmax(off))
+            raise ValueError(
+                f"timestamp {float(np.asarray(timestamps)[bad])} of episode {episode_index} ({video_key}) is "
+                f"{off[bad]:.6f}s from the nearest frame, more than tolerance_s={tolerance_s}"
+            )
+        return nearest.astype(np.int64)
+
+    # ----------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> EpisodeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

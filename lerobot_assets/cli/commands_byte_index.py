@@ -1,0 +1,52 @@
+"""`lerobot-assets byte-index ROOT`: build or update the per-episode byte index of a dataset."""
+
+from __future__ import annotations
+
+import typer
+
+from lerobot_assets.cli import app
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@app.command("byte-index")
+def byte_index(
+    root: str = typer.Argument(..., help="Dataset root: a local path or an fsspec URL (s3://..., hf://...)."),
+    workers: int = typer.Option(4, "--workers", min=1, help="Files parsed in parallel."),
+    force: bool = typer.Option(False, "--force", help="Re-index every file, ignoring the existing index."),
+) -> None:
+    """Index every episode's byte span in the dataset's MP4s into ROOT/meta/byte_index/.
+
+    Only new or changed files (size+mtime, or ETag on object stores) are parsed again.
+    """
+    from tqdm import tqdm
+
+    from lerobot_assets.byteindex.builder import BuildProgress, build_byte_index
+
+    bar = tqdm(total=0, unit="file", desc="byte-index", leave=False)
+
+    def on_progress(event: BuildProgress) -> None:
+        bar.total = event.total
+        bar.set_postfix_str(f"{event.action} {event.path}", refresh=False)
+        bar.update(1)
+
+    try:
+        result = build_byte_index(root, workers=workers, force=force, progress=on_progress)
+    except (FileNotFoundError, ValueError) as e:
+        bar.close()
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from e
+    bar.close()
+    s = result.stats
+    typer.echo(
+        f"byte index: {s.files} files ({s.files_indexed} indexed, {s.files_reused} unchanged), "
+        f"{s.segments} episode segments, {s.frames} frames, {_human(s.bytes_indexed)} of video indexed, "
+        f"{_human(s.header_bytes_read)} of headers read, {s.seconds:.2f} s"
+    )
+    typer.echo(f"written to {result.index_dir}")
