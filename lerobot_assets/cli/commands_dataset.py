@@ -1,0 +1,141 @@
+"""Dataset commands: `validate` and `info` (registered on lerobot_assets.cli.app).
+
+Each command is its own function; other dataset commands (e.g. `record-sim`) go in separate
+functions below, without touching these.
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+
+from lerobot_assets.cli import app
+
+# Exit codes: 0 valid / printed, 1 the dataset has errors, 2 ROOT is not a LeRobot v3 dataset.
+EXIT_INVALID = 1
+EXIT_NOT_A_DATASET = 2
+
+
+def _not_a_dataset(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=EXIT_NOT_A_DATASET)
+
+
+# ---------------------------------------------------------------------------------- validate
+@app.command("validate")
+def validate_command(
+    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/)."),
+    no_videos: bool = typer.Option(False, "--no-videos", help="Skip the video checks (no video file is opened)."),
+    max_per_check: int = typer.Option(50, "--max-per-check", help="List at most this many problems of one kind."),
+) -> None:
+    """Check a dataset against the invariants LeRobot's reader relies on.
+
+    Prints one line per problem (`ERROR <file> [episode N]: <message>`, warnings as WARNING lines)
+    and exits 1 when there is any error; prints a one-line OK summary and exits 0 otherwise.
+    """
+    from lerobot_assets.format.validate import NotAV3DatasetError, validate_dataset
+
+    try:
+        report = validate_dataset(root, check_videos=not no_videos, max_problems_per_check=max_per_check)
+    except NotAV3DatasetError as e:
+        raise _not_a_dataset(str(e)) from None
+    for problem in report.problems:
+        typer.echo(str(problem))
+    if not report.ok:
+        typer.echo(report.summary(), err=True)
+        raise typer.Exit(code=EXIT_INVALID)
+    typer.echo(report.summary())
+
+
+# ---------------------------------------------------------------------------------- info
+def _human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{seconds:.1f} s ({s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d})"
+
+
+@app.command("info")
+def info_command(
+    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/)."),
+) -> None:
+    """Print a summary of a dataset: fps, robot, episodes, frames, tasks, features and cameras."""
+    from lerobot_assets.format.episodes import read_episodes
+    from lerobot_assets.format.info import DatasetInfo
+    from lerobot_assets.format.tasks import read_tasks
+
+    try:
+        info = DatasetInfo.load(root)
+    except (FileNotFoundError, ValueError) as e:
+        raise _not_a_dataset(str(e)) from None
+    columns = ["episode_index", "tasks", "length"]
+    for key in info.video_keys:
+        columns += [f"videos/{key}/chunk_index", f"videos/{key}/file_index"]
+    try:
+        tasks = read_tasks(root)
+        episodes = read_episodes(root, columns=columns)
+    except (ValueError, OSError, KeyError) as e:
+        typer.echo(f"error: {e} (run `lerobot-assets validate {root}`)", err=True)
+        raise typer.Exit(code=EXIT_INVALID) from None
+    n_eps = episodes.num_rows
+    lengths = episodes.column("length").to_pylist() if n_eps else []
+    frames = int(sum(lengths))
+    lines = [
+        f"dataset:     {Path(root).resolve()}",
+        f"version:     {info.codebase_version}",
+        f"robot_type:  {info.robot_type}",
+        f"fps:         {info.fps}",
+        f"episodes:    {n_eps}" + (f" (info.json says {info.total_episodes})" if info.total_episodes != n_eps else ""),
+        f"frames:      {frames}" + (f" (info.json says {info.total_frames})" if info.total_frames != frames else ""),
+        f"duration:    {_duration(frames / info.fps) if info.fps else '?'}",
+    ]
+    if lengths:
+        lines.append(f"ep. length:  min {min(lengths)}, mean {frames / n_eps:.1f}, max {max(lengths)} frames")
+    per_task = Counter(t for ts in (episodes.column("tasks").to_pylist() if n_eps else []) for t in ts)
+    lines.append(f"tasks ({len(tasks)}):")
+    for i, task in enumerate(tasks):
+        count = per_task.get(task, 0)
+        lines.append(f"  [{i}] {task!r}: {count} episode{'s' if count != 1 else ''}")
+    lines.append(f"features ({len(info.features)}):")
+    width = max((len(k) for k in info.features), default=0)
+    for key, f in info.features.items():
+        lines.append(f"  {key:<{width}}  {f.dtype:<8} {tuple(f.shape)}")
+    if info.camera_keys:
+        lines.append("cameras:")
+    for key in info.image_keys:
+        lines.append(f"  {key}: images embedded in the data parquet (PNG)")
+    for key in info.video_keys:
+        lines.append("  " + _camera_line(Path(root), info, episodes, key))
+    typer.echo("\n".join(lines))
+
+
+def _camera_line(root: Path, info, episodes, key: str) -> str:
+    """codec / resolution of the first video file of a camera, plus its file count and bytes on disk."""
+    from lerobot_assets.video.probe import stream_summary
+
+    if episodes.num_rows:
+        pairs = sorted(set(zip(episodes.column(f"videos/{key}/chunk_index").to_pylist(),
+                               episodes.column(f"videos/{key}/file_index").to_pylist())))
+    else:
+        pairs = []
+    paths = [root / info.video_path.format(video_key=key, chunk_index=c, file_index=f) for c, f in pairs]
+    present = [p for p in paths if p.is_file()]
+    size = sum(p.stat().st_size for p in present)
+    missing = len(paths) - len(present)
+    stream = "no readable file"
+    for p in present[:1]:
+        try:
+            s = stream_summary(p)
+            fps = f"{float(s['fps']):g} fps" if s.get("fps") is not None else "? fps"
+            stream = f"{s['codec']} {s['width']}x{s['height']} {s['pix_fmt']} {fps}"
+        except Exception as e:  # a broken file must not hide the other cameras' lines
+            stream = f"unreadable ({type(e).__name__})"
+    files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}" + (f" ({missing} missing)" if missing else "")
+    return f"{key}: {stream}, {files}, {size:,} bytes ({_human_bytes(size)})"
