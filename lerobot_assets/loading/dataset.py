@@ -32,7 +32,7 @@ from lerobot_assets.format.features import Feature
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.tasks import read_tasks
 from lerobot_assets.video.cache import VideoDecoderCache
-from lerobot_assets.video.decode import decode_frames
+from lerobot_assets.video.decode import decode_frames, unit_float
 
 Item = dict[str, torch.Tensor | str]
 
@@ -61,21 +61,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_collect_before_fork)
 
 
-_F255 = np.float32(255.0)
-
-
-def _unit_float(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 frames -> float32 in [0, 1], bit-identical to LeRobot's `frames / 255.0`.
-
-    Done in numpy on purpose: a multi-threaded torch op leaves OpenMP threads spinning after it,
-    and they steal the CPU from the decoder's threads at the next decode (measured on 2 cores,
-    480x640 AV1, random access: decode + torch conversion 20 ms a frame vs 5.8 ms for the decode
-    alone; numpy's single-threaded pass adds ~0.6 ms). numpy keeps the input's memory order, so
-    the result has the same (channels-last) strides as torch's would. True division by 255 (not
-    multiplication by 1/255) is what makes it bit-identical.
-    """
-    out = np.divide(frames.numpy(), _F255, dtype=np.float32)
-    return torch.from_numpy(out)
 
 
 class DatasetLayoutError(ValueError):
@@ -396,7 +381,7 @@ class LeRobotV3Dataset(Dataset):
         if arr.ndim == 2:
             arr = arr[:, :, None]
         t = torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-        return t if self.return_uint8 else _unit_float(t)
+        return t if self.return_uint8 else unit_float(t)
 
     def _video_queries(self, idx: int, key: str, timestamps: list[float]) -> list[float]:
         """Timestamps in the video file of `key` for frame idx (one, or one per delta offset)."""
@@ -416,7 +401,7 @@ class LeRobotV3Dataset(Dataset):
             return_uint8=True,
             cache=self._decoder_cache(),
         )
-        return frames if self.return_uint8 else _unit_float(frames)
+        return frames if self.return_uint8 else unit_float(frames)
 
     def __getitem__(self, idx: int) -> Item:
         n = self._num_frames

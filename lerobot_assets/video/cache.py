@@ -150,13 +150,17 @@ class VideoDecoderCache:
             raise ValueError(f"max_size must be a positive integer or None; got {max_size!r}")
         self.max_size: int | None = max_size
         self._entries: OrderedDict[str, DecoderEntry] = OrderedDict()
+        self._inherited: list[DecoderEntry] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _after_fork(self) -> None:
         # A forked DataLoader worker must not share decoders (and their file offsets) with its
-        # parent; its copies are dropped unclosed, and the lock may have been copied held.
+        # parent, and the lock may have been copied held. The inherited decoders are parked, never
+        # freed: destroying a used dav1d/PyAV decoder in a forked child can deadlock in
+        # pthread_cond_destroy (its threads do not exist in the child).
         self._lock = threading.Lock()
+        self._inherited.extend(self._entries.values())
         self._entries = OrderedDict()
         self._pid = os.getpid()
 
