@@ -1,0 +1,176 @@
+"""`lerobot-assets sql`: read-only SQL over the metadata of every dataset (registered on cli.app).
+
+Exit codes: 0 ok; 1 the data could not be read (unreadable shard, not a dataset root, broken project);
+2 bad SQL or a refused (writing) statement. Errors go to stderr as one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sys
+from enum import Enum
+from typing import Any
+
+import typer
+
+from lerobot_assets.cli import app
+
+EXIT_DATA_ERROR = 1
+EXIT_BAD_QUERY = 2
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command("sql")
+def sql_command(
+    query: str = typer.Argument(None, help="One read-only statement: SELECT / WITH / FROM / DESCRIBE / SUMMARIZE / SHOW."),
+    home: str = typer.Option(
+        None,
+        "--home",
+        help="Data home searched for datasets (any folder with meta/info.json, at any depth). "
+        "Default: $LEROBOT_ASSETS_HOME, else ./data_home. Local path or fsspec URL.",
+    ),
+    root: list[str] = typer.Option(
+        [],
+        "--root",
+        help="An extra dataset root (local path or URL such as s3://bucket/ds); repeatable. "
+        "Its `dataset` name is the last path component.",
+    ),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
+    list_relations: bool = typer.Option(False, "--list", help="List the views (sources and models) and their columns."),
+    storage_option: list[str] = typer.Option(
+        [],
+        "--storage-option",
+        help="fsspec option key=value for remote roots (repeatable), e.g. endpoint_url=http://127.0.0.1:9000, "
+        "anon=true, client_kwargs.region_name=us-east-1. An S3 endpoint can also come from the env "
+        "AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL; credentials from the usual AWS env vars.",
+    ),
+    var: list[str] = typer.Option([], "--var", help="Model variable key=value (e.g. min_episode_seconds=2); repeatable."),
+    max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table (csv/json print all)."),
+) -> None:
+    """Query episodes, frames, tasks, info, stats and every SQL model with DuckDB (read-only).
+
+    Views: the sources (episodes, episode_videos, frames, tasks, info, stats, cameras, video_files,
+    byte_index), each with a `dataset` column, and every model of dbt_style_sql/ (stg_*, episode_quality,
+    task_summary, dataset_summary, camera_summary, ...). Writes and DDL are refused.
+    """
+    from lerobot_assets.sql import (
+        ProjectLoadError,
+        QueryError,
+        QuerySession,
+        SourceError,
+        default_home,
+        parse_storage_options,
+    )
+
+    if not list_relations and not query:
+        typer.echo("error: give a QUERY, or --list to see the views", err=True)
+        raise typer.Exit(EXIT_BAD_QUERY)
+    try:
+        options = parse_storage_options(storage_option)
+        variables = parse_storage_options(var)  # same key=value (JSON when it parses) convention
+        session = QuerySession.open(home or default_home(), root, storage_options=options, vars=variables)
+    except (SourceError, ProjectLoadError, QueryError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DATA_ERROR) from None
+
+    with session:
+        if not session.datasets:
+            typer.echo(f"note: no datasets found under {home or default_home()} (and no --root)", err=True)
+        if list_relations:
+            _print_relations(session.relations(), output_format)
+            return
+        try:
+            if output_format is OutputFormat.table:
+                rel = session.relation(query)
+                if rel is None:
+                    return
+                width = shutil.get_terminal_size((200, 24)).columns
+                text = _render_table(session, rel, max_rows=max_rows, max_width=width)
+                typer.echo(text)
+            else:
+                columns, rows = session.rows(query)
+                if output_format is OutputFormat.csv:
+                    _write_csv(columns, rows)
+                else:
+                    typer.echo(json.dumps([dict(zip(columns, (_jsonable(v) for v in r))) for r in rows], indent=1))
+        except QueryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_QUERY) from None
+
+
+def _render_table(session: Any, rel: Any, *, max_rows: int, max_width: int) -> str:
+    """DuckDB's own box rendering (types under names, long results elided in the middle)."""
+    import duckdb
+
+    try:
+        # `show` prints through Python's stdout; capture it so errors raised while executing are caught
+        # before anything is printed and the output can go through typer like everything else.
+        import contextlib
+        import io
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            rel.show(max_rows=max_rows, max_width=max_width)
+        return buffer.getvalue().rstrip("\n")
+    except duckdb.Error as exc:
+        raise session.query_error(exc) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # dates, decimals, UUIDs, bytes
+
+
+def _write_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(
+            "" if v is None else json.dumps(_jsonable(v)) if isinstance(v, (list, tuple, dict)) else v for v in row
+        )
+    sys.stdout.flush()
+
+
+def _print_relations(relations: list[Any], output_format: OutputFormat) -> None:
+    if output_format is OutputFormat.json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"name": r.name, "kind": r.kind, "detail": r.detail, "description": r.description,
+                     "columns": [{"name": c, "type": t} for c, t in r.columns]}
+                    for r in relations
+                ],
+                indent=1,
+            )
+        )
+        return
+    if output_format is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["relation", "kind", "column", "type"])
+        for r in relations:
+            for c, t in r.columns:
+                writer.writerow([r.name, r.kind, c, t])
+        return
+    for r in relations:
+        typer.echo(f"{r.name}  [{r.detail}]")
+        if r.description:
+            typer.echo(f"  {r.description}")
+        width = max((len(c) for c, _ in r.columns), default=0)
+        for c, t in r.columns:
+            typer.echo(f"    {c.ljust(width)}  {t}")
+        typer.echo("")

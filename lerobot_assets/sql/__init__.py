@@ -1,0 +1,93 @@
+"""SQL over dataset metadata: a dbt-style model loader and its DuckDB runner (pure library, no Dagster).
+
+For the Dagster layer:
+    project = load_project()                       # checked DAG; raises ProjectLoadError (file:line: name: why)
+    project.models[name].materialized / .refs / .description / .path
+    project.upstream_assets(name)                  # asset deps: refs + the assets its sources come from
+    project.sources[(src, table)].asset            # the Python dataset asset a source is read from
+    project.tests[name].model / .blocking          # one asset check per data test
+    Catalog(home).materialize(name) -> ModelResult # row_count, columns, preview_markdown
+    Catalog(home).run_data_test(name) -> DataTestResult
+
+For ad-hoc SQL (the CLI): `QuerySession.open(home, roots)` — read-only, sources and models as views.
+
+The thin Dagster layer is expected to be about this (a sketch; nothing here imports dagster):
+
+    project = load_project()
+
+    def model_asset(name):  # a factory, so each asset closes over its own name
+        model = project.models[name]
+        @dg.asset(name=name, deps=project.upstream_assets(name), description=model.description, group_name="sql")
+        def _asset(data_home: DataHome) -> dg.MaterializeResult:
+            r = Catalog(data_home.path, project=project).materialize(name)
+            return dg.MaterializeResult(metadata={
+                "dagster/row_count": r.row_count,
+                "dagster/column_schema": dg.TableSchema([dg.TableColumn(c, t) for c, t in r.columns]),
+                "preview": dg.MetadataValue.md(r.preview_markdown), "catalog": r.catalog_path})
+        return _asset
+
+    def test_check(test):
+        @dg.asset_check(asset=test.model, name=test.name, blocking=test.blocking, description=test.description)
+        def _check(data_home: DataHome) -> dg.AssetCheckResult:
+            r = Catalog(data_home.path, project=project).run_data_test(test.name)
+            return dg.AssetCheckResult(passed=r.passed, metadata={
+                "failing_rows": r.failing_rows, "preview": dg.MetadataValue.md(r.preview_markdown)})
+        return _check
+
+    assets = [model_asset(n) for n in project.models]; checks = [test_check(t) for t in project.tests.values()]
+"""
+
+from lerobot_assets.sql.config import ColumnSpec, DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
+from lerobot_assets.sql.errors import (
+    ProjectLoadError,
+    ProjectProblem,
+    QueryError,
+    ReadOnlyError,
+    SourceError,
+    SqlError,
+)
+from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, default_project_dir, load_project
+from lerobot_assets.sql.runner import (
+    CATALOG_RELPATH,
+    Catalog,
+    DataTestResult,
+    ModelResult,
+    QuerySession,
+    RelationInfo,
+    check_read_only,
+    default_home,
+    to_markdown,
+)
+from lerobot_assets.sql.sources import DatasetRoot, discover_datasets, parse_storage_options
+
+__all__ = [
+    "CATALOG_RELPATH",
+    "Catalog",
+    "ColumnSpec",
+    "DataTest",
+    "DataTestConfig",
+    "DataTestResult",
+    "DatasetRoot",
+    "ModelConfig",
+    "ModelResult",
+    "ProjectLoadError",
+    "ProjectProblem",
+    "QueryError",
+    "QuerySession",
+    "ReadOnlyError",
+    "RelationInfo",
+    "SourceError",
+    "SourceTable",
+    "SourceTableConfig",
+    "SourcesFile",
+    "SqlError",
+    "SqlModel",
+    "SqlProject",
+    "check_read_only",
+    "default_home",
+    "default_project_dir",
+    "discover_datasets",
+    "load_project",
+    "parse_storage_options",
+    "to_markdown",
+]
