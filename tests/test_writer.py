@@ -335,3 +335,44 @@ def test_kill_9_mid_episode_keeps_saved_episodes(tmp_path):
     assert meta.info.total_episodes == 3 and meta.info.total_frames == 36
     assert video_frame_count(root / "videos/observation.images.front/chunk-000/file-000.mp4") == 36
     assert not list((root / ".staging").glob("episode-*"))
+
+
+def test_background_save_writes_the_same_dataset(tmp_path):
+    a, _ = record(tmp_path / "sync", [7, 9, 5])
+    b, _ = record(tmp_path / "bg", [7, 9, 5], background_save=True)
+    a.finalize(), b.finalize()
+    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/tasks.parquet"):
+        assert pq.read_table(tmp_path / "sync" / rel).equals(pq.read_table(tmp_path / "bg" / rel)), rel
+    assert json.loads((tmp_path / "sync/meta/info.json").read_text()) == json.loads((tmp_path / "bg/meta/info.json").read_text())
+    key = "observation.images.front"
+    assert video_frame_count(tmp_path / f"bg/videos/{key}/chunk-000/file-000.mp4") == 21
+
+
+def test_background_failure_stops_the_writer_and_keeps_the_dataset(tmp_path, monkeypatch):
+    from lerobot_assets.recording import writer as writer_module
+
+    w, _ = record(tmp_path / "d", [6], background_save=True)
+    w.flush()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writer_module, "concatenate_videos", broken)
+    rng = np.random.default_rng(1)
+    for t in range(5):
+        w.add_frame(make_frame(rng, t, "x"))
+    summary = w.save_episode()
+    with pytest.raises(OSError, match="disk full"):
+        summary.wait()
+    with pytest.raises(RuntimeError, match="background save failed.*disk full"):
+        w.add_frame(make_frame(rng, 0, "x"))
+    with pytest.raises(OSError):
+        w.finalize()
+    meta = DatasetMeta(tmp_path / "d")
+    assert (meta.info.total_episodes, meta.info.total_frames) == (1, 6)
+    assert not list((tmp_path / "d").rglob(".*.tmp*"))
+    monkeypatch.undo()
+    w2 = DatasetWriter.open(tmp_path / "d")  # the lock was released
+    record(tmp_path / "d", [4], writer=w2)
+    w2.finalize()
+    assert DatasetMeta(tmp_path / "d").info.total_frames == 10

@@ -35,6 +35,7 @@ def record_pusht(
     *,
     encoder: VideoEncoderConfig | None = None,
     streaming: bool = True,
+    background_save: bool = True,
     on_frame: Callable[[], None] | None = None,
     on_episode: Callable[[EpisodeResult], None] | None = None,
     **writer_options: object,
@@ -49,8 +50,10 @@ def record_pusht(
         robot_type="pusht",
         encoder=encoder,
         streaming=streaming,
+        background_save=background_save,
         **writer_options,
     )
+    summaries = []
     with writer:
         for seed in episode_seeds(config):
             result = EpisodeResult(seed=seed)
@@ -58,13 +61,15 @@ def record_pusht(
                 writer.add_frame(frame)
                 if on_frame is not None:
                     on_frame()
-            summary = writer.save_episode()
+            # The sim is not real time: recording the next episode overlaps this one's commit.
+            summaries.append(writer.save_episode())
             report.episodes += 1
-            report.frames += summary.length
+            report.frames += summaries[-1].length
             report.successes += int(result.success)
             report.seeds.append(seed)
-            report.dropped_frames += sum(summary.dropped_frames.values())
             if on_episode is not None:
                 on_episode(result)
+        writer.flush()
+    report.dropped_frames = sum(sum(s.dropped_frames.values()) for s in summaries)
     report.elapsed_s = time.perf_counter() - t0
     return report

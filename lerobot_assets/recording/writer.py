@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -51,7 +51,7 @@ from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_info_block
-from lerobot_assets.video.streaming import StreamingVideoEncoder
+from lerobot_assets.video.streaming import PendingEpisode, StreamingVideoEncoder
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -59,14 +59,42 @@ MB = 1024 * 1024
 
 @dataclass
 class EpisodeSummary:
-    """What one save_episode() wrote."""
+    """What one save_episode() wrote.
+
+    With `background_save`, the file fields are filled in once the episode is committed;
+    `wait()` blocks until then (and re-raises a failure). Otherwise they are final on return.
+    """
 
     episode_index: int
     length: int
     tasks: list[str]
-    data_file: str
+    data_file: str = ""
     video_files: dict[str, str] = field(default_factory=dict)
     dropped_frames: dict[str, int] = field(default_factory=dict)
+    _future: Future | None = field(default=None, repr=False, compare=False)
+
+    def wait(self) -> "EpisodeSummary":
+        if self._future is not None:
+            self._future.result()
+        return self
+
+
+@dataclass
+class _Episode:
+    """One episode's frames: recorded by the caller's thread, then committed (maybe elsewhere)."""
+
+    directory: Path
+    buffer: dict[str, list[Any]]
+    visual_acc: dict[str, ImageStatsAccumulator]
+    tasks: list[str] = field(default_factory=list)
+    index: int = -1
+    start: int = -1
+    video: PendingEpisode | None = None
+
+    def discard(self) -> None:
+        if self.video is not None:
+            self.video.cancel()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @dataclass
@@ -84,7 +112,14 @@ class _CameraEpisode:
 
 
 class DatasetWriter:
-    """Create with `DatasetWriter.create(...)` or resume with `DatasetWriter.open(root)`."""
+    """Create with `DatasetWriter.create(...)` or resume with `DatasetWriter.open(root)`.
+
+    `background_save=True` commits each saved episode on a worker thread while the next one is
+    recorded (commits stay in order), so the encoders never idle at episode boundaries; the
+    episode is durable once `EpisodeSummary.wait()`, `flush()` or `finalize()` returns. After a
+    failed background commit the writer refuses further work; the dataset on disk holds every
+    episode committed before it.
+    """
 
     def __init__(
         self,
@@ -94,6 +129,7 @@ class DatasetWriter:
         streaming: bool,
         encoder_threads: int | None,
         queue_maxsize: int,
+        background_save: bool = False,
     ) -> None:
         self.root = Path(root)
         self.info = info
@@ -109,10 +145,13 @@ class DatasetWriter:
             self._stream = StreamingVideoEncoder(
                 info.fps, encoder, queue_maxsize=queue_maxsize, threads=encoder_threads
             )
-        self._buffer: dict[str, list[Any]] = {}
-        self._tasks_buffer: list[str] = []
-        self._visual_acc: dict[str, ImageStatsAccumulator] = {}
-        self._episode_dir: Path | None = None
+        self._episode: _Episode | None = None
+        self._next_episode = info.total_episodes
+        self._next_frame = info.total_frames
+        self._assigned_tasks = list(self.tasks)
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="episode-commit") if background_save else None
+        self._pending: list[Future] = []
+        self._failure: BaseException | None = None
         self._finalized = False
 
     # ------------------------------------------------------------------ construction
@@ -131,6 +170,7 @@ class DatasetWriter:
         streaming: bool = True,
         encoder_threads: int | None = None,
         queue_maxsize: int = 60,
+        background_save: bool = False,
     ) -> "DatasetWriter":
         root = Path(root)
         if root.exists() and any(root.iterdir()):
@@ -152,7 +192,9 @@ class DatasetWriter:
             info.video_path = None
         root.mkdir(parents=True, exist_ok=True)
         info.save(root)
-        return cls(root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize)
+        return cls(
+            root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize, background_save
+        )
 
     @classmethod
     def open(
@@ -163,6 +205,7 @@ class DatasetWriter:
         streaming: bool = True,
         encoder_threads: int | None = None,
         queue_maxsize: int = 60,
+        background_save: bool = False,
     ) -> "DatasetWriter":
         """Reopen a dataset (ours or LeRobot's) to append episodes; completes an interrupted commit."""
         root = Path(root)
@@ -171,13 +214,14 @@ class DatasetWriter:
         info = DatasetInfo.load(root)
         if encoder is None:
             encoder = _encoder_from_info(info)
-        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize)
+        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize, background_save)
 
     @classmethod
     def open_or_create(cls, root: Path | str, **kwargs: Any) -> "DatasetWriter":
         root = Path(root)
         if (root / "meta/info.json").is_file():
-            keep = {k: kwargs[k] for k in ("encoder", "streaming", "encoder_threads", "queue_maxsize") if k in kwargs}
+            names = ("encoder", "streaming", "encoder_threads", "queue_maxsize", "background_save")
+            keep = {k: kwargs[k] for k in names if k in kwargs}
             return cls.open(root, **keep)
         return cls.create(root, **kwargs)
 
@@ -226,132 +270,166 @@ class DatasetWriter:
     # ------------------------------------------------------------------ recording
     @property
     def num_episodes(self) -> int:
-        return self.info.total_episodes
+        """Episodes saved so far (committed or, with background_save, being committed)."""
+        return self._next_episode
 
     @property
     def episode_frames(self) -> int:
-        return len(self._tasks_buffer)
+        return len(self._episode.tasks) if self._episode is not None else 0
 
-    def add_frame(self, frame: dict[str, Any]) -> None:
+    def _check_usable(self) -> None:
         if self._finalized:
             raise RuntimeError(f"{self.root}: writer is finalized; open it again to append")
+        if self._failure is not None:
+            raise RuntimeError(
+                f"{self.root}: a background save failed ({self._failure}); the dataset holds every episode "
+                "committed before it; reopen it with DatasetWriter.open() to continue"
+            ) from self._failure
+
+    def add_frame(self, frame: dict[str, Any]) -> None:
+        self._check_usable()
         task, values = validate_frame(frame, self.info.features)
-        if not self._tasks_buffer:
-            self._start_episode()
+        ep = self._episode if self._episode is not None else self._start_episode()
         for key, value in values.items():
             feature = self.info.features[key]
-            if feature.dtype == "video":
-                self._visual_frame(key, value)
+            if feature.dtype == "video" and self._stream is not None:
+                self._stream.feed_frame(key, value)
+            elif feature.dtype == "video":
+                # Encode-after-episode path: keep frames, encode when the episode is saved.
+                ep.buffer[key].append(np.array(value, copy=True))
             elif feature.dtype == "image":
-                self._visual_acc[key].update(value)
-                self._buffer[key].append(_png_bytes(value))
+                ep.visual_acc[key].update(value)
+                ep.buffer[key].append(_png_bytes(value))
             else:
-                self._buffer[key].append(value)
-        self._tasks_buffer.append(task)
+                ep.buffer[key].append(value)
+        ep.tasks.append(task)
 
-    def _start_episode(self) -> None:
-        self._buffer = {k: [] for k, f in self.info.features.items() if k not in INDEX_FEATURES}
-        self._visual_acc = {k: ImageStatsAccumulator() for k in self.info.camera_keys}
-        self._episode_dir = Path(tempfile.mkdtemp(prefix="episode-", dir=self.root / STAGING_DIR))
+    def _start_episode(self) -> _Episode:
+        ep = _Episode(
+            directory=Path(tempfile.mkdtemp(prefix="episode-", dir=self.root / STAGING_DIR)),
+            buffer={k: [] for k in self.info.features if k not in INDEX_FEATURES},
+            visual_acc={k: ImageStatsAccumulator() for k in self.info.camera_keys},
+        )
         if self._stream is not None:
-            self._stream.start_episode(self.info.video_keys, self._episode_dir)
-
-    def _visual_frame(self, key: str, value: np.ndarray) -> None:
-        if self._stream is not None:
-            self._stream.feed_frame(key, value)
-        else:
-            # Encode-after-episode path: keep frames, encode in save_episode().
-            self._buffer[key].append(np.array(value, copy=True))
+            self._stream.start_episode(self.info.video_keys, ep.directory)
+        self._episode = ep
+        return ep
 
     def clear_episode_buffer(self) -> None:
         """Discard the episode being recorded; nothing on disk changes."""
         if self._stream is not None:
             self._stream.cancel_episode()
-        if self._episode_dir is not None:
-            shutil.rmtree(self._episode_dir, ignore_errors=True)
-        self._buffer, self._tasks_buffer, self._visual_acc, self._episode_dir = {}, [], {}, None
+        if self._episode is not None:
+            self._episode.discard()
+        self._episode = None
 
     def save_episode(self) -> EpisodeSummary:
-        n = len(self._tasks_buffer)
-        if n == 0:
+        self._check_usable()
+        ep = self._episode
+        if ep is None or not ep.tasks:
             raise ValueError("save_episode() called with no frames; add_frame() first")
-        ep_index = self.info.total_episodes
-        global_start = self.info.total_frames
+        ep.index, ep.start = self._next_episode, self._next_frame
+        for task in dict.fromkeys(ep.tasks):
+            if task not in self._assigned_tasks:
+                self._assigned_tasks.append(task)
+        if self._stream is not None:
+            ep.video = self._stream.end_episode()
+        self._episode = None
+        self._next_episode += 1
+        self._next_frame += len(ep.tasks)
+        summary = EpisodeSummary(ep.index, len(ep.tasks), list(dict.fromkeys(ep.tasks)))
+        if self._committer is None:
+            self._commit(ep, summary)
+        else:
+            summary._future = self._committer.submit(self._commit_in_background, ep, summary)
+            self._pending.append(summary._future)
+        return summary
+
+    def flush(self) -> None:
+        """Wait until every saved episode is committed; re-raises a background failure."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _commit_in_background(self, ep: _Episode, summary: EpisodeSummary) -> None:
+        if self._failure is not None:
+            ep.discard()
+            raise RuntimeError(f"episode {ep.index} was not saved: an earlier episode failed") from self._failure
         try:
-            videos = self._finish_videos(n)
-        except BaseException:
-            self.clear_episode_buffer()
+            self._commit(ep, summary)
+        except BaseException as e:
+            self._failure = e
             raise
 
-        ep_tasks = list(dict.fromkeys(self._tasks_buffer))
-        new_tasks = [t for t in ep_tasks if t not in self.tasks]
-        all_tasks = self.tasks + new_tasks
-        task_ids = {t: i for i, t in enumerate(all_tasks)}
-        index_values = {
-            "timestamp": (np.arange(n, dtype=np.float64) / self.info.fps).astype(np.float32),
-            "frame_index": np.arange(n, dtype=np.int64),
-            "episode_index": np.full(n, ep_index, dtype=np.int64),
-            "index": np.arange(global_start, global_start + n, dtype=np.int64),
-            "task_index": np.array([task_ids[t] for t in self._tasks_buffer], dtype=np.int64),
-        }
-        table = self._episode_table(index_values)
-        ep_stats = self._episode_stats(index_values, videos)
-
+    def _commit(self, ep: _Episode, summary: EpisodeSummary) -> None:
+        """Publish one episode; on failure the in-memory state returns to what is on disk."""
+        n = len(ep.tasks)
         commit = Commit(self.root)
         try:
+            videos = self._finish_videos(ep)
+            ep_tasks = summary.tasks
+            new_tasks = [t for t in ep_tasks if t not in self.tasks]
+            all_tasks = self.tasks + new_tasks
+            task_ids = {t: i for i, t in enumerate(all_tasks)}
+            index_values = {
+                "timestamp": (np.arange(n, dtype=np.float64) / self.info.fps).astype(np.float32),
+                "frame_index": np.arange(n, dtype=np.int64),
+                "episode_index": np.full(n, ep.index, dtype=np.int64),
+                "index": np.arange(ep.start, ep.start + n, dtype=np.int64),
+                "task_index": np.array([task_ids[t] for t in ep.tasks], dtype=np.int64),
+            }
+            table = self._episode_table(ep, index_values)
+            ep_stats = self._episode_stats(ep, index_values, videos)
             row: dict[str, Any] = {
-                "episode_index": ep_index,
+                "episode_index": ep.index,
                 "tasks": ep_tasks,
                 "length": n,
-                "dataset_from_index": global_start,
-                "dataset_to_index": global_start + n,
+                "dataset_from_index": ep.start,
+                "dataset_to_index": ep.start + n,
             }
             video_locs = self._stage_videos(commit, videos, n, row)
             data_loc, data_tables = self._stage_data(commit, table, n, row)
             if new_tasks:
                 commit.stage_parquet(self.root / TASKS_PATH, tasks_table(all_tasks))
             hists = {k: v.histogram for k, v in videos.items() if v.histogram is not None}
-            hists |= {k: a.hist for k, a in self._visual_acc.items() if k not in videos and a.hist is not None}
+            hists |= {k: a.hist for k, a in ep.visual_acc.items() if k not in videos and a.hist is not None}
             meta_state = self._stage_episode_row(commit, row, ep_stats, hists)
-            self.info.total_episodes = ep_index + 1
-            self.info.total_frames = global_start + n
+            self.info.total_episodes = ep.index + 1
+            self.info.total_frames = ep.start + n
             self.info.total_tasks = len(all_tasks)
-            self.info.splits = {"train": f"0:{ep_index + 1}"}
+            self.info.splits = {"train": f"0:{ep.index + 1}"}
             stats = running_dataset_stats(self._stats, ep_stats)
             commit.stage_json(self.root / STATS_PATH, stats_to_json(stats))
             commit.stage_json(self.root / "meta/info.json", self.info.dump())
             commit.publish()
         except BaseException:
             commit.abort()
-            self._load_positions()  # in-memory state back to what is on disk
+            ep.discard()
             self.info = DatasetInfo.load(self.root)
-            self.clear_episode_buffer()
+            self._load_positions()
+            self._next_episode, self._next_frame = self.info.total_episodes, self.info.total_frames
+            self._assigned_tasks = list(self.tasks)
             raise
+        ep.discard()
         self.tasks = all_tasks
         self._stats = stats
         self._video_loc.update(video_locs)
         self._data_loc, self._data_tables = data_loc, data_tables
         self._ep_loc, self._ep_rows, self._hist_rows = meta_state
-        self.clear_episode_buffer()
-        dropped = {k: v.dropped for k, v in videos.items()}
-        return EpisodeSummary(
-            episode_index=ep_index,
-            length=n,
-            tasks=ep_tasks,
-            data_file=data_path(data_loc.chunk, data_loc.file),
-            video_files={k: video_path(k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()},
-            dropped_frames=dropped,
-        )
+        summary.data_file = data_path(data_loc.chunk, data_loc.file)
+        summary.video_files = {k: video_path(k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()}
+        summary.dropped_frames = {k: v.dropped for k, v in videos.items()}
 
     # ------------------------------------------------------------------ episode pieces
-    def _finish_videos(self, n: int) -> dict[str, _CameraEpisode]:
+    def _finish_videos(self, ep: _Episode) -> dict[str, _CameraEpisode]:
         keys = self.info.video_keys
+        n = len(ep.tasks)
         if not keys:
             return {}
-        assert self._episode_dir is not None
-        if self._stream is not None:
+        if ep.video is not None:
             out = {}
-            for key, r in self._stream.finish_episode().items():
+            results, ep.video = ep.video.wait(), None
+            for key, r in results.items():
                 if r.frames != n:
                     raise RuntimeError(
                         f"camera {key!r}: the encoder wrote {r.frames} frames for an episode of {n} "
@@ -363,9 +441,9 @@ class DatasetWriter:
             return out
 
         def encode(key: str) -> tuple[str, _CameraEpisode]:
-            path = self._episode_dir / f"{key}.mp4"
-            frames = self._buffer[key]
-            acc = self._visual_acc[key]
+            path = ep.directory / f"{key}.mp4"
+            frames = ep.buffer[key]
+            acc = ep.visual_acc[key]
             for frame in frames:
                 acc.update(frame)
             encode_frames(frames, path, self.info.fps, self.encoder, threads=self.encoder_threads)
@@ -375,7 +453,7 @@ class DatasetWriter:
         with ThreadPoolExecutor(max_workers=len(keys)) as pool:
             return dict(pool.map(encode, keys))
 
-    def _episode_table(self, index_values: dict[str, np.ndarray]) -> pa.Table:
+    def _episode_table(self, ep: _Episode, index_values: dict[str, np.ndarray]) -> pa.Table:
         schema = data_schema(self.info.features)
         arrays = []
         for key in data_columns(self.info.features):
@@ -383,11 +461,11 @@ class DatasetWriter:
             if key in index_values:
                 arrays.append(pa.array(index_values[key], type=arrow_type(feature)))
             elif feature.dtype == "image":
-                arrays.append(pa.array([{"bytes": b, "path": None} for b in self._buffer[key]], arrow_type(feature)))
+                arrays.append(pa.array([{"bytes": b, "path": None} for b in ep.buffer[key]], arrow_type(feature)))
             elif feature.dtype == "string":
-                arrays.append(pa.array(self._buffer[key], pa.string()))
+                arrays.append(pa.array(ep.buffer[key], pa.string()))
             else:
-                stacked = np.stack(self._buffer[key])
+                stacked = np.stack(ep.buffer[key])
                 t = arrow_type(feature)
                 if pa.types.is_fixed_size_list(t):
                     arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), t.list_size))
@@ -395,7 +473,7 @@ class DatasetWriter:
                     arrays.append(pa.array(stacked.reshape(-1), type=t))
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _episode_stats(self, index_values: dict[str, np.ndarray], videos: dict) -> Stats:
+    def _episode_stats(self, ep: _Episode, index_values: dict[str, np.ndarray], videos: dict) -> Stats:
         stats: Stats = {}
         for key, feature in self.info.features.items():
             if feature.dtype == "string":
@@ -408,9 +486,9 @@ class DatasetWriter:
                     raise RuntimeError(f"camera {key!r}: the encoder returned no image statistics")
                 stats[key] = s
             elif feature.dtype == "image":
-                stats[key] = self._visual_acc[key].stats()
+                stats[key] = ep.visual_acc[key].stats()
             else:
-                stats[key] = numeric_stats(np.stack(self._buffer[key]))
+                stats[key] = numeric_stats(np.stack(ep.buffer[key]))
         return stats
 
     def _stage_videos(
@@ -511,16 +589,21 @@ class DatasetWriter:
         """Write exact dataset statistics and release the encoder; idempotent."""
         if self._finalized:
             return self._stats
-        if self._tasks_buffer:
-            logger.warning("%s: finalize() discards an unsaved episode of %d frames", self.root, len(self._tasks_buffer))
-            self.clear_episode_buffer()
-        if self._stream is not None:
-            self._stream.close()
-        if self.info.total_episodes:
-            self._stats = compute_dataset_stats(self.root)
-            write_stats(self.root, self._stats)
-        self._finalized = True
-        self._release_lock()
+        if self.episode_frames:
+            logger.warning("%s: finalize() discards an unsaved episode of %d frames", self.root, self.episode_frames)
+        self.clear_episode_buffer()
+        try:
+            self.flush()
+            if self.info.total_episodes:
+                self._stats = compute_dataset_stats(self.root)
+                write_stats(self.root, self._stats)
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown(wait=True)
+            if self._stream is not None:
+                self._stream.close()
+            self._finalized = True
+            self._release_lock()
         return self._stats
 
     def _release_lock(self) -> None:

@@ -143,6 +143,63 @@ class _CameraEncoder(threading.Thread):
         return RuntimeError(f"Encoder thread for camera {self.key!r} crashed: {type(err).__name__}: {err}")
 
 
+def _put_stop(encoder: _CameraEncoder) -> None:
+    # A blocking put could hang forever on a full queue whose thread has died.
+    while True:
+        try:
+            encoder.frames.put(_STOP, timeout=_POLL_S)
+            return
+        except queue.Full:
+            if not encoder.is_alive():
+                return
+
+
+class PendingEpisode:
+    """An episode whose cameras were told to stop; collects their results once they finish."""
+
+    def __init__(self, encoders: dict[str, _CameraEncoder], dropped: dict[str, int]) -> None:
+        self._encoders = encoders
+        self._dropped = dropped
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Queue the end-of-episode sentinel for every camera (once)."""
+        if not self._stopped:
+            for encoder in self._encoders.values():
+                _put_stop(encoder)
+            self._stopped = True
+
+    def wait(self) -> dict[str, EpisodeVideo]:
+        self.stop()
+        for key, encoder in self._encoders.items():
+            encoder.join(timeout=_FINISH_TIMEOUT_S)
+            if encoder.is_alive():
+                raise RuntimeError(f"Encoder thread for camera {key!r} did not finish within {_FINISH_TIMEOUT_S:.0f} s")
+        for key, encoder in self._encoders.items():
+            if encoder.error is not None:
+                raise encoder.failure() from encoder.error
+            if not encoder.finished_ok:
+                raise RuntimeError(f"Encoder thread for camera {key!r} stopped without finishing its video")
+        results = {
+            key: EpisodeVideo(enc.path, enc.stats, enc.frame_count, self._dropped.get(key, 0), enc.histogram)
+            for key, enc in self._encoders.items()
+        }
+        for key, res in results.items():
+            if res.dropped:
+                logger.warning(
+                    "Episode finished with %d dropped frame(s) for camera %r (%d encoded)", res.dropped, key, res.frames
+                )
+        return results
+
+    def cancel(self) -> None:
+        for encoder in self._encoders.values():
+            encoder.cancelled.set()
+        for encoder in self._encoders.values():
+            encoder.join(timeout=30)
+            for path in (encoder.path, encoder.partial_path):
+                path.unlink(missing_ok=True)
+
+
 class StreamingVideoEncoder:
     """Encodes each camera's frames on its own thread while the episode is being recorded.
 
@@ -267,43 +324,29 @@ class StreamingVideoEncoder:
         """
         if not self._active:
             raise RuntimeError("No active episode to finish.")
-        for key, encoder in self._encoders.items():
+        for encoder in self._encoders.values():
             if encoder.error is not None:
                 raise encoder.failure() from encoder.error
-            self._put_stop(encoder)
-        for key, encoder in self._encoders.items():
-            encoder.join(timeout=_FINISH_TIMEOUT_S)
-            if encoder.is_alive():
-                raise RuntimeError(f"Encoder thread for camera {key!r} did not finish within {_FINISH_TIMEOUT_S:.0f} s")
-        for key, encoder in self._encoders.items():
-            if encoder.error is not None:
-                raise encoder.failure() from encoder.error
-            if not encoder.finished_ok:
-                raise RuntimeError(f"Encoder thread for camera {key!r} stopped without finishing its video")
-        results = {
-            key: EpisodeVideo(
-                enc.path, enc.stats, enc.frame_count, self.dropped_frames.get(key, 0), enc.histogram
-            )
-            for key, enc in self._encoders.items()
-        }
-        for key, res in results.items():
-            if res.dropped:
-                logger.warning(
-                    "Episode finished with %d dropped frame(s) for camera %r (%d encoded)", res.dropped, key, res.frames
-                )
+        results = PendingEpisode(self._encoders, dict(self.dropped_frames)).wait()
         self._encoders = {}
         self._active = False
         return results
 
-    def _put_stop(self, encoder: _CameraEncoder) -> None:
-        # A blocking put could hang forever on a full queue whose thread has died.
-        while True:
-            try:
-                encoder.frames.put(_STOP, timeout=_POLL_S)
-                return
-            except queue.Full:
-                if not encoder.is_alive():
-                    return
+    def end_episode(self) -> "PendingEpisode":
+        """Like finish_episode(), without waiting: the cameras flush in the background.
+
+        The encoder is free for the next start_episode() at once, so a writer can commit this
+        episode while the next one is recorded. `wait()` on the result returns what
+        finish_episode() would have, or raises; `cancel()` discards the episode's files.
+        """
+        if not self._active:
+            raise RuntimeError("No active episode to finish.")
+        pending = PendingEpisode(self._encoders, dict(self.dropped_frames))
+        pending.stop()
+        self._encoders = {}
+        self._active = False
+        return pending
+
 
     def cancel_episode(self) -> None:
         """Stop every camera's thread and delete the episode's files (partial or finished)."""
