@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -99,18 +99,15 @@ def decode_frames(
         raise IndexError(f"frame index out of range 0..{len(frames) - 1}")
     which = resolve_backend(backend)
     if which == "torchcodec":
-        data, pts_s = _decode_torchcodec(sparse, frames, indices, num_threads)
-    else:
-        data, pts_s = _decode_pyav(sparse, frames, indices, num_threads)
-    expected = frames.pts_s[indices]
-    if pts_s.shape != expected.shape or not np.allclose(pts_s, expected, rtol=0, atol=1e-6):
-        raise RuntimeError(f"{which} returned frames at {pts_s[:4]}..., the index expects {expected[:4]}...")
-    return DecodedFrames(data=data, pts_s=expected, frame_indices=indices)
+        decoder = open_torchcodec(sparse, frames, num_threads=num_threads)
+        return decode_with(decoder, frames, indices)
+    data, pts_s = _decode_pyav(sparse, frames, indices, num_threads)
+    return _checked(which, data, pts_s, frames, indices)
 
 
-def _decode_torchcodec(
-    sparse: SparseFile, frames: EpisodeFrames, indices: np.ndarray, num_threads: int
-) -> tuple[torch.Tensor, np.ndarray]:
+def open_torchcodec(sparse: SparseFile, frames: EpisodeFrames, *, num_threads: int = 1) -> Any:
+    """A torchcodec VideoDecoder over `sparse` whose frame i is episode frame i (reusable: see
+    `decode_with`). Opening parses the file's whole moov, which costs milliseconds on long files."""
     from torchcodec.decoders import VideoDecoder
 
     sparse.phase = "open"
@@ -118,8 +115,25 @@ def _decode_torchcodec(
         sparse, custom_frame_mappings=frame_mappings_json(frames), num_ffmpeg_threads=num_threads
     )
     sparse.phase = "decode"
+    return decoder
+
+
+def decode_with(decoder: Any, frames: EpisodeFrames, indices: np.ndarray) -> DecodedFrames:
+    """Episode frames `indices` from a decoder made by `open_torchcodec` (not thread-safe)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= len(frames)):
+        raise IndexError(f"frame index out of range 0..{len(frames) - 1}")
     batch = decoder.get_frames_at(indices.tolist())
-    return batch.data, batch.pts_seconds.numpy().astype(np.float64)
+    return _checked("torchcodec", batch.data, batch.pts_seconds.numpy().astype(np.float64), frames, indices)
+
+
+def _checked(
+    which: str, data: torch.Tensor, pts_s: np.ndarray, frames: EpisodeFrames, indices: np.ndarray
+) -> DecodedFrames:
+    expected = frames.pts_s[indices]
+    if pts_s.shape != expected.shape or not np.allclose(pts_s, expected, rtol=0, atol=1e-6):
+        raise RuntimeError(f"{which} returned frames at {pts_s[:4]}..., the index expects {expected[:4]}...")
+    return DecodedFrames(data=data, pts_s=expected, frame_indices=indices)
 
 
 def _decode_pyav(

@@ -23,7 +23,15 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from lerobot_assets.byteindex.builder import BuildResult, load_tables
-from lerobot_assets.byteindex.decode import Backend, DecodedFrames, EpisodeFrames, decode_frames
+from lerobot_assets.byteindex.decode import (
+    Backend,
+    DecodedFrames,
+    EpisodeFrames,
+    decode_frames,
+    decode_with,
+    open_torchcodec,
+    resolve_backend,
+)
 from lerobot_assets.byteindex.episodes import resolve_root
 from lerobot_assets.byteindex.sparse import GapPolicy, SparseFile
 from lerobot_assets.byteindex.tables import INDEX_DIR, ByteIndexTables
@@ -249,6 +257,19 @@ class ReaderStats:
     evictions: int = 0
     cached_bytes: int = 0
     lazy_fetched_bytes: int = 0
+    decoder_hits: int = 0  # decode() reused an open decoder (decoder_cache_size > 0)
+    decoder_opens: int = 0  # decode() opened a torchcodec decoder
+
+
+class _OpenDecoder:
+    """A torchcodec decoder kept open on one segment's SparseFile; use under `lock`."""
+
+    def __init__(self, decoder: Any, frames: EpisodeFrames, sparse: SparseFile, nbytes: int):
+        self.decoder = decoder
+        self.frames = frames
+        self.sparse = sparse  # holds the segment's bytes for as long as the decoder lives
+        self.nbytes = nbytes  # header + segment bytes it keeps alive
+        self.lock = threading.Lock()
 
 
 class EpisodeReader:
@@ -257,6 +278,12 @@ class EpisodeReader:
     `root`: the dataset root as a local path or fsspec URL (e.g. ``s3://bucket/ds``) — the index's
     relative paths are resolved under it. `on_gap` decides what a decoder read outside the fetched
     bytes does (see `SparseFile`): "raise" (default), "eof", or "fetch" (lazily, counted).
+
+    `decoder_cache_size` > 0 keeps up to that many torchcodec decoders open, one per (camera,
+    episode), least recently used first out: opening one parses the file's whole moov (about 2 ms
+    for a 30k-frame file), which a map-style reader coming back to an episode need not pay again.
+    An open decoder keeps its segment's bytes alive even once the byte cache evicted them, so the
+    open decoders are also bounded to `cache_bytes` of segments: memory stays under 2 x cache_bytes.
     """
 
     def __init__(
@@ -270,6 +297,7 @@ class EpisodeReader:
         prefetch_workers: int = 4,
         on_gap: GapPolicy = "raise",
         backend: Backend = "auto",
+        decoder_cache_size: int = 0,
     ):
         if isinstance(index, BuildResult):
             index = ByteIndex(index.tables)
@@ -287,6 +315,10 @@ class EpisodeReader:
         self._stats = ReaderStats()
         self.on_gap = on_gap
         self.backend = backend
+        self.decoder_cache_size = max(0, int(decoder_cache_size))
+        self._decoders: OrderedDict[tuple[str, int], _OpenDecoder] = OrderedDict()
+        self._decoder_bytes = 0
+        self._cache_bytes = cache_bytes
 
     # ----------------------------------------------------------------- counters
     @property
@@ -403,8 +435,48 @@ class EpisodeReader:
         """Frames of one episode (episode-local indices; all frames when None) as uint8 NCHW."""
         frames = self.index.frames(video_key, episode_index)
         indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices, dtype=np.int64)
+        which = resolve_backend(backend or self.backend)
+        if which == "torchcodec" and self.decoder_cache_size > 0 and num_threads == 1:
+            entry = self._open_decoder(video_key, int(episode_index), frames)
+            with entry.lock:
+                return decode_with(entry.decoder, entry.frames, indices)
         sparse = self.open(video_key, episode_index)
-        return decode_frames(sparse, frames, indices, backend=backend or self.backend, num_threads=num_threads)
+        if which == "torchcodec":
+            with self._lock:
+                self._stats.decoder_opens += 1
+        return decode_frames(sparse, frames, indices, backend=which, num_threads=num_threads)
+
+    def _open_decoder(self, video_key: str, episode_index: int, frames: EpisodeFrames) -> _OpenDecoder:
+        key = (video_key, episode_index)
+        with self._lock:
+            entry = self._decoders.get(key)
+            if entry is not None:
+                self._decoders.move_to_end(key)
+                self._stats.decoder_hits += 1
+                return entry
+        nbytes = self.index.segment(video_key, episode_index).min_fetch_bytes
+        sparse = self.open(video_key, episode_index)
+        entry = _OpenDecoder(open_torchcodec(sparse, frames), frames, sparse, nbytes)
+        with self._lock:
+            self._stats.decoder_opens += 1
+            # Another thread may have opened the same one meanwhile: keep the first, drop ours.
+            if key in self._decoders:
+                entry = self._decoders[key]
+            else:
+                self._decoders[key] = entry
+                self._decoder_bytes += entry.nbytes
+            self._decoders.move_to_end(key)
+            while len(self._decoders) > 1 and (
+                len(self._decoders) > self.decoder_cache_size or self._decoder_bytes > self._cache_bytes
+            ):
+                _, old = self._decoders.popitem(last=False)  # freed when its last user releases it
+                self._decoder_bytes -= old.nbytes
+        return entry
+
+    def has_open_decoder(self, video_key: str, episode_index: int) -> bool:
+        """Whether decode() of this segment would reuse an open decoder (and fetch nothing)."""
+        with self._lock:
+            return (video_key, int(episode_index)) in self._decoders
 
     def decode_timestamps(
         self,
@@ -445,6 +517,9 @@ class EpisodeReader:
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._decoders.clear()
+            self._decoder_bytes = 0
 
     def __enter__(self) -> EpisodeReader:
         return self

@@ -1,7 +1,7 @@
 """meta/episodes/chunk-XXX/file-XXX.parquet: one row per episode, flattened columns."""
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,6 +9,11 @@ import pyarrow.parquet as pq
 from lerobot_assets.format.atomic import write_parquet_atomic
 from lerobot_assets.format.features import Feature
 from lerobot_assets.stats.numeric import STAT_KEYS
+
+if TYPE_CHECKING:  # fsspec is only needed for remote roots
+    from fsspec import AbstractFileSystem
+
+EPISODES_GLOB = "meta/episodes/chunk-*/file-*.parquet"
 
 
 def episodes_schema(features: dict[str, Feature]) -> pa.Schema:
@@ -58,16 +63,28 @@ def write_episodes_file(path: Path, rows: list[dict[str, Any]], features: dict[s
     write_parquet_atomic(path, episodes_table(rows, features))
 
 
-def episode_files(root: Path) -> list[Path]:
-    return sorted(Path(root).glob("meta/episodes/chunk-*/file-*.parquet"))
+def episode_files(root: Path | str, fs: "AbstractFileSystem | None" = None) -> list[Path] | list[str]:
+    """The episodes parquet shards in order; with `fs`, paths on that filesystem (`root` is one too)."""
+    if fs is None:
+        return sorted(Path(root).glob(EPISODES_GLOB))
+    return sorted(fs.glob(f"{str(root).rstrip('/')}/{EPISODES_GLOB}"))
 
 
-def read_episodes(root: Path, columns: list[str] | None = None) -> pa.Table:
-    """Every episode row of every shard, sorted by episode_index. Names the file that fails."""
+def read_episodes(
+    root: Path | str, columns: list[str] | None = None, fs: "AbstractFileSystem | None" = None
+) -> pa.Table:
+    """Every episode row of every shard, sorted by episode_index. Names the file that fails.
+
+    With `fs` (an fsspec filesystem), `root` is a path on it: remote roots read the same way.
+    """
     tables = []
-    for path in episode_files(root):
+    for path in episode_files(root, fs):
         try:
-            tables.append(pq.read_table(path, columns=columns))
+            if fs is None:
+                tables.append(pq.read_table(path, columns=columns))
+            else:
+                with fs.open(path, "rb") as f:
+                    tables.append(pq.read_table(f, columns=columns))
         except (pa.ArrowInvalid, OSError) as e:
             raise ValueError(f"{path}: unreadable episodes parquet: {e}") from e
     if not tables:

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,9 @@ from lerobot_assets.format.layout import (
     INFO_PATH,
     VIDEO_PATH,
 )
+
+if TYPE_CHECKING:  # fsspec is only needed for remote roots
+    from fsspec import AbstractFileSystem
 
 
 class DatasetInfo(BaseModel):
@@ -70,12 +73,23 @@ class DatasetInfo(BaseModel):
         write_json_atomic(Path(root) / INFO_PATH, self.dump())
 
     @classmethod
-    def load(cls, root: Path) -> "DatasetInfo":
-        path = Path(root) / INFO_PATH
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a LeRobot dataset root (meta/info.json is missing)")
+    def load(cls, root: Path | str, fs: "AbstractFileSystem | None" = None) -> "DatasetInfo":
+        """Read `<root>/meta/info.json`; with `fs`, `root` is a path on that fsspec filesystem."""
+        path: Path | str
+        if fs is None:
+            path = Path(root) / INFO_PATH
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not a LeRobot dataset root (meta/info.json is missing)")
+        else:
+            path = f"{str(root).rstrip('/')}/{INFO_PATH}"
+            if not fs.isfile(path):
+                raise FileNotFoundError(f"{path}: not a LeRobot dataset root (meta/info.json is missing)")
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            if fs is None:
+                raw = json.loads(path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+            else:
+                with fs.open(path, "rb") as f:
+                    raw = json.loads(f.read().decode("utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON: {e}") from e
         version = raw.get("codebase_version")

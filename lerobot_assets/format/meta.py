@@ -1,5 +1,10 @@
-"""DatasetMeta: the metadata of one v3 dataset root (info, tasks, episodes, stats)."""
+"""DatasetMeta: the metadata of one v3 dataset root (info, tasks, episodes, stats).
 
+The root may be a local path or an fsspec URL (s3://, hf://, memory://...): remote roots are read
+through the same format readers, given the filesystem (`fs`) and its own path for the root.
+"""
+
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -8,26 +13,63 @@ import pyarrow as pa
 
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.info import DatasetInfo
-from lerobot_assets.format.layout import data_path, video_path
+from lerobot_assets.format.layout import STATS_PATH, data_path, video_path
 from lerobot_assets.format.tasks import read_tasks
-from lerobot_assets.stats.io import Stats, read_stats
+from lerobot_assets.stats.io import Stats, read_stats, stats_from_json
+
+
+def is_remote_root(root: Path | str) -> bool:
+    """Whether `root` is an fsspec URL other than file:// (Path objects are always local)."""
+    if isinstance(root, Path):
+        return False
+    text = str(root)
+    return "://" in text and not text.startswith("file://")
 
 
 class DatasetMeta:
-    """Read-only view of a dataset's metadata; works for our datasets and LeRobot-written ones."""
+    """Read-only view of a dataset's metadata; works for our datasets and LeRobot-written ones.
 
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
-        self.info = DatasetInfo.load(self.root)
-        self.tasks: list[str] = read_tasks(self.root)
+    `root`: a local path, or an fsspec URL read with `storage_options` (or through `fs`, in which
+    case `root` is that filesystem's path of the dataset). For a remote root `self.root` is the URL
+    (a str) and `self.fs`/`self.fs_root` the filesystem and its path; `self.fs` is None for a local
+    root, whose reads are unchanged.
+    """
+
+    def __init__(self, root: Path | str, *, storage_options: dict[str, Any] | None = None, fs: Any = None) -> None:
+        self.fs: Any = None
+        self.fs_root: str | None = None
+        if fs is not None:
+            self.root: Path | str = str(root).rstrip("/")
+            self.fs, self.fs_root = fs, str(root).rstrip("/")
+        elif is_remote_root(root):
+            import fsspec
+
+            self.root = str(root).rstrip("/")
+            self.fs, path = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+            self.fs_root = path.rstrip("/")
+        else:
+            text = str(root)
+            # file:// URLs are local paths (read with pathlib as before, not through fsspec).
+            self.root = Path(text[len("file://"):] if text.startswith("file://") else root)
+        where = self.fs_root if self.fs is not None else self.root
+        self.info = DatasetInfo.load(where, fs=self.fs)
+        self.tasks: list[str] = read_tasks(where, fs=self.fs)
 
     @cached_property
     def episodes(self) -> pa.Table:
-        return read_episodes(self.root)
+        if self.fs is not None:
+            return read_episodes(self.fs_root, fs=self.fs)  # type: ignore[arg-type]
+        return read_episodes(self.root)  # type: ignore[arg-type]
 
     @cached_property
     def stats(self) -> Stats:
-        return read_stats(self.root)
+        if self.fs is None:
+            return read_stats(self.root)  # type: ignore[arg-type]
+        path = f"{self.fs_root}/{STATS_PATH}"
+        if not self.fs.isfile(path):
+            return {}
+        with self.fs.open(path, "rb") as f:
+            return stats_from_json(json.loads(f.read().decode("utf-8")))
 
     @cached_property
     def _rows(self) -> list[dict[str, Any]]:
@@ -56,11 +98,15 @@ class DatasetMeta:
                 return row
         raise KeyError(f"episode {episode_index} not in {self.root}")
 
-    def data_file(self, chunk_index: int, file_index: int) -> Path:
-        return self.root / data_path(chunk_index, file_index)
+    def _join(self, rel: str) -> Path | str:
+        # A URL for remote roots (Path would fold "s3://" into "s3:/").
+        return self.root / rel if isinstance(self.root, Path) else f"{self.root}/{rel}"
 
-    def video_file(self, key: str, chunk_index: int, file_index: int) -> Path:
-        return self.root / video_path(key, chunk_index, file_index)
+    def data_file(self, chunk_index: int, file_index: int) -> Path | str:
+        return self._join(data_path(chunk_index, file_index))
 
-    def episode_video_file(self, row: dict[str, Any], key: str) -> Path:
+    def video_file(self, key: str, chunk_index: int, file_index: int) -> Path | str:
+        return self._join(video_path(key, chunk_index, file_index))
+
+    def episode_video_file(self, row: dict[str, Any], key: str) -> Path | str:
         return self.video_file(key, row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"])

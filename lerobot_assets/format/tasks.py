@@ -2,12 +2,16 @@
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
 from lerobot_assets.format.layout import TASKS_PATH
+
+if TYPE_CHECKING:  # fsspec is only needed for remote roots
+    from fsspec import AbstractFileSystem
 
 
 def _pandas_metadata() -> bytes:
@@ -46,11 +50,20 @@ def write_tasks(root: Path, tasks: list[str]) -> None:
     write_parquet_atomic(Path(root) / TASKS_PATH, tasks_table(tasks))
 
 
-def read_tasks(root: Path) -> list[str]:
-    path = Path(root) / TASKS_PATH
-    if not path.is_file():
-        return []
-    t = pq.read_table(path, columns=["task_index", "task"])
+def read_tasks(root: Path | str, fs: "AbstractFileSystem | None" = None) -> list[str]:
+    """Tasks in task_index order; with `fs`, `root` is a path on that fsspec filesystem."""
+    path: Path | str
+    if fs is None:
+        path = Path(root) / TASKS_PATH
+        if not path.is_file():
+            return []
+        t = pq.read_table(path, columns=["task_index", "task"])
+    else:
+        path = f"{str(root).rstrip('/')}/{TASKS_PATH}"
+        if not fs.isfile(path):
+            return []
+        with fs.open(path, "rb") as f:
+            t = pq.read_table(f, columns=["task_index", "task"])
     pairs = sorted(zip(t.column("task_index").to_pylist(), t.column("task").to_pylist()))
     idx = [i for i, _ in pairs]
     if idx != list(range(len(idx))):

@@ -10,15 +10,25 @@ Design (why it is fast):
   handles are never pickled nor shared across a fork).
 - `__getitems__` (used by torch's DataLoader for a whole batch) decodes all frames a batch needs
   from one video file in a single call, so the decoder visits them in file order.
+
+Remote roots (any fsspec URL: s3://, hf://, memory://...): metadata and data parquet are read
+through fsspec with the same format readers. Video comes from one of two sources:
+- "byte_index": through the per-episode byte index (`meta/byte_index/`, built by
+  `lerobot-assets byte-index ROOT`): an `EpisodeReader` per process fetches each file's header once
+  and one byte range per (camera, episode) segment, keeps them in an LRU bounded by bytes, and
+  decodes with torchcodec's custom frame mappings (or PyAV) from those bytes only. The frames are
+  bit-identical to decoding the whole file, so items equal the "file" source's.
+- "file": each video file opened whole (local path, or an fsspec file object for URLs).
 """
 
 import gc
+import logging
 import operator
 import os
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -27,17 +37,27 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
+from lerobot_assets.byteindex.builder import load_tables
+from lerobot_assets.byteindex.decode import torchcodec_has_frame_mappings
+from lerobot_assets.byteindex.reader import ByteIndex, EpisodeReader
+from lerobot_assets.byteindex.tables import INDEX_DIR, SEGMENTS_NAME
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.features import Feature
-from lerobot_assets.format.info import DatasetInfo
-from lerobot_assets.format.tasks import read_tasks
+from lerobot_assets.format.meta import DatasetMeta
 from lerobot_assets.video.cache import VideoDecoderCache
-from lerobot_assets.video.decode import decode_frames, unit_float
+from lerobot_assets.video.decode import FrameTimestampError, decode_frames, resolve_backend, unit_float
+
+logger = logging.getLogger(__name__)
 
 Item = dict[str, torch.Tensor | str]
+VideoSource = Literal["auto", "file", "byte_index"]
+VIDEO_SOURCES: tuple[str, ...] = ("auto", "file", "byte_index")
 
 # Decoders held per process; a few cameras x a few files in flight is the common case.
 DEFAULT_DECODER_CACHE_SIZE = 64
+# Episode bytes (headers + segments) held per process by the byte-index source: at ~1-5 MB per
+# camera-episode this keeps a few dozen episodes, enough for a batch's and the prefetched ones.
+DEFAULT_EPISODE_CACHE_BYTES = 256 << 20
 
 
 # Fork safety. A decoder whose threads ran in the parent (dav1d, frame-threaded FFmpeg decoders) must
@@ -45,7 +65,8 @@ DEFAULT_DECODER_CACHE_SIZE = 64
 # not exist there, and the DataLoader worker hangs forever (seen with PyAV's libdav1d in
 # pthread_cond_destroy). Two measures:
 # - caches inherited through fork are kept referenced here, never freed (workers leave through
-#   os._exit, so they are not finalized either);
+#   os._exit, so they are not finalized either); so are inherited EpisodeReaders, whose prefetch
+#   threads and sockets exist only in the parent;
 # - garbage still waiting for the cycle collector (e.g. a closed PyAV container) is collected in
 #   the parent just before a fork, once this process has decoded video through a reader.
 _INHERITED_CACHES: list[Any] = []
@@ -59,8 +80,6 @@ def _collect_before_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_collect_before_fork)
-
-
 
 
 class DatasetLayoutError(ValueError):
@@ -113,6 +132,17 @@ class LeRobotV3Dataset(Dataset):
     [0, 1] or uint8 with `return_uint8=True`) and `task` (str). With `delta_timestamps={key: [dt, ...]}`
     the value of `key` is stacked over the offsets (T, ...) and `<key>_is_pad` (T,) marks offsets that
     fall outside the frame's episode (their value is the episode's first/last frame, as in LeRobot).
+
+    `root` is a local path or an fsspec URL (`storage_options` go to fsspec). `video_source`:
+    "byte_index" decodes through `meta/byte_index/` (fetching only the sampled episodes' bytes),
+    "file" opens whole video files, "auto" uses the byte index for a remote root that has a usable
+    one (it covers the selected episodes and the video files still have the indexed sizes), files
+    otherwise (local roots: files are as cheap to read sparsely, and decoders stay open per file).
+    Both sources return bit-identical frames.
+    Byte-index knobs: `episode_cache_bytes` (per-process LRU of fetched bytes), `prefetch_workers`
+    (parallel fetches: a batch's segments are fetched concurrently) and `prefetch_ahead` (when an
+    item enters a new episode, start fetching the next N episodes of this reader's order — useful
+    for sequential or episode-ordered sampling, wasted bandwidth for uniform random sampling).
     """
 
     def __init__(
@@ -124,10 +154,24 @@ class LeRobotV3Dataset(Dataset):
         return_uint8: bool = False,
         video_backend: str | None = None,
         decoder_cache_size: int = DEFAULT_DECODER_CACHE_SIZE,
+        storage_options: dict[str, Any] | None = None,
+        video_source: VideoSource = "auto",
+        episode_cache_bytes: int = DEFAULT_EPISODE_CACHE_BYTES,
+        prefetch_workers: int = 4,
+        prefetch_ahead: int = 0,
     ) -> None:
-        self.root = Path(root)
-        self.info = DatasetInfo.load(self.root)
-        self.tasks: list[str] = read_tasks(self.root)
+        if video_source not in VIDEO_SOURCES:
+            raise ValueError(f"video_source must be one of {VIDEO_SOURCES}; got {video_source!r}")
+        self.storage_options: dict[str, Any] | None = dict(storage_options) if storage_options else None
+        meta = DatasetMeta(root, storage_options=self.storage_options)
+        # Path for a local root; the URL (str) for a remote one, whose reads go through fsspec.
+        self.root: Path | str = meta.root
+        self.remote = meta.fs is not None
+        self._fs_root: str | None = meta.fs_root
+        self._fs: Any = meta.fs
+        self._fs_pid: int | None = os.getpid() if meta.fs is not None else None
+        self.info = meta.info
+        self.tasks: list[str] = meta.tasks
         self.fps: int = self.info.fps
         self.features: dict[str, Feature] = dict(self.info.features)
         self.video_keys: list[str] = self.info.video_keys
@@ -136,6 +180,9 @@ class LeRobotV3Dataset(Dataset):
         self.return_uint8 = bool(return_uint8)
         self.video_backend = video_backend
         self.decoder_cache_size = int(decoder_cache_size)
+        self.episode_cache_bytes = int(episode_cache_bytes)
+        self.prefetch_workers = int(prefetch_workers)
+        self.prefetch_ahead = int(prefetch_ahead)
         # Columns stored in the data parquet: every feature that is not a video.
         self._data_keys = [k for k, f in self.features.items() if f.dtype != "video"]
         for required in ("timestamp", "task_index"):
@@ -153,10 +200,15 @@ class LeRobotV3Dataset(Dataset):
             kind = dtype if dtype in ("image", "string") else "tensor"
             self._plan.append((key, kind + ("+window" if key in self._delta_indices else "")))
 
-        # Filled lazily per process (see _load / _decoder_cache); dropped when pickled.
+        # Filled lazily per process (see _load / _decoder_cache / _episode_reader); dropped when pickled.
         self._columns: dict[str, Any] | None = None
         self._cache: VideoDecoderCache | None = None
         self._cache_pid: int | None = None
+        self._reader: EpisodeReader | None = None
+        self._reader_pid: int | None = None
+        self._prefetched_from: int | None = None  # episode position whose successors were prefetched
+        self._index: ByteIndex | None = None
+        self.video_source: Literal["file", "byte_index"] = self._choose_video_source(video_source)
 
     # ------------------------------------------------------------------ metadata
     def _select_episodes(self, episodes: list[int] | None) -> None:
@@ -164,7 +216,10 @@ class LeRobotV3Dataset(Dataset):
                 "dataset_from_index", "dataset_to_index"]
         for key in self.video_keys:
             cols += [f"videos/{key}/chunk_index", f"videos/{key}/file_index", f"videos/{key}/from_timestamp"]
-        table = read_episodes(self.root, columns=cols)
+        if self.remote:
+            table = read_episodes(self._fs_root, columns=cols, fs=self._filesystem())  # type: ignore[arg-type]
+        else:
+            table = read_episodes(self.root, columns=cols)  # type: ignore[arg-type]
         ep_index = table.column("episode_index").to_numpy()
         if episodes is not None:
             wanted = np.asarray(sorted(set(int(e) for e in episodes)), dtype=np.int64)
@@ -193,18 +248,24 @@ class LeRobotV3Dataset(Dataset):
         # Episode position of every frame: one small int array, shared copy-on-write by workers.
         self._frame_ep = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         self._video_from: dict[str, np.ndarray] = {}
-        self._video_paths: dict[str, list[str]] = {}
+        self._video_rel: dict[str, list[str]] = {}  # relative to the root (the byte index's paths)
+        self._video_paths: dict[str, list[str]] = {}  # what the "file" source opens: path or URL
         for key in self.video_keys:
             self._video_from[key] = col(f"videos/{key}/from_timestamp").astype(np.float64)
-            interned: dict[tuple[int, int], str] = {}
-            paths = []
+            interned: dict[tuple[int, int], tuple[str, str]] = {}
+            rels, paths = [], []
             for c, f in zip(col(f"videos/{key}/chunk_index").tolist(), col(f"videos/{key}/file_index").tolist()):
                 if (c, f) not in interned:
                     # info.json's own template, as LeRobot formats it.
-                    interned[(c, f)] = str(self.root / self.info.video_path.format(
-                        video_key=key, chunk_index=c, file_index=f))
-                paths.append(interned[(c, f)])
+                    rel = self.info.video_path.format(video_key=key, chunk_index=c, file_index=f)
+                    interned[(c, f)] = (rel, self._join(rel))
+                rels.append(interned[(c, f)][0])
+                paths.append(interned[(c, f)][1])
+            self._video_rel[key] = rels
             self._video_paths[key] = paths
+
+    def _join(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if self.remote else str(self.root / rel)  # type: ignore[operator]
 
     def _check_delta_timestamps(self, delta_timestamps: dict[str, list[float]] | None) -> dict[str, np.ndarray]:
         """Offsets in seconds -> offsets in frames; each must sit on the 1/fps grid (as LeRobot checks)."""
@@ -252,13 +313,38 @@ class LeRobotV3Dataset(Dataset):
 
     # ------------------------------------------------------------------ pickling / per-process state
     def __getstate__(self) -> dict[str, Any]:
-        # Workers started with spawn/forkserver reload the columns themselves (cheap) rather than
-        # receiving them through a pipe; decoders and their file handles never cross processes.
+        # Workers started with spawn/forkserver reload the columns (and the byte index) themselves
+        # rather than receiving them through a pipe; decoders, episode readers (threads, sockets)
+        # and filesystem instances never cross processes.
         state = self.__dict__.copy()
         state["_columns"] = None
         state["_cache"] = None
         state["_cache_pid"] = None
+        state["_reader"] = None
+        state["_reader_pid"] = None
+        state["_prefetched_from"] = None
+        state["_index"] = None
+        state["_fs"] = None
+        state["_fs_pid"] = None
         return state
+
+    def _filesystem(self) -> Any:
+        """This process's fsspec filesystem of a remote root.
+
+        fsspec's async filesystems (s3fs, ...) refuse to run in a forked child, and fsspec's
+        instance cache is per process, so a worker opens its own (same storage_options).
+        """
+        pid = os.getpid()
+        if self._fs is None or self._fs_pid != pid:
+            import fsspec
+
+            self._fs, _ = fsspec.core.url_to_fs(str(self.root), **(self.storage_options or {}))
+            self._fs_pid = pid
+        return self._fs
+
+    def _open_remote_video(self, url: str) -> Any:
+        """File object of a remote video for the "file" source (fsspec's default read-ahead cache)."""
+        return self._filesystem().open(f"{self._fs_root}{url[len(str(self.root)):]}", "rb")
 
     def _decoder_cache(self) -> VideoDecoderCache:
         global _decoded_in_this_process
@@ -268,10 +354,207 @@ class LeRobotV3Dataset(Dataset):
                 # Inherited through fork: shares file offsets with the parent, so never used here,
                 # and never freed here either (see _INHERITED_CACHES).
                 _INHERITED_CACHES.append(self._cache)
-            self._cache = VideoDecoderCache(max_size=self.decoder_cache_size)
+            if self.remote:
+                self._cache = VideoDecoderCache(max_size=self.decoder_cache_size, opener=self._open_remote_video)
+            else:
+                self._cache = VideoDecoderCache(max_size=self.decoder_cache_size)
             self._cache_pid = pid
             _decoded_in_this_process = True
         return self._cache
+
+    # ------------------------------------------------------------------ byte index
+    def _index_location(self) -> tuple[Any, str]:
+        """(filesystem, its path of the root) as the byte-index code resolves it."""
+        if self.remote:
+            return self._filesystem(), self._fs_root  # type: ignore[return-value]
+        import fsspec
+
+        return fsspec.filesystem("file"), str(Path(self.root).resolve())
+
+    def _index_exists(self) -> bool:
+        fs, base = self._index_location()
+        return bool(fs.exists(f"{base}/{INDEX_DIR}/{SEGMENTS_NAME}"))
+
+    def _load_index(self) -> ByteIndex | None:
+        fs, base = self._index_location()
+        tables = load_tables(fs, base)
+        return None if tables is None else ByteIndex(tables)
+
+    def _byte_index(self) -> ByteIndex:
+        # Reloaded in spawned workers (dropped when pickled); forked ones inherit it (plain data).
+        if self._index is None:
+            self._index = self._load_index()
+            if self._index is None:
+                raise FileNotFoundError(f"{self.root}: byte index {INDEX_DIR}/ missing or unreadable")
+        return self._index
+
+    def _index_backend(self) -> str:
+        # The decoder family the "file" source would use, so both sources return the same frames.
+        return resolve_backend(self.video_backend)
+
+    def _index_problem(self, index: ByteIndex) -> str | None:
+        """Why this index cannot serve this reader's episodes exactly, or None when it can."""
+        if self._index_backend() == "torchcodec" and not torchcodec_has_frame_mappings():
+            return "the installed torchcodec has no custom_frame_mappings (torchcodec >= 0.13 needed)"
+        sizes: dict[str, int] = {}
+        for key in self.video_keys:
+            for pos, ep in enumerate(self.episode_indices.tolist()):
+                try:
+                    seg = index.segment(key, ep)
+                except KeyError:
+                    return f"episode {ep} of {key!r} is not indexed (rebuild the index)"
+                rel = self._video_rel[key][pos]
+                if seg.path != rel or abs(seg.from_timestamp - self._video_from[key][pos]) > 1e-9:
+                    return f"episode {ep} of {key!r} moved since the index was built (rebuild the index)"
+                sizes[rel] = seg.file_size
+        actual = self._video_file_sizes(list(sizes))
+        for rel, size in sizes.items():
+            if actual.get(rel) != size:
+                return f"{rel} is {actual.get(rel)} bytes, the index says {size} (rebuild the index)"
+        return None
+
+    def _video_file_sizes(self, rels: list[str]) -> dict[str, int]:
+        """Current sizes of these video files: a stat each locally, one listing remotely."""
+        if not self.remote:
+            out = {}
+            for rel in rels:
+                try:
+                    out[rel] = os.stat(Path(self.root) / rel).st_size
+                except OSError:
+                    pass
+            return out
+        fs, base = self._index_location()
+        # One (paginated) LIST of the videos prefix instead of a HEAD per file.
+        prefix = self.info.video_path.split("{", 1)[0].rstrip("/") if self.info.video_path else ""
+        top = f"{base}/{prefix}" if prefix else base
+        try:
+            listing = fs.find(top, detail=True)
+        except OSError:
+            listing = {}
+        out = {}
+        for path, info in listing.items():
+            rel = str(path).split(f"{base}/", 1)[-1]
+            if info.get("size") is not None:
+                out[rel] = int(info["size"])
+        for rel in rels:
+            if rel not in out:  # not listed (e.g. an unusual template): ask for the file itself
+                try:
+                    out[rel] = int(fs.info(f"{base}/{rel}")["size"])
+                except (OSError, KeyError):
+                    pass
+        return out
+
+    def _choose_video_source(self, requested: str) -> Literal["file", "byte_index"]:
+        if not self.video_keys:
+            return "file"  # nothing to decode; no index needed
+        if requested == "file" or (requested == "auto" and not self.remote):
+            # Local roots default to files: the OS reads only the pages a decoder touches and the
+            # file source keeps one decoder open per file, whereas the byte-index source parses the
+            # file's moov again for every (camera, episode) it opens (~2 ms on a 30k-frame file).
+            if self.remote:
+                self._warn_whole_files(self._index_exists())
+            return "file"
+        index = self._load_index()
+        if index is None:
+            if requested == "byte_index":
+                raise FileNotFoundError(
+                    f"{self.root}: no byte index under {INDEX_DIR}/; build it with `lerobot-assets byte-index {self.root}`"
+                )
+            if self.remote:
+                self._warn_whole_files(False)
+            return "file"
+        problem = self._index_problem(index)
+        if problem is not None:
+            if requested == "byte_index":
+                raise ValueError(f"{self.root}: the byte index cannot be used: {problem}")
+            logger.warning("%s: not using the byte index: %s; decoding whole video files", self.root, problem)
+            if self.remote:
+                self._warn_whole_files(False)
+            return "file"
+        self._index = index
+        return "byte_index"
+
+    def _warn_whole_files(self, index_exists: bool) -> None:
+        hint = (
+            "pass video_source='byte_index' to fetch only the sampled episodes' bytes"
+            if index_exists
+            else f"build (or rebuild) the per-episode byte index with `lerobot-assets byte-index {self.root}` so that only "
+            "the sampled episodes' bytes are fetched"
+        )
+        logger.warning(
+            "%s: remote dataset read without its byte index: every video file is opened whole through "
+            "fsspec (large downloads per file); %s",
+            self.root,
+            hint,
+        )
+
+    def _episode_reader(self) -> EpisodeReader:
+        """This process's EpisodeReader, created on first use (never inherited, never pickled)."""
+        global _decoded_in_this_process
+        pid = os.getpid()
+        if self._reader is None or self._reader_pid != pid:
+            if self._reader is not None:
+                # Inherited through fork: its threads and connections live in the parent only.
+                _INHERITED_CACHES.append(self._reader)
+            fs, base = self._index_location()
+            self._reader = EpisodeReader(
+                self._byte_index(),
+                base,
+                fs=fs,
+                cache_bytes=self.episode_cache_bytes,
+                prefetch_workers=self.prefetch_workers,
+                # A decoder read outside the fetched bytes is fetched (and counted in
+                # stats().lazy_fetched_bytes) rather than failing a training step.
+                on_gap="fetch",
+                backend=self._index_backend(),  # type: ignore[arg-type]
+                # Decoders stay open per (camera, episode) as the file source keeps them per file.
+                decoder_cache_size=self.decoder_cache_size,
+            )
+            self._reader_pid = pid
+            self._prefetched_from = None
+            _decoded_in_this_process = True
+        return self._reader
+
+    @property
+    def episode_reader(self) -> EpisodeReader | None:
+        """This process's byte-index reader (its `stats()`, `bytes_requested`); None for video_source="file"."""
+        return self._episode_reader() if self.video_source == "byte_index" else None
+
+    def prefetch(self, positions: Sequence[int]) -> None:
+        """Start fetching these episodes' bytes (positions in this reader's episode order, every
+        camera) in this process's reader; a no-op for video_source="file"."""
+        if self.video_source != "byte_index":
+            return
+        reader = self._episode_reader()
+        wanted = [(key, int(self.episode_indices[p])) for p in positions for key in self.video_keys]
+        # An episode with an open decoder needs no bytes, even if the byte cache dropped them.
+        reader.prefetch([w for w in wanted if not reader.has_open_decoder(*w)])
+
+    def _prefetch_after(self, position: int) -> None:
+        if self.prefetch_ahead <= 0 or self._prefetched_from == position:
+            return
+        self._prefetched_from = position
+        upcoming = range(position + 1, min(position + 1 + self.prefetch_ahead, self.num_episodes))
+        self.prefetch(list(upcoming))
+
+    def _decode_episode(self, key: str, position: int, timestamps: list[float]) -> torch.Tensor:
+        """Frames of `key` at episode-local `timestamps` (the `timestamp` column) via the byte index."""
+        reader = self._episode_reader()
+        episode = int(self.episode_indices[position])
+        try:
+            indices = reader.frame_indices_at(key, episode, timestamps, tolerance_s=self.tolerance_s)
+        except ValueError as e:
+            raise FrameTimestampError(f"{e}; video: {self._video_paths[key][position]}") from e
+        frames = reader.decode(key, episode, indices).data
+        return frames if self.return_uint8 else unit_float(frames)
+
+    def close(self) -> None:
+        """Release this process's decoders and episode reader (they are recreated on next use)."""
+        if self._cache is not None and self._cache_pid == os.getpid():
+            self._cache.clear()
+        if self._reader is not None and self._reader_pid == os.getpid():
+            self._reader.close()
+            self._reader = None
 
     # ------------------------------------------------------------------ data columns
     def _load(self) -> dict[str, Any]:
@@ -283,9 +566,14 @@ class LeRobotV3Dataset(Dataset):
             by_file.setdefault(cf, []).append(pos)
         parts: dict[str, list[tuple[np.ndarray, Any]]] = {k: [] for k in self._data_keys}
         for (chunk, file), positions in by_file.items():
-            path = self.root / self.info.data_path.format(chunk_index=chunk, file_index=file)
+            rel = self.info.data_path.format(chunk_index=chunk, file_index=file)
+            path: Path | str = self._join(rel) if self.remote else Path(self.root) / rel
             try:
-                table = pq.read_table(path, columns=self._data_keys, memory_map=True)
+                if self.remote:
+                    with self._filesystem().open(f"{self._fs_root}/{rel}", "rb") as f:
+                        table = pq.read_table(f, columns=self._data_keys)
+                else:
+                    table = pq.read_table(path, columns=self._data_keys, memory_map=True)
             except (OSError, pa.ArrowInvalid) as e:
                 raise DatasetLayoutError(f"{path}: cannot read data file: {e}") from e
             src, dst = self._rows_of(path, table, positions)
@@ -319,7 +607,7 @@ class LeRobotV3Dataset(Dataset):
         out["_task_index_list"] = out["task_index"].tolist()
         return out
 
-    def _rows_of(self, path: Path, table: pa.Table, positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _rows_of(self, path: Path | str, table: pa.Table, positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(source rows in this file, destination frame positions) of the given episodes."""
         ep_col = table.column("episode_index").to_numpy() if "episode_index" in table.column_names else None
         if ep_col is None:
@@ -392,6 +680,13 @@ class LeRobotV3Dataset(Dataset):
             return [base + timestamps[q] for q in query.tolist()]
         return [base + timestamps[idx]]
 
+    def _episode_queries(self, idx: int, key: str, timestamps: list[float]) -> list[float]:
+        """Episode-local timestamps of `key` for frame idx (the byte index adds from_timestamp)."""
+        if key in self._delta_indices:
+            query, _ = self._window(idx, key)
+            return [timestamps[q] for q in query.tolist()]
+        return [timestamps[idx]]
+
     def _decode(self, path: str, timestamps: list[float]) -> torch.Tensor:
         frames = decode_frames(
             path,
@@ -414,9 +709,15 @@ class LeRobotV3Dataset(Dataset):
         item: Item = {}
         self._plain_values(idx, cols, item)
         timestamps = cols["_timestamp_list"]
+        by_index = self.video_source == "byte_index"
+        if by_index:
+            self._prefetch_after(int(self._frame_ep[idx]))
         for key in self.video_keys:
             ep = self._frame_ep[idx]
-            frames = self._decode(self._video_paths[key][ep], self._video_queries(idx, key, timestamps))
+            if by_index:
+                frames = self._decode_episode(key, ep, self._episode_queries(idx, key, timestamps))
+            else:
+                frames = self._decode(self._video_paths[key][ep], self._video_queries(idx, key, timestamps))
             if key in self._delta_indices:
                 item[key] = frames
                 item[f"{key}_is_pad"] = torch.from_numpy(self._window(idx, key)[1])
@@ -440,17 +741,29 @@ class LeRobotV3Dataset(Dataset):
             self._plain_values(i, cols, item)
             items.append(item)
         timestamps = cols["_timestamp_list"]
+        by_index = self.video_source == "byte_index"
+        if by_index:
+            episodes = sorted({int(self._frame_ep[i]) for i in idxs})
+            if len(episodes) > 1:
+                # Fetch the batch's segments concurrently; the decodes below wait for them.
+                self.prefetch(episodes)
+            self._prefetch_after(int(self._frame_ep[idxs[-1]]))
         for key in self.video_keys:
-            # (path) -> list of (item position, number of timestamps) and the flat timestamp list.
-            groups: dict[str, tuple[list[tuple[int, int]], list[float]]] = {}
+            # File source: (path) -> list of (item position, number of timestamps) and the flat
+            # timestamp list. Byte-index source: the same per episode position.
+            groups: dict[Any, tuple[list[tuple[int, int]], list[float]]] = {}
             for pos, i in enumerate(idxs):
-                path = self._video_paths[key][self._frame_ep[i]]
-                ts = self._video_queries(i, key, timestamps)
-                slots, flat = groups.setdefault(path, ([], []))
+                if by_index:
+                    group: Any = int(self._frame_ep[i])
+                    ts = self._episode_queries(i, key, timestamps)
+                else:
+                    group = self._video_paths[key][self._frame_ep[i]]
+                    ts = self._video_queries(i, key, timestamps)
+                slots, flat = groups.setdefault(group, ([], []))
                 slots.append((pos, len(ts)))
                 flat.extend(ts)
-            for path, (slots, flat) in groups.items():
-                frames = self._decode(path, flat)
+            for group, (slots, flat) in groups.items():
+                frames = self._decode_episode(key, group, flat) if by_index else self._decode(group, flat)
                 offset = 0
                 for pos, count in slots:
                     if key in self._delta_indices:

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO

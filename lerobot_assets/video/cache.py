@@ -15,6 +15,7 @@ value raises ValueError naming the variable when a cache is constructed (not at 
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 DEFAULT_DECODER_CACHE_SIZE = 100
@@ -70,9 +71,15 @@ class DecoderEntry:
     reopens on next use, so a caller that fetched it just before eviction still works.
     """
 
-    def __init__(self, path: str, signature: tuple[int, int, int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        signature: tuple[int, int, int] | None = None,
+        opener: Callable[[str], Any] | None = None,
+    ) -> None:
         self.path = path
         self.signature = signature
+        self.opener = opener
         self.lock = threading.Lock()
         self._handles: list[Any] = []
         self._approx: Any = None
@@ -86,9 +93,12 @@ class DecoderEntry:
         if not _is_remote(self.path):
             # A path lets FFmpeg read the file itself, much faster than Python file callbacks.
             return self.path
-        import fsspec
+        if self.opener is not None:
+            handle = self.opener(self.path)  # e.g. a filesystem carrying endpoint/credentials
+        else:
+            import fsspec
 
-        handle = fsspec.open(self.path, "rb").open()
+            handle = fsspec.open(self.path, "rb").open()
         self._handles.append(handle)
         return handle
 
@@ -143,12 +153,16 @@ class VideoDecoderCache:
 
     _SENTINEL: ClassVar[object] = object()
 
-    def __init__(self, max_size: int | None | object = _SENTINEL) -> None:
+    def __init__(
+        self, max_size: int | None | object = _SENTINEL, opener: Callable[[str], Any] | None = None
+    ) -> None:
+        """`opener(url) -> binary file object` opens remote files (default: `fsspec.open(url)`)."""
         if max_size is VideoDecoderCache._SENTINEL:
             max_size = cache_size_from_env()
         if max_size is not None and (not isinstance(max_size, int) or max_size <= 0):
             raise ValueError(f"max_size must be a positive integer or None; got {max_size!r}")
         self.max_size: int | None = max_size
+        self._opener = opener
         self._entries: OrderedDict[str, DecoderEntry] = OrderedDict()
         self._inherited: list[DecoderEntry] = []
         self._lock = threading.Lock()
@@ -178,7 +192,7 @@ class VideoDecoderCache:
                     self._entries.move_to_end(key)
                     return found
                 evicted.append(self._entries.pop(key))  # file replaced since it was opened
-            found = self._entries[key] = DecoderEntry(key, signature)
+            found = self._entries[key] = DecoderEntry(key, signature, self._opener)
             if self.max_size is not None:
                 while len(self._entries) > self.max_size:
                     evicted.append(self._entries.popitem(last=False)[1])
