@@ -13,6 +13,7 @@ app = typer.Typer(
 from lerobot_assets.cli import commands_sql  # noqa: E402,F401
 from lerobot_assets.cli import commands_dataset  # noqa: E402,F401
 from lerobot_assets.cli import commands_byte_index  # noqa: E402,F401
+from lerobot_assets.cli import commands_pipeline  # noqa: E402,F401
 from lerobot_assets.cli import commands_record  # noqa: E402,F401
 
 __all__ = ["app"]

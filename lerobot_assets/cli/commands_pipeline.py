@@ -1,0 +1,229 @@
+"""`lerobot-assets demo`, `ui`, `register-sim`, `register-import`: the Dagster pipeline from the CLI.
+
+Every command works on a data home (`--home`, default ./.demo_home) whose Dagster instance lives in
+`<home>/dagster` (telemetry off), so `demo` and `ui` on the same home show the same runs.
+"""
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lerobot_assets.cli import app
+
+_HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default ./.demo_home"
+# What a data home may hold; the demo refuses any other directory rather than write into it.
+_HOME_ENTRIES = {"inbox", "imports", "downloads", "raw", "sessions", "datasets", "previews", "dagster", "catalog"}
+_DAGSTER_YAML = "# Written by lerobot-assets.\ntelemetry:\n  enabled: false\n"
+
+
+def _prepare_home(home: Path, fresh_instance: bool) -> Path:
+    """Create the home and its Dagster instance dir; point this process's env at them."""
+    home = home.expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise typer.BadParameter(f"{home} is not a directory", param_hint="--home")
+    if home.exists():
+        foreign = sorted(p.name for p in home.iterdir() if p.name not in _HOME_ENTRIES and not p.name.startswith("."))
+        if foreign:
+            raise typer.BadParameter(
+                f"{home} holds {foreign[:5]}, which is not a lerobot-assets data home; choose an empty or new directory",
+                param_hint="--home",
+            )
+    dagster_home = home / "dagster"
+    if fresh_instance and dagster_home.exists():
+        shutil.rmtree(dagster_home)
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ["LEROBOT_ASSETS_HOME"] = str(home)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SVT_LOG", "1")
+    return home
+
+
+def _run_config(log_level: str, sim: dict[str, Any] | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if sim:
+        config["resources"] = {"sim": {"config": sim}}
+    return config
+
+
+def _checks_line(result: Any) -> tuple[bool, str]:
+    evals = result.get_asset_check_evaluations()
+    ok = all(e.passed for e in evals)
+    return ok, ", ".join(f"{e.check_name} {'OK' if e.passed else 'FAILED'}" for e in evals) or "no checks"
+
+
+def _metadata(result: Any, asset: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    return {}
+
+
+@app.command("demo")
+def demo_command(
+    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    sessions: int = typer.Option(2, "--sessions", min=1, max=1000, help="PushT sim sessions to record"),
+    episodes: int = typer.Option(10, "--episodes", min=1, max=10000, help="episodes per session"),
+    max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
+    top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="print Dagster's log lines (per episode) as well"),
+) -> None:
+    """Build the whole asset graph on a fresh Dagster instance: N sim sessions of M episodes -> merged dataset.
+
+    Registers sessions sim-s0000-..., materializes raw_episodes and session_dataset per session
+    (with their blocking validation), then lerobot_dataset and dataset_stats, and prints where the
+    dataset is and how to open the UI.
+    """
+    t0 = time.perf_counter()
+    home = _prepare_home(home, fresh_instance=True)
+
+    import dagster as dg
+
+    from lerobot_assets.defs.definitions import defs
+    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.sources.sessions import HomeLayout, sim_session_keys
+
+    instance = dg.DagsterInstance.get()
+    keys = sim_session_keys(sessions, episodes)
+    instance.add_dynamic_partitions(SESSIONS, keys)
+    typer.echo(f"data home {home}\nDagster instance {home / 'dagster'} (telemetry off)")
+    typer.echo(
+        f"registered {len(keys)} session{'s' if len(keys) != 1 else ''} of {episodes} "
+        f"episode{'s' if episodes != 1 else ''}: {', '.join(keys)}"
+    )
+    sim = {} if (max_steps, top_camera) == (300, True) else {"max_steps": max_steps, "top_camera": top_camera}
+    level = "INFO" if verbose else "WARNING"
+    session_job = defs.resolve_job_def("session_job")
+    failed: list[str] = []
+    for i, key in enumerate(keys, 1):
+        t = time.perf_counter()
+        result = session_job.execute_in_process(
+            partition_key=key, instance=instance, run_config=_run_config(level, sim), raise_on_error=False
+        )
+        ok, checks = _checks_line(result)
+        raw = _metadata(result, "raw_episodes")
+        built = _metadata(result, "session_dataset")
+        success = raw.get("success_rate")
+        typer.echo(
+            f"[{i}/{len(keys)}] {key}: {built.get('episodes', '?')} episodes, {built.get('frames', '?')} frames"
+            + (f", expert success {success:.0%}" if success is not None else "")
+            + f"; {checks}; {time.perf_counter() - t:.1f} s"
+        )
+        if not (result.success and ok):
+            failed.append(key)
+    if failed:
+        typer.echo(f"error: sessions {failed} failed; see `lerobot-assets ui --home {home}` for the runs", err=True)
+        raise typer.Exit(1)
+    t = time.perf_counter()
+    result = defs.resolve_job_def("dataset_job").execute_in_process(
+        instance=instance, run_config=_run_config(level), raise_on_error=False
+    )
+    ok, checks = _checks_line(result)
+    merged = _metadata(result, "lerobot_dataset")
+    typer.echo(
+        f"lerobot_dataset: {merged.get('mode', '?')} of {merged.get('sessions', '?')} sessions, "
+        f"{merged.get('episodes', '?')} episodes, {merged.get('frames', '?')} frames, "
+        f"{(merged.get('bytes') or 0) / 1e6:.1f} MB; dataset_stats; {checks}; {time.perf_counter() - t:.1f} s"
+    )
+    if not (result.success and ok):
+        typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {home}`", err=True)
+        raise typer.Exit(1)
+    dataset = HomeLayout(home).dataset()
+    typer.echo(
+        f"\ndone in {time.perf_counter() - t0:.1f} s.\n"
+        f"  dataset:  {dataset}\n"
+        f"            (LeRobot: LeRobotDataset('local/pusht', root='{dataset}'); "
+        f"here: lerobot-assets info {dataset})\n"
+        f"  UI:       make ui   (or: lerobot-assets ui --home {home}), then open http://127.0.0.1:3000/assets"
+    )
+
+
+def _dagster_executable() -> str:
+    local = Path(sys.executable).with_name("dagster")
+    return str(local) if local.is_file() else (shutil.which("dagster") or "dagster")
+
+
+def _code_location_args() -> list[str]:
+    """The checkout's workspace.yaml (the same code location as `dagster dev` in the repo root)
+    when running from a source checkout, else the installed module."""
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "workspace.yaml").is_file() and (repo / "definitions.py").is_file():
+        return ["-w", str(repo / "workspace.yaml")]
+    return ["-m", "lerobot_assets.defs.definitions"]
+
+
+@app.command("ui")
+def ui_command(
+    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="address the webserver listens on"),
+    port: int = typer.Option(3000, "--port", help="webserver port"),
+) -> None:
+    """Start `dagster dev` (webserver + daemon: sensors, automation) on the home's Dagster instance."""
+    home = _prepare_home(home, fresh_instance=False)
+    args = [_dagster_executable(), "dev", "-h", host, "-p", str(port), *_code_location_args()]
+    typer.echo(f"Dagster UI: http://{host}:{port}/assets  (DAGSTER_HOME={home / 'dagster'}, data home {home}); Ctrl-C stops it")
+    sys.stdout.flush()
+    # exec: dagster dev becomes this process, so Ctrl-C (SIGINT to the group) stops it cleanly.
+    os.execvpe(args[0], args, os.environ.copy())
+
+
+@app.command("register-sim")
+def register_sim_command(
+    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    sessions: int = typer.Option(1, "--sessions", min=1, max=1000),
+    episodes: int = typer.Option(10, "--episodes", min=1, max=10000),
+    first_seed: int | None = typer.Option(None, "--first-seed", min=0, help="default: after the highest registered seed"),
+) -> None:
+    """Register sim sessions (partitions) in the home's instance; `ui`'s sensor then builds them."""
+    _prepare_home(home, fresh_instance=False)
+    import dagster as dg
+
+    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.sources.sessions import next_free_seed, overlapping_sim_sessions, sim_session_keys
+
+    instance = dg.DagsterInstance.get()
+    existing = list(instance.get_dynamic_partitions(SESSIONS))
+    first = first_seed if first_seed is not None else next_free_seed(existing)
+    keys = [k for k in sim_session_keys(sessions, episodes, first) if k not in existing]
+    clashes = {k: overlapping_sim_sessions(existing, k) for k in keys}
+    if any(clashes.values()):
+        typer.echo(f"error: seed ranges overlap registered sessions: { {k: v for k, v in clashes.items() if v} }", err=True)
+        raise typer.Exit(2)
+    instance.add_dynamic_partitions(SESSIONS, keys)
+    typer.echo(f"registered {', '.join(keys) or 'nothing new'}")
+
+
+@app.command("register-import")
+def register_import_command(
+    name: str = typer.Argument(..., help="the session becomes import-NAME"),
+    source: str = typer.Argument(..., help="local dataset root, Hub repo id owner/name, or hf://datasets/owner/name[@rev]"),
+    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit"),
+) -> None:
+    """Register an existing LeRobot v3 dataset as a session of the home."""
+    home = _prepare_home(home, fresh_instance=False)
+    import dagster as dg
+
+    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
+    from lerobot_assets.sources.sessions import HomeLayout, import_session_key
+
+    try:
+        spec = ImportSpec(name=name, source=source, revision=revision)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    register_import(HomeLayout(home).imports, spec)
+    key = import_session_key(name)
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition(SESSIONS, key):
+        instance.add_dynamic_partitions(SESSIONS, [key])
+    typer.echo(f"registered {key} -> {source}")
