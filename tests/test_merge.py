@@ -145,7 +145,7 @@ def test_incompatible_source_leaves_output_intact(tmp_path, sessions):
     with pytest.raises(ValueError, match="source 'fps10': fps 10 differs from 30"):
         merge_datasets([("s0", sessions["s0"]), ("fps10", other)], out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.rebuild-")]
 
 
 def test_merge_lerobot_written_datasets(tmp_path):
@@ -173,3 +173,16 @@ def test_merge_rolls_over_files(tmp_path, sessions):
     for i in range(res.episodes):
         row = meta.episode(i)
         assert video_frame_count(meta.episode_video_file(row, KEY)) == row["length"]
+
+
+def test_force_and_damaged_output_rebuild(tmp_path, sessions):
+    out = tmp_path / "merged"
+    pair = [("s0", sessions["s0"]), ("s1", sessions["s1"])]
+    merge_datasets(pair, out)
+    assert merge_datasets(pair, out, force=True).mode == "rebuild"
+    info = json.loads((out / "meta/info.json").read_text())
+    info["total_frames"] += 1  # hand-edited: the recorded sources no longer describe it
+    (out / "meta/info.json").write_text(json.dumps(info))
+    res = merge_datasets(pair, out)
+    assert (res.mode, res.frames) == ("rebuild", 18)
+    assert json.loads((out / "meta/info.json").read_text())["total_frames"] == 18

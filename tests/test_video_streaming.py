@@ -280,3 +280,27 @@ def test_crash_in_encoder_thread_surfaces_on_finish(tmp_path, monkeypatch):
     enc.cancel_episode()
     assert _mp4s(tmp_path) == []
     enc.close()
+
+
+def test_blocking_feed_never_drops(tmp_path):
+    enc = StreamingVideoEncoder(fps=30, queue_maxsize=1, feed_timeout_s=None)
+    enc.start_episode(["cam"], tmp_path)
+    frame = np.zeros((32, 48, 3), np.uint8)
+    for i in range(60):
+        enc.feed_frame("cam", frame + i)
+    res = enc.finish_episode()["cam"]
+    enc.close()
+    assert (res.frames, res.dropped) == (60, 0)
+
+
+def test_fill_dropped_keeps_one_video_frame_per_fed_frame(tmp_path):
+    from lerobot_assets.video.probe import video_frame_count
+
+    enc = StreamingVideoEncoder(fps=30, queue_maxsize=1, feed_timeout_s=0.0, fill_dropped=True)
+    enc.start_episode(["cam"], tmp_path)
+    for i in range(120):
+        enc.feed_frame("cam", np.full((32, 48, 3), i % 250, np.uint8))
+    res = enc.finish_episode()["cam"]
+    enc.close()
+    assert res.dropped > 0
+    assert res.frames == 120 == video_frame_count(res.path)

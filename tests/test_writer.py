@@ -376,3 +376,19 @@ def test_background_failure_stops_the_writer_and_keeps_the_dataset(tmp_path, mon
     record(tmp_path / "d", [4], writer=w2)
     w2.finalize()
     assert DatasetMeta(tmp_path / "d").info.total_frames == 10
+
+
+def test_live_capture_drops_are_filled_counted_and_saved(tmp_path):
+    # A capture loop that must not stall: a full queue drops frames instead of waiting.
+    w = DatasetWriter.create(tmp_path / "d", fps=30, features=FEATURES, queue_maxsize=1, feed_timeout_s=0.0)
+    rng = np.random.default_rng(0)
+    for t in range(80):
+        w.add_frame(make_frame(rng, t, "live"))
+    summary = w.save_episode()
+    w.finalize()
+    assert sum(summary.dropped_frames.values()) > 0
+    for key in ("observation.images.front", "observation.images.wrist"):
+        assert video_frame_count(tmp_path / f"d/videos/{key}/chunk-000/file-000.mp4") == 80
+    from lerobot_assets.format.validate import validate_dataset
+
+    assert validate_dataset(tmp_path / "d").ok

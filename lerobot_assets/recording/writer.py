@@ -129,6 +129,7 @@ class DatasetWriter:
         encoder_threads: int | None,
         queue_maxsize: int,
         background_save: bool = False,
+        feed_timeout_s: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.info = info
@@ -142,7 +143,12 @@ class DatasetWriter:
         self._stream: StreamingVideoEncoder | None = None
         if streaming and info.video_keys:
             self._stream = StreamingVideoEncoder(
-                info.fps, encoder, queue_maxsize=queue_maxsize, threads=encoder_threads
+                info.fps,
+                encoder,
+                queue_maxsize=queue_maxsize,
+                threads=encoder_threads,
+                feed_timeout_s=feed_timeout_s,
+                fill_dropped=True,
             )
         self._episode: _Episode | None = None
         self._next_episode = info.total_episodes
@@ -170,7 +176,15 @@ class DatasetWriter:
         encoder_threads: int | None = None,
         queue_maxsize: int = 60,
         background_save: bool = False,
+        feed_timeout_s: float | None = None,
     ) -> "DatasetWriter":
+        """A new dataset at root (which must be absent or empty).
+
+        `feed_timeout_s`: None (default) makes add_frame wait while a camera's encoder is behind,
+        so no frame is ever dropped; a live capture loop that must not stall sets a timeout, after
+        which the frame is dropped: the video repeats the previous frame in its place (so it stays
+        aligned with the data rows), and the drop is counted in the EpisodeSummary and logged.
+        """
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise FileExistsError(f"{root} exists and is not empty; use DatasetWriter.open() to append")
@@ -192,7 +206,8 @@ class DatasetWriter:
         root.mkdir(parents=True, exist_ok=True)
         info.save(root)
         return cls(
-            root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize, background_save
+            root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize,
+            background_save, feed_timeout_s,
         )
 
     @classmethod
@@ -205,6 +220,7 @@ class DatasetWriter:
         encoder_threads: int | None = None,
         queue_maxsize: int = 60,
         background_save: bool = False,
+        feed_timeout_s: float | None = None,
     ) -> "DatasetWriter":
         """Reopen a dataset (ours or LeRobot's) to append episodes; completes an interrupted commit."""
         root = Path(root)
@@ -213,13 +229,13 @@ class DatasetWriter:
         info = DatasetInfo.load(root)
         if encoder is None:
             encoder = _encoder_from_info(info)
-        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize, background_save)
+        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize, background_save, feed_timeout_s)
 
     @classmethod
     def open_or_create(cls, root: Path | str, **kwargs: Any) -> "DatasetWriter":
         root = Path(root)
         if (root / "meta/info.json").is_file():
-            names = ("encoder", "streaming", "encoder_threads", "queue_maxsize", "background_save")
+            names = ("encoder", "streaming", "encoder_threads", "queue_maxsize", "background_save", "feed_timeout_s")
             keep = {k: kwargs[k] for k in names if k in kwargs}
             return cls.open(root, **keep)
         return cls.create(root, **kwargs)
@@ -431,11 +447,15 @@ class DatasetWriter:
             for key, r in results.items():
                 if r.frames != n:
                     raise RuntimeError(
-                        f"camera {key!r}: the encoder wrote {r.frames} frames for an episode of {n} "
-                        f"({r.dropped} dropped); the episode was not saved"
+                        f"camera {key!r}: the encoder wrote {r.frames} frames for an episode of {n}; "
+                        "the episode was not saved"
                     )
                 if r.dropped:
-                    logger.warning("camera %s: %d frame(s) dropped by the encoder queue", key, r.dropped)
+                    logger.warning(
+                        "episode %d, camera %s: %d frame(s) dropped on a full encoder queue, each replaced "
+                        "by a repeat of the previous frame",
+                        ep.index, key, r.dropped,
+                    )
                 out[key] = _CameraEpisode(Path(r.path), r.stats, r.histogram, r.dropped)
             return out
 

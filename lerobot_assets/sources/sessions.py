@@ -422,14 +422,6 @@ def _write_raw_session(
         encoder=encoder,
         encoder_threads=threads,
     )
-    # Converting recorded files is not a live capture: a busy machine should slow the producer down,
-    # never drop frames. The writer drops a frame when its encoder queue stays full for 0.1 s (right
-    # for a robot loop, and then it refuses the episode); it has no option for that yet, so raise
-    # the wait on its streaming encoder (60 s: far beyond any backlog of a 60-frame queue, short
-    # enough to fail rather than hang if an encoder thread dies).
-    stream = getattr(writer, "_stream", None)
-    if stream is not None and hasattr(stream, "feed_timeout_s"):
-        stream.feed_timeout_s = max(stream.feed_timeout_s, OFFLINE_FEED_TIMEOUT_S)
     with writer:
         for ep in raw.episodes:
             for frame in inbox.iter_episode_frames(raw, ep):

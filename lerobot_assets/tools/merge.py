@@ -9,6 +9,7 @@ Episode indices, global frame indices and task indices are renumbered; video seg
 their files (concatenated by stream copy, timestamps shifted by the output file's duration).
 """
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -94,15 +95,32 @@ def _check_compatible(reference: DatasetInfo, info: DatasetInfo, name: str) -> N
 
 
 def merge_datasets(
-    sources: Sequence[tuple[str, Path]], output: Path, *, progress: Progress | None = None
+    sources: Sequence[tuple[str, Path]],
+    output: Path,
+    *,
+    progress: Progress | None = None,
+    force: bool = False,
 ) -> MergeResult:
-    """Merge `sources` ((name, root) pairs, in order) into `output` (see module docstring)."""
+    """Merge `sources` ((name, root) pairs, in order) into `output` (see module docstring).
+
+    `force` rebuilds even when the output already holds exactly these sources. Concurrent merges
+    into the same output wait for each other (a lock file beside it).
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output.parent / f".{output.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _merge_locked(sources, output, progress, force)
+
+
+def _merge_locked(
+    sources: Sequence[tuple[str, Path]], output: Path, progress: Progress | None, force: bool
+) -> MergeResult:
     if not sources:
         raise ValueError("no datasets to merge")
     names = [n for n, _ in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate source names: {sorted(n for n in names if names.count(n) > 1)}")
-    output = Path(output)
     say = progress or (lambda msg: logger.info(msg))
     fingerprints = [dataset_fingerprint(root) for _, root in sources]
     wanted = [{"name": n, "fingerprint": fp} for n, fp in zip(names, fingerprints)]
@@ -110,7 +128,10 @@ def merge_datasets(
     for (name, _), info in zip(sources, infos):
         _check_compatible(infos[0], info, name)
 
-    recorded = _read_sources(output)
+    recorded = None if force else _read_sources(output)
+    if recorded is not None and not _totals_agree(output, recorded):
+        logger.warning("%s: totals differ from its recorded sources; rebuilding", output)
+        recorded = None
     if recorded is not None:
         recover(output)
         done = [{"name": r["name"], "fingerprint": r["fingerprint"]} for r in recorded]
@@ -142,6 +163,18 @@ def merge_datasets(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return MergeResult("rebuild", out.info.total_episodes, out.info.total_frames, names, names)
+
+
+def _totals_agree(output: Path, recorded: list[dict[str, Any]]) -> bool:
+    """The output still holds what its provenance says (guards against a hand-edited output)."""
+    try:
+        info = DatasetInfo.load(output)
+    except (FileNotFoundError, ValueError):
+        return False
+    return (info.total_episodes, info.total_frames) == (
+        sum(r.get("episodes", 0) for r in recorded),
+        sum(r.get("frames", 0) for r in recorded),
+    )
 
 
 def _swap_in(new: Path, output: Path) -> None:

@@ -6,7 +6,7 @@ the way. Threads rather than processes: frames are large and pickling them would
 the encoding contention saves.
 
 Back-pressure: when a camera's queue stays full for `feed_timeout_s`, the frame is dropped rather
-than stalling the control loop. Drops are never silent: they are counted per camera, logged, and
+than stalling the control loop (`feed_timeout_s=None` blocks instead: no frame is ever dropped). Drops are never silent: they are counted per camera, logged, and
 returned in each camera's `EpisodeVideo`, because the MP4 then holds fewer frames than the
 episode's data rows and the writer must record that.
 
@@ -33,6 +33,7 @@ from lerobot_assets.video.encode import Mp4FrameWriter, as_hwc_uint8
 logger = logging.getLogger(__name__)
 
 _STOP = object()  # queue sentinel: flush and finish the file
+_FILL = object()  # queue marker: (_FILL, n) repeats the last frame n times (frames dropped at the end)
 _POLL_S = 0.1  # how often an idle encoder thread looks at its cancel flag
 _FINISH_TIMEOUT_S = 600.0
 
@@ -100,6 +101,7 @@ class _CameraEncoder(threading.Thread):
         self.histogram: np.ndarray | None = None
         self._writer = Mp4FrameWriter(self.partial_path, fps, config, threads)
         self._accumulator = ImageStatsAccumulator() if compute_stats else None
+        self._last: np.ndarray | None = None
 
     def run(self) -> None:
         try:
@@ -130,8 +132,21 @@ class _CameraEncoder(threading.Thread):
                     self.histogram = acc.hist
                 self.finished_ok = True
                 return
-            arr = as_hwc_uint8(item)
+            if isinstance(item, tuple):
+                # Frames dropped before this one: repeat the last frame in their place (the first
+                # one if nothing was written yet) so the video stays aligned with the data rows.
+                frame, fill = item
+                if frame is _FILL:
+                    for _ in range(fill):
+                        writer.write(self._last)
+                    continue
+                arr = as_hwc_uint8(frame)
+                for _ in range(fill):
+                    writer.write(self._last if self._last is not None else arr)
+            else:
+                arr = as_hwc_uint8(item)
             writer.write(arr)
+            self._last = arr
             if acc is not None:
                 acc.update(arr)
         # Cancelled: leave nothing behind.
@@ -216,7 +231,8 @@ class StreamingVideoEncoder:
         threads: int | None = None,
         compute_stats: bool = True,
         *,
-        feed_timeout_s: float = 0.1,
+        feed_timeout_s: float | None = 0.1,
+        fill_dropped: bool = False,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -228,6 +244,10 @@ class StreamingVideoEncoder:
         self.threads = threads
         self.compute_stats = compute_stats
         self.feed_timeout_s = feed_timeout_s
+        # With fill_dropped, a dropped frame is replaced by a repeat of the previous one, so the
+        # MP4 keeps one frame per fed frame (and its timing); drops are still counted and reported.
+        self.fill_dropped = fill_dropped
+        self._owed: dict[str, int] = {}
         self.codec_options = self.config.codec_options(threads)
         self.dropped_frames: dict[str, int] = {}
         self._encoders: dict[str, _CameraEncoder] = {}
@@ -262,6 +282,7 @@ class StreamingVideoEncoder:
         directory.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:8]
         self.dropped_frames = {k: 0 for k in keys}
+        self._owed = {k: 0 for k in keys}
         self._shapes = {}
         self._encoders = {}
         for key in keys:
@@ -301,12 +322,18 @@ class StreamingVideoEncoder:
         expected = self._shapes.setdefault(key, arr.shape)
         if arr.shape != expected:
             raise ValueError(f"frame for camera {key!r} has shape {arr.shape}, but this episode's frames are {expected}")
+        item: Any = (arr, self._owed[key]) if self._owed[key] else arr
         try:
-            if self.feed_timeout_s > 0:
-                encoder.frames.put(arr, timeout=self.feed_timeout_s)
+            if self.feed_timeout_s is None:
+                self._put_blocking(encoder, item)
+            elif self.feed_timeout_s > 0:
+                encoder.frames.put(item, timeout=self.feed_timeout_s)
             else:
-                encoder.frames.put_nowait(arr)
+                encoder.frames.put_nowait(item)
+            self._owed[key] = 0
         except queue.Full:
+            if self.fill_dropped:
+                self._owed[key] += 1
             count = self.dropped_frames[key] = self.dropped_frames[key] + 1
             if count == 1 or count % 10 == 0:
                 logger.warning(
@@ -315,6 +342,26 @@ class StreamingVideoEncoder:
                     key,
                     count,
                 )
+
+    def _settle_owed(self) -> None:
+        """Frames dropped after the last queued one are filled before the episode ends."""
+        for key, owed in self._owed.items():
+            if owed:
+                self._put_blocking(self._encoders[key], (_FILL, owed))
+                self._owed[key] = 0
+
+    @staticmethod
+    def _put_blocking(encoder: _CameraEncoder, arr: Any) -> None:
+        # Back-pressure instead of drops, but never a hang on a thread that died meanwhile.
+        while True:
+            try:
+                encoder.frames.put(arr, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if encoder.error is not None:
+                    raise encoder.failure() from encoder.error
+                if not encoder.is_alive():
+                    raise RuntimeError(f"Encoder thread for camera {encoder.key!r} is not running") from None
 
     def finish_episode(self) -> dict[str, EpisodeVideo]:
         """Flush every camera, wait for its MP4, and return `{key: EpisodeVideo}`.
@@ -327,6 +374,7 @@ class StreamingVideoEncoder:
         for encoder in self._encoders.values():
             if encoder.error is not None:
                 raise encoder.failure() from encoder.error
+        self._settle_owed()
         results = PendingEpisode(self._encoders, dict(self.dropped_frames)).wait()
         self._encoders = {}
         self._active = False
@@ -341,6 +389,7 @@ class StreamingVideoEncoder:
         """
         if not self._active:
             raise RuntimeError("No active episode to finish.")
+        self._settle_owed()
         pending = PendingEpisode(self._encoders, dict(self.dropped_frames))
         pending.stop()
         self._encoders = {}
