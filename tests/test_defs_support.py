@@ -19,7 +19,7 @@ from lerobot_assets.sources import inbox
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SVT_LOG", "1")
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3-tiny"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lerobot-v3-tiny"
 CAM = "observation.images.cam"
 FPS = 10
 FEATURES: dict[str, dict[str, Any]] = {

@@ -5,11 +5,13 @@ import os
 import dagster as dg
 
 from lerobot_assets.defs.assets import all_assets
+from lerobot_assets.defs.byte_index import byte_index_assets, byte_index_checks
 from lerobot_assets.defs.checks import all_checks
 from lerobot_assets.defs.executors import load_run_config, scale_out_jobs
 from lerobot_assets.defs.jobs import SESSION_SELECTION, all_jobs
 from lerobot_assets.defs.resources import default_resources
 from lerobot_assets.defs.sensors import all_sensors
+from lerobot_assets.defs.sql_models import build_sql_defs
 
 # Headless defaults for every process that loads the code location (webserver, daemon, run
 # workers): pygame needs no display, and SVT-AV1 prints only errors instead of a banner per video.
@@ -19,9 +21,10 @@ os.environ.setdefault("SVT_LOG", "1")
 
 def build_defs() -> dg.Definitions:
     scale_out = scale_out_jobs(SESSION_SELECTION)
+    sql_assets, sql_checks = build_sql_defs()
     defs = dg.Definitions(
-        assets=all_assets,
-        asset_checks=all_checks,
+        assets=[*all_assets, *byte_index_assets, *sql_assets],
+        asset_checks=[*all_checks, *byte_index_checks, *sql_checks],
         jobs=[*all_jobs, *scale_out],
         sensors=all_sensors,
         resources=default_resources(),

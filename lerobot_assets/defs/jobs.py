@@ -14,8 +14,10 @@ import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.defs.assets import dataset_assets, session_assets
+from lerobot_assets.defs.byte_index import byte_index_assets
 from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.defs.sql_models import SQL_SELECTION
 from lerobot_assets.sources.sessions import (
     import_session_key,
     next_free_seed,
@@ -24,7 +26,10 @@ from lerobot_assets.sources.sessions import (
 )
 
 SESSION_SELECTION = dg.AssetSelection.assets(*session_assets)
-DATASET_SELECTION = dg.AssetSelection.assets(*dataset_assets)
+# Everything downstream of the sessions: the merged dataset, its stats, its byte index, the SQL models.
+DATASET_SELECTION = (
+    dg.AssetSelection.assets(*dataset_assets, *byte_index_assets) | SQL_SELECTION
+)
 
 session_job = dg.define_asset_job(
     "session_job",
@@ -47,7 +52,10 @@ dataset_job = dg.define_asset_job(
     "dataset_job",
     selection=DATASET_SELECTION,
     executor_def=dg.in_process_executor,
-    description="Merge every valid session into lerobot_dataset, then dataset_stats (+ their blocking checks).",
+    description=(
+        "Merge every valid session into lerobot_dataset, then dataset_stats, byte_index and the SQL models "
+        "(+ their blocking checks)."
+    ),
 )
 
 

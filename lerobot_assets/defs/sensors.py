@@ -18,9 +18,11 @@ from typing import Any
 import dagster as dg
 
 from lerobot_assets.defs.assets import dataset_assets, session_dataset
+from lerobot_assets.defs.byte_index import byte_index_assets
 from lerobot_assets.defs.jobs import session_job
 from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.defs.sql_models import SQL_SELECTION
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
 from lerobot_assets.sources.sessions import inbox_session_key
 
@@ -101,10 +103,13 @@ def registered_sessions_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
 
 merge_automation_sensor = dg.AutomationConditionSensorDefinition(
     "merge_automation_sensor",
-    target=dg.AssetSelection.assets(*dataset_assets),
+    target=dg.AssetSelection.assets(*dataset_assets, *byte_index_assets) | SQL_SELECTION,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Materializes lerobot_dataset, then dataset_stats, when sessions were updated (automation conditions).",
+    description=(
+        "Materializes lerobot_dataset, then dataset_stats, byte_index and the SQL models, when sessions were "
+        "updated (automation conditions)."
+    ),
 )
 
 all_sensors = [inbox_sensor, registered_sessions_sensor, merge_automation_sensor]

@@ -39,7 +39,6 @@ _KEY_RE = re.compile(rf"^(sim|inbox|import)-({_NAME})$")
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _SIM_RE = re.compile(r"^s(\d+)-(\d+)$")
 MANIFEST = "manifest.json"
-OFFLINE_FEED_TIMEOUT_S = 60.0
 MERGED_DATASET = "lerobot_dataset"
 
 

@@ -1,0 +1,80 @@
+"""byte_index and the SQL models as Dagster assets downstream of the merged dataset."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from lerobot_assets.sources.sessions import HomeLayout
+from test_defs_support import (  # noqa: F401  (fixtures)
+    checks,
+    home,
+    instance,
+    materialize_dataset,
+    materialize_session,
+    materialized,
+    metadata,
+    resources,
+)
+
+
+def downstream_defs() -> list:
+    from lerobot_assets.defs.byte_index import byte_index_assets, byte_index_checks
+    from lerobot_assets.defs.sql_models import build_sql_defs
+
+    sql_assets, sql_checks = build_sql_defs()
+    return [*byte_index_assets, *byte_index_checks, *sql_assets, *sql_checks]
+
+
+def test_byte_index_and_sql_models(instance: dg.DagsterInstance, home: Path) -> None:
+    assert materialize_session(instance, home, "sim-s0000-0002").success
+    assert materialize_dataset(instance, home).success
+    merged = HomeLayout(home).dataset("lerobot_dataset")
+    info = json.loads((merged / "meta/info.json").read_text())
+
+    result = dg.materialize(downstream_defs(), instance=instance, resources=resources(home), raise_on_error=False)
+    assert result.success
+    assert {"byte_index", "episode_quality", "task_summary", "dataset_summary", "camera_summary"} <= materialized(result)
+    got = checks(result)
+    assert got["byte_index_matches_ffprobe"] is True
+    assert all(got[name] for name in got if name.startswith("assert_") and name != "assert_no_flagged_episodes")
+
+    bi = metadata(result, "byte_index")
+    assert (bi["files"], bi["episodes"], bi["frames"]) == (1, 3, info["total_frames"])
+    frames = pq.read_table(merged / "meta/byte_index/frames.parquet")
+    assert frames.num_rows == info["total_frames"]
+
+    tasks = metadata(result, "task_summary")
+    # One task, in two datasets under the home: the session and the merged dataset.
+    assert tasks["dagster/row_count"] == 2
+    columns = [c.name for c in tasks["dagster/column_schema"].columns]
+    assert {"dataset", "task", "episodes", "frames", "hours"} <= set(columns)
+    # The catalog holds the same answer as the merged dataset's info.json.
+    import duckdb
+
+    con = duckdb.connect(str(home / "catalog" / "metadata.duckdb"), read_only=True)
+    frames_by_dataset = dict(con.execute("SELECT dataset, sum(frames) FROM task_summary GROUP BY dataset").fetchall())
+    con.close()
+    assert frames_by_dataset == {"datasets/lerobot_dataset": info["total_frames"], "sessions/sim-s0000-0002": info["total_frames"]}
+
+
+def test_failing_sql_data_test_is_a_failed_check(instance: dg.DagsterInstance, home: Path) -> None:
+    assert materialize_session(instance, home, "sim-s0000-0001").success
+    assert materialize_dataset(instance, home).success
+    merged = HomeLayout(home).dataset("lerobot_dataset")
+    info_path = merged / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["total_frames"] += 7  # info.json now disagrees with the episodes metadata
+    info_path.write_text(json.dumps(info, indent=4))
+
+    from lerobot_assets.defs.sql_models import build_sql_defs
+
+    sql_assets, sql_checks = build_sql_defs()
+    result = dg.materialize([*sql_assets, *sql_checks], instance=instance, resources=resources(home), raise_on_error=False)
+    got = checks(result)
+    assert got["assert_totals_match_info"] is False
+    assert got["assert_episode_index_unique"] is True
+    # assert_totals_match_info is blocking: nothing downstream of dataset_summary may run after it,
+    # and the run reports the failure.
+    assert not result.success
