@@ -392,3 +392,14 @@ def test_live_capture_drops_are_filled_counted_and_saved(tmp_path):
     from lerobot_assets.format.validate import validate_dataset
 
     assert validate_dataset(tmp_path / "d").ok
+
+
+def test_tasks_parquet_reads_back_in_pandas_like_lerobots(recorded):
+    # LeRobot loads meta/tasks.parquet with pandas and expects a frame indexed by the task string.
+    import pandas as pd
+
+    ours = pd.read_parquet(recorded[0] / "meta/tasks.parquet")
+    theirs = pd.read_parquet(FIXTURE / "meta/tasks.parquet")
+    assert ours.index.name == theirs.index.name == "task"
+    assert list(ours.columns) == list(theirs.columns) == ["task_index"]
+    assert ours.to_dict() == {"task_index": {"pick the cube": 0, "place the cube": 1}} == theirs.to_dict()
