@@ -12,7 +12,7 @@ All three encode the same pre-rendered PushT top-camera frames with the same enc
 
 Frames/s counts dataset frames (one timestep of every camera). The last line is a JSON object.
 
-    .venv/bin/python benchmarks/bench_record.py [--episodes 3] [--frames 150] [--repeats 2]
+    .venv/bin/python benchmarks/bench_record.py [--episodes 6] [--frames 150] [--repeats 3]
 """
 
 import argparse
@@ -100,9 +100,9 @@ def writer_record(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--frames", type=int, default=150, help="max steps per episode")
-    parser.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N for each measurement")
     parser.add_argument("--vcodec", default="libsvtav1")
     args = parser.parse_args()
     config = VideoEncoderConfig(vcodec=args.vcodec)
