@@ -7,17 +7,10 @@ written, and the old file is replaced only once the new one is complete.
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def temp_sibling(path: Path, suffix: str = ".mp4") -> Path:
-    """A fresh, empty temp path next to `path` (created, so concurrent writers never collide)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+from lerobot_assets.format.atomic import temp_sibling
 
 
 @contextlib.contextmanager
