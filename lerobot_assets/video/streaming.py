@@ -75,6 +75,38 @@ class UnknownVideoKeyError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
+class _BufferPool:
+    """Reused frame buffers of one camera.
+
+    feed_frame() must copy each frame (camera drivers reuse theirs), and a fresh 1 MB array per
+    frame costs page faults on every frame: on 2 cores that alone took the queued encoder from 95%
+    to 82% of PyAV's own speed at 480x640. Buffers come back once their frame is encoded.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def copy_of(self, frame: np.ndarray) -> np.ndarray:
+        src = np.asarray(frame)
+        buf = None
+        with self._lock:
+            while self._free and buf is None:
+                candidate = self._free.pop()
+                if candidate.shape == src.shape and candidate.dtype == src.dtype:
+                    buf = candidate
+        if buf is None:
+            buf = np.empty(src.shape, src.dtype)
+        np.copyto(buf, src)
+        return buf
+
+    def give_back(self, buf: np.ndarray) -> None:
+        with self._lock:
+            if len(self._free) < self.capacity:
+                self._free.append(buf)
+
+
 class _CameraEncoder(threading.Thread):
     """Drains one camera's queue into one MP4; records the first error instead of dying silently."""
 
@@ -87,8 +119,12 @@ class _CameraEncoder(threading.Thread):
         threads: int | None,
         queue_maxsize: int,
         compute_stats: bool,
+        pool: _BufferPool | None = None,
+        keep_last: bool = False,
     ) -> None:
         super().__init__(name=f"video-encoder[{key}]", daemon=True)
+        self.pool = pool
+        self.keep_last = keep_last
         self.key = key
         self.path = path
         self.partial_path = path.with_name(path.name + ".partial")
@@ -132,23 +168,26 @@ class _CameraEncoder(threading.Thread):
                     self.histogram = acc.hist
                 self.finished_ok = True
                 return
-            if isinstance(item, tuple):
-                # Frames dropped before this one: repeat the last frame in their place (the first
-                # one if nothing was written yet) so the video stays aligned with the data rows.
-                frame, fill = item
-                if frame is _FILL:
-                    for _ in range(fill):
-                        writer.write(self._last)
-                    continue
-                arr = as_hwc_uint8(frame)
+            frame, fill = item if isinstance(item, tuple) else (item, 0)
+            if frame is _FILL:
+                # Frames dropped at the end of the episode: repeat the last one in their place.
                 for _ in range(fill):
-                    writer.write(self._last if self._last is not None else arr)
-            else:
-                arr = as_hwc_uint8(item)
+                    writer.write(self._last)
+                continue
+            arr = as_hwc_uint8(frame)
+            # Frames dropped before this one: repeat the last frame in their place (the first one
+            # if nothing was written yet) so the video stays aligned with the data rows.
+            for _ in range(fill):
+                writer.write(self._last if self._last is not None else arr)
             writer.write(arr)
-            self._last = arr
             if acc is not None:
                 acc.update(arr)
+            if self.keep_last:
+                if self._last is None or self._last.shape != arr.shape:
+                    self._last = np.empty_like(arr)
+                np.copyto(self._last, arr)
+            if self.pool is not None:
+                self.pool.give_back(frame)
         # Cancelled: leave nothing behind.
         writer.abort()
         self.partial_path.unlink(missing_ok=True)
@@ -248,6 +287,8 @@ class StreamingVideoEncoder:
         # MP4 keeps one frame per fed frame (and its timing); drops are still counted and reported.
         self.fill_dropped = fill_dropped
         self._owed: dict[str, int] = {}
+        # Per camera, shared by successive episodes (and by one still flushing in the background).
+        self._pools: dict[str, _BufferPool] = {}
         self.codec_options = self.config.codec_options(threads)
         self.dropped_frames: dict[str, int] = {}
         self._encoders: dict[str, _CameraEncoder] = {}
@@ -295,6 +336,8 @@ class StreamingVideoEncoder:
                 self.threads,
                 self.queue_maxsize,
                 self.compute_stats,
+                pool=self._pools.setdefault(key, _BufferPool(self.queue_maxsize + 4)),
+                keep_last=self.fill_dropped,
             )
             self._encoders[key] = encoder
         for encoder in self._encoders.values():
@@ -318,7 +361,7 @@ class StreamingVideoEncoder:
             raise encoder.failure() from encoder.error
         if not encoder.is_alive():
             raise RuntimeError(f"Encoder thread for camera {key!r} is not running")
-        arr = np.array(frame, copy=True)
+        arr = encoder.pool.copy_of(frame) if encoder.pool is not None else np.array(frame, copy=True)
         expected = self._shapes.setdefault(key, arr.shape)
         if arr.shape != expected:
             raise ValueError(f"frame for camera {key!r} has shape {arr.shape}, but this episode's frames are {expected}")
@@ -332,6 +375,8 @@ class StreamingVideoEncoder:
                 encoder.frames.put_nowait(item)
             self._owed[key] = 0
         except queue.Full:
+            if encoder.pool is not None:
+                encoder.pool.give_back(arr)
             if self.fill_dropped:
                 self._owed[key] += 1
             count = self.dropped_frames[key] = self.dropped_frames[key] + 1
