@@ -5,7 +5,9 @@ A reader (or a crash) therefore sees either the old or the new file, never a par
 
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,15 @@ def write_parquet(path: Path, tables: list[pa.Table] | pa.Table) -> None:
 def write_parquet_atomic(path: Path, tables: list[pa.Table] | pa.Table) -> None:
     """write_parquet to a temp sibling, then rename over path."""
     write_atomic(Path(path), lambda tmp: write_parquet(tmp, tables))
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put directory `new` at `final`, replacing what is there; a reader sees old or new, whole."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        old = final.parent / f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lerobot_assets.format.atomic import replace_dir
 from lerobot_assets.sources import inbox
 
 if TYPE_CHECKING:  # imported lazily at run time: the simulator pulls in gym and pygame
@@ -154,18 +155,6 @@ class HomeLayout:
         if key.kind != "inbox":
             raise ValueError(f"{session} is not an inbox session")
         return self.inbox / key.name
-
-
-def replace_dir(new: Path, final: Path) -> None:
-    """Put directory `new` at `final`, replacing what is there; a reader sees old or new, whole."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        old = final.parent / f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
-        os.replace(final, old)
-        os.replace(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, final)
 
 
 def _scratch(parent: Path, session: str) -> Path:

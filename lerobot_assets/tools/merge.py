@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lerobot_assets.format.atomic import replace_dir
 from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import data_schema
 from lerobot_assets.format.info import DatasetInfo
@@ -158,7 +158,7 @@ def _merge_locked(
             say(f"merging {name}")
             out.append_dataset(name, Path(root), fp)
         out.write_final_stats()
-        _swap_in(tmp, output)
+        replace_dir(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -175,16 +175,6 @@ def _totals_agree(output: Path, recorded: list[dict[str, Any]]) -> bool:
         sum(r.get("episodes", 0) for r in recorded),
         sum(r.get("frames", 0) for r in recorded),
     )
-
-
-def _swap_in(new: Path, output: Path) -> None:
-    if output.exists():
-        old = output.parent / f".{output.name}.old-{os.getpid()}"
-        os.replace(output, old)
-        os.replace(new, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, output)
 
 
 class _Output:
