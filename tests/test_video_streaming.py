@@ -181,7 +181,7 @@ def test_unknown_key_and_shape_change(tmp_path):
     enc.close()
 
 
-def test_drops_are_counted_logged_and_returned(tmp_path, caplog):
+def test_drops_are_counted_logged_and_returned(tmp_path, caplog, slow_encoder):
     frames = moving_scene(4, 240, 320)
     enc = StreamingVideoEncoder(fps=30, queue_maxsize=1, feed_timeout_s=0.0)
     enc.start_episode(["cam"], tmp_path)
@@ -293,7 +293,7 @@ def test_blocking_feed_never_drops(tmp_path):
     assert (res.frames, res.dropped) == (60, 0)
 
 
-def test_fill_dropped_keeps_one_video_frame_per_fed_frame(tmp_path):
+def test_fill_dropped_keeps_one_video_frame_per_fed_frame(tmp_path, slow_encoder):
     from lerobot_assets.video.probe import video_frame_count
 
     enc = StreamingVideoEncoder(fps=30, queue_maxsize=1, feed_timeout_s=0.0, fill_dropped=True)

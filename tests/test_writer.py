@@ -378,7 +378,7 @@ def test_background_failure_stops_the_writer_and_keeps_the_dataset(tmp_path, mon
     assert DatasetMeta(tmp_path / "d").info.total_frames == 10
 
 
-def test_live_capture_drops_are_filled_counted_and_saved(tmp_path):
+def test_live_capture_drops_are_filled_counted_and_saved(tmp_path, slow_encoder):
     # A capture loop that must not stall: a full queue drops frames instead of waiting.
     w = DatasetWriter.create(tmp_path / "d", fps=30, features=FEATURES, queue_maxsize=1, feed_timeout_s=0.0)
     rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_info_block
-from lerobot_assets.video.streaming import PendingEpisode, StreamingVideoEncoder
+from lerobot_assets.video.streaming import EpisodeVideo, PendingEpisode, StreamingVideoEncoder
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -100,14 +100,6 @@ class _Episode:
 class _Location:
     chunk: int
     file: int
-
-
-@dataclass
-class _CameraEpisode:
-    path: Path
-    stats: dict[str, np.ndarray] | None
-    histogram: np.ndarray | None
-    dropped: int = 0
 
 
 class DatasetWriter:
@@ -436,13 +428,12 @@ class DatasetWriter:
         summary.dropped_frames = {k: v.dropped for k, v in videos.items()}
 
     # ------------------------------------------------------------------ episode pieces
-    def _finish_videos(self, ep: _Episode) -> dict[str, _CameraEpisode]:
+    def _finish_videos(self, ep: _Episode) -> dict[str, EpisodeVideo]:
         keys = self.info.video_keys
         n = len(ep.tasks)
         if not keys:
             return {}
         if ep.video is not None:
-            out = {}
             results, ep.video = ep.video.wait(), None
             for key, r in results.items():
                 if r.frames != n:
@@ -456,17 +447,16 @@ class DatasetWriter:
                         "by a repeat of the previous frame",
                         ep.index, key, r.dropped,
                     )
-                out[key] = _CameraEpisode(Path(r.path), r.stats, r.histogram, r.dropped)
-            return out
+            return results
 
-        def encode(key: str) -> tuple[str, _CameraEpisode]:
+        def encode(key: str) -> tuple[str, EpisodeVideo]:
             path = ep.directory / f"{key}.mp4"
             frames = ep.buffer[key]
             acc = ep.visual_acc[key]
             for frame in frames:
                 acc.update(frame)
-            encode_frames(frames, path, self.info.fps, self.encoder, threads=self.encoder_threads)
-            return key, _CameraEpisode(path, acc.stats(), acc.hist)
+            count = encode_frames(frames, path, self.info.fps, self.encoder, threads=self.encoder_threads)
+            return key, EpisodeVideo(path, acc.stats(), count, 0, acc.hist)
 
         # One thread per camera: PyAV releases the GIL while encoding.
         with ThreadPoolExecutor(max_workers=len(keys)) as pool:
@@ -511,7 +501,7 @@ class DatasetWriter:
         return stats
 
     def _stage_videos(
-        self, commit: Commit, videos: dict[str, _CameraEpisode], n: int, row: dict[str, Any]
+        self, commit: Commit, videos: dict[str, EpisodeVideo], n: int, row: dict[str, Any]
     ) -> dict[str, tuple[_Location, float]]:
         locs = {}
         duration = n / self.info.fps
