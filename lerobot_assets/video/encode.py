@@ -6,7 +6,7 @@ and lasts exactly N/fps seconds, whatever the encoder's own timestamp guesses wo
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -147,17 +147,33 @@ def encode_frames(
     ValueError if there are none (an MP4 with no frames is not a valid episode video).
     """
     target = Path(path)
+
+    def feed(writer: Mp4FrameWriter) -> None:
+        for frame in frames:
+            writer.write(np.asarray(frame))
+
+    return _encode_atomic(target, fps, config, threads, feed, f"No frames to encode into {target}")
+
+
+def _encode_atomic(
+    target: Path,
+    fps: int | Fraction,
+    config: VideoEncoderConfig | None,
+    threads: int | None,
+    feed: Callable[["Mp4FrameWriter"], None],
+    empty_message: str,
+) -> int:
+    """Run `feed(writer)` into a faststart MP4 at `target`, atomically; returns frames written."""
     with atomic_output(target) as tmp:
         writer = Mp4FrameWriter(tmp, fps, config, threads, faststart=True)
         try:
-            for frame in frames:
-                writer.write(np.asarray(frame))
+            feed(writer)
         except BaseException:
             writer.abort()
             raise
         count = writer.close()
         if count == 0:
-            raise ValueError(f"No frames to encode into {target}")
+            raise ValueError(empty_message)
     return count
 
 
@@ -182,17 +198,11 @@ def reencode_video(
         rate = stream.base_rate or stream.average_rate or stream.guessed_rate
         if rate is None:
             raise ValueError(f"Cannot tell the frame rate of {src_path}")
-        with atomic_output(dst_path) as tmp:
-            writer = Mp4FrameWriter(tmp, Fraction(rate), config, threads, faststart=True)
-            try:
-                for frame in container.decode(stream):
-                    # Drop the source's timing; the writer numbers frames itself.
-                    frame.pts = None
-                    writer.write_av_frame(frame)
-            except BaseException:
-                writer.abort()
-                raise
-            count = writer.close()
-            if count == 0:
-                raise ValueError(f"No frames decoded from {src_path}")
-    return count
+
+        def feed(writer: Mp4FrameWriter) -> None:
+            for frame in container.decode(stream):
+                # Drop the source's timing; the writer numbers frames itself.
+                frame.pts = None
+                writer.write_av_frame(frame)
+
+        return _encode_atomic(dst_path, Fraction(rate), config, threads, feed, f"No frames decoded from {src_path}")
