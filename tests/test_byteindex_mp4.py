@@ -4,10 +4,8 @@ ranges and header-only parsing, and malformed input raising ValueError that name
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +13,11 @@ import pytest
 
 from lerobot_assets.byteindex import FileSource, Mp4Error, RangesSource, codec_name, parse_mp4
 from lerobot_assets.byteindex.testing import sample_media
+from lerobot_assets.byteindex.verify import ffprobe_packets
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot-v3-tiny"
 FIXTURE_VIDEOS = sorted(FIXTURE.glob("videos/*/chunk-*/file-*.mp4"))
 needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
-
-
-def ffprobe_packets(path: Path) -> dict[str, np.ndarray]:
-    out = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_packets",
-            "-show_entries", "packet=pos,size,pts_time,dts_time,flags", "-of", "json", str(path),
-        ],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    packets = json.loads(out)["packets"]
-    return {
-        "pos": np.array([int(p["pos"]) for p in packets]),
-        "size": np.array([int(p["size"]) for p in packets]),
-        "pts": np.array([float(p["pts_time"]) for p in packets]),
-        "dts": np.array([float(p["dts_time"]) for p in packets]),
-        "key": np.array(["K" in p["flags"] for p in packets]),
-    }
 
 
 def assert_matches_ffprobe(path: Path) -> None:

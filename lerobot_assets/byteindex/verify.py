@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 
 
 def ffprobe_packets(path: Path | str) -> dict[str, np.ndarray]:
-    """Video packets of a file as ffprobe reports them: pos, size, pts (s), keyframe flag."""
+    """Video packets of a file as ffprobe reports them: pos, size, pts and dts (s), keyframe flag."""
     if shutil.which("ffprobe") is None:
         raise FileNotFoundError("ffprobe is not installed (Debian: apt-get install ffmpeg)")
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_packets",
-         "-show_entries", "packet=pos,size,pts_time,flags", "-of", "json", str(path)],
+         "-show_entries", "packet=pos,size,pts_time,dts_time,flags", "-of", "json", str(path)],
         check=True, capture_output=True, text=True,
     ).stdout
     packets = json.loads(out).get("packets", [])
@@ -24,6 +24,7 @@ def ffprobe_packets(path: Path | str) -> dict[str, np.ndarray]:
         "pos": np.array([int(p["pos"]) for p in packets], dtype=np.int64),
         "size": np.array([int(p["size"]) for p in packets], dtype=np.int64),
         "pts": np.array([float(p["pts_time"]) for p in packets]),
+        "dts": np.array([float(p["dts_time"]) for p in packets]),
         "key": np.array(["K" in p["flags"] for p in packets]),
     }
 
