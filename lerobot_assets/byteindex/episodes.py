@@ -1,8 +1,8 @@
 """Where each episode's video segment lives, read from a dataset's `meta/` (local or fsspec).
 
-This is the one place the byte index reads dataset metadata; it reads the episodes parquet with
-pyarrow directly so it also works on remote roots. Swap it for `lerobot_assets.format` once that
-module reads through fsspec.
+This is the one place the byte index reads dataset metadata. Shards are listed by the format
+layer (`episode_files`, local or fsspec); only the video columns of each shard are read, and
+`info.json` is read loosely (just `video_path`) so that minimal test roots without features work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+from lerobot_assets.format.episodes import episode_files
+from lerobot_assets.format.layout import VIDEO_PATH
+
+DEFAULT_VIDEO_PATH = VIDEO_PATH
 _VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
 
 
@@ -63,7 +66,7 @@ def video_path_template(fs: AbstractFileSystem, root: str) -> str:
 
 def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
     """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`."""
-    files = sorted(fs.glob(f"{root}/meta/episodes/chunk-*/file-*.parquet"))
+    files = episode_files(root, fs)
     if not files:
         raise FileNotFoundError(f"no episodes parquet under {root}/meta/episodes")
     template = video_path_template(fs, root)
