@@ -29,7 +29,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SVT_LOG", "1")
 
 import av  # noqa: E402
-import numpy as np  # noqa: E402
 
 from lerobot_assets.recording import DatasetWriter  # noqa: E402
 from lerobot_assets.sources.pusht import PushTSourceConfig, TOP_CAMERA_KEY, iter_episode_frames  # noqa: E402

@@ -1,7 +1,10 @@
 """Fixtures shared across test modules."""
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import dagster as dg
 import pytest
 
 
@@ -18,3 +21,18 @@ def slow_encoder(monkeypatch):
         return write(self, frame)
 
     monkeypatch.setattr(Mp4FrameWriter, "write", slow_write)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance (temporary storage, telemetry off)."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty data home."""
+    h = tmp_path / "home"
+    h.mkdir()
+    return h

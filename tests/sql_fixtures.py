@@ -25,18 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-def find_lerobot_fixture() -> Path | None:
-    """The LeRobot-written tiny dataset (shared/fixtures/lerobot-v3-tiny), wherever the checkout has it."""
-    repo = Path(__file__).resolve().parents[1]
-    for candidate in (
-        repo / "tests" / "fixtures" / "lerobot-v3-tiny",
-        repo / "shared" / "fixtures" / "lerobot-v3-tiny",
-        repo.parent / "shared" / "fixtures" / "lerobot-v3-tiny",
-        Path("/work/shared/fixtures/lerobot-v3-tiny"),
-    ):
-        if (candidate / "meta" / "info.json").is_file():
-            return candidate
-    return None
+def find_lerobot_fixture() -> Path:
+    """The LeRobot-written tiny dataset vendored in tests/fixtures."""
+    from helpers import FIXTURE
+
+    return FIXTURE
 
 
 STAT_NAMES = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")

@@ -13,18 +13,15 @@ import pytest
 from lerobot_assets.format import DatasetMeta
 from lerobot_assets.sources.lerobot_import import ImportSpec, hub_repo, register_import, resolve_dataset
 from lerobot_assets.sources.sessions import HomeLayout
-from test_defs_support import (  # noqa: F401  (fixtures)
+from test_defs_support import (
     CAM,
     FIXTURE,
     add_sessions,
     check_metadata,
     checks,
-    home,
-    instance,
     make_inbox_session,
     materialize_dataset,
     materialize_session,
-    materialized,
     metadata,
     read_json,
     tree,

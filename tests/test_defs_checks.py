@@ -14,13 +14,11 @@ import lerobot_assets.tools.merge as merge_module
 from lerobot_assets.defs.checks import stats_problems
 from lerobot_assets.format.features import Feature
 from lerobot_assets.sources.sessions import HomeLayout
-from test_defs_support import (  # noqa: F401  (fixtures)
+from test_defs_support import (
     add_sessions,
     check_metadata,
     checks,
     dataset_defs,
-    home,
-    instance,
     make_inbox_session,
     materialize_dataset,
     materialize_session,

@@ -7,10 +7,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from lerobot_assets.sources.sessions import HomeLayout
-from test_defs_support import (  # noqa: F401  (fixtures)
+from test_defs_support import (
     checks,
-    home,
-    instance,
     materialize_dataset,
     materialize_session,
     materialized,

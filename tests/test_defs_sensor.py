@@ -11,15 +11,11 @@ import pyarrow.parquet as pq
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.defs.sensors import inbox_sensor, registered_sessions_sensor
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
-from test_defs_support import (  # noqa: F401  (fixtures)
+from test_defs_support import (
     failure_messages,
-    home,
-    instance,
     make_inbox_session,
     materialize_session,
     metadata,
-    resources,
-    session_defs,
     tree,
 )
 

@@ -6,13 +6,11 @@ the whole Dagster test set stays within a few minutes on two cores.
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
-import pytest
 
 from lerobot_assets.sources import inbox
 
@@ -161,16 +159,3 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h

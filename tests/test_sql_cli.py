@@ -16,7 +16,6 @@ from sql_fixtures import SyntheticSpec, find_lerobot_fixture, moto_s3, upload, w
 from lerobot_assets.cli import app  # noqa: E402
 
 FIXTURE = find_lerobot_fixture()
-pytestmark = pytest.mark.skipif(FIXTURE is None, reason="shared/fixtures/lerobot-v3-tiny not found")
 runner = CliRunner()
 
 

@@ -36,7 +36,6 @@ from lerobot_assets.sql import (  # noqa: E402
 )
 
 FIXTURE = find_lerobot_fixture()
-needs_fixture = pytest.mark.skipif(FIXTURE is None, reason="shared/fixtures/lerobot-v3-tiny not found")
 PROJECT = load_project()
 
 
@@ -50,13 +49,10 @@ def rows(session: QuerySession, sql: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def tiny() -> QuerySession:
-    if FIXTURE is None:
-        pytest.skip("fixture not found")
     with QuerySession.open(None, [FIXTURE], project=PROJECT) as session:
         yield session
 
 
-@needs_fixture
 def test_fixture_sources(tiny: QuerySession) -> None:
     assert rows(tiny, "select dataset, count(*) as n, sum(length) as frames from episodes group by all") == [
         {"dataset": "lerobot-v3-tiny", "n": 3, "frames": 60}
@@ -89,7 +85,6 @@ def test_fixture_sources(tiny: QuerySession) -> None:
     assert rows(tiny, "select count(*) as n from byte_index") == [{"n": 0}]  # optional source, absent
 
 
-@needs_fixture
 def test_fixture_models(tiny: QuerySession) -> None:
     assert rows(tiny, "select * from task_summary") == [
         {"dataset": "lerobot-v3-tiny", "task": "pick the cube", "task_index": 0, "episodes": 2, "frames": 35, "hours": 35 / 30 / 3600},
@@ -116,7 +111,6 @@ def test_fixture_models(tiny: QuerySession) -> None:
     ]
 
 
-@needs_fixture
 def test_discovery_at_any_depth(tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(FIXTURE, home / "lerobot_dataset")
@@ -271,7 +265,6 @@ def test_byte_index_counts_when_present(tmp_path: Path) -> None:
         ]
 
 
-@needs_fixture
 def test_real_byte_index_of_fixture(tmp_path: Path) -> None:
     byteindex = pytest.importorskip("lerobot_assets.byteindex")
     root = _copy(FIXTURE, tmp_path / "tiny")
@@ -481,7 +474,6 @@ def test_remote_home_same_answers_as_local(many: tuple[Path, list[Any]], s3: str
     assert [r[:-1] for r in got] == [r[:-1] for r in expected]  # all but `root` (a URL vs a path)
 
 
-@needs_fixture
 def test_remote_root_and_catalog(many: tuple[Path, list[Any]], s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3)  # the endpoint from the environment, as the CLI documents
     remote_root = "s3://lerobot/fixtures/lerobot-v3-tiny"

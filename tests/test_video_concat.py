@@ -14,14 +14,9 @@ from lerobot_assets.video.decode import decode_frames
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_duration_s, video_frame_count
 from lerobot_assets.video.synthetic import moving_scene
+from helpers import FIXTURE
 
 LENGTHS = (20, 25, 15)
-_FIXTURE_CANDIDATES = (
-    Path(__file__).parent / "fixtures" / "lerobot-v3-tiny",
-    Path("/work/shared/fixtures/lerobot-v3-tiny"),
-)
-FIXTURE = next((p for p in _FIXTURE_CANDIDATES if p.is_dir()), _FIXTURE_CANDIDATES[0])
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="LeRobot-written fixture lerobot-v3-tiny not found")
 
 
 def _segments(directory: Path, vcodec: str = "libsvtav1", fps: int = 30) -> list[Path]:
@@ -109,7 +104,6 @@ def test_append_onto_first_input_in_place(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-@needs_fixture
 def test_lerobot_fixture_file_plus_new_episode(tmp_path):
     fixture = FIXTURE / "videos" / "observation.images.wrist" / "chunk-000" / "file-000.mp4"
     new = tmp_path / "new.mp4"

@@ -1,7 +1,6 @@
 """VideoEncoderConfig: LeRobot's defaults and option mapping, validation against PyAV's encoders."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -9,13 +8,8 @@ from lerobot_assets.video.config import X26X_PRESETS, VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_frame_count
 from lerobot_assets.video.synthetic import moving_scene
+from helpers import FIXTURE
 
-_FIXTURE_CANDIDATES = (
-    Path(__file__).parent / "fixtures" / "lerobot-v3-tiny",
-    Path("/work/shared/fixtures/lerobot-v3-tiny"),
-)
-FIXTURE = next((p for p in _FIXTURE_CANDIDATES if p.is_dir()), _FIXTURE_CANDIDATES[0])
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="LeRobot-written fixture lerobot-v3-tiny not found")
 
 
 def test_defaults_map_to_lerobot_options():
@@ -136,7 +130,6 @@ def test_range_edges_really_encode(tmp_path, kwargs):
     assert video_frame_count(path) == 4
 
 
-@needs_fixture
 def test_from_info_block_round_trips_fixture_settings():
     info = json.loads((FIXTURE / "meta" / "info.json").read_text())
     block = info["features"]["observation.images.front"]["info"]

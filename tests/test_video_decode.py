@@ -19,13 +19,8 @@ from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.decode import FrameTimestampError, decode_frames
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.synthetic import moving_scene, psnr
+from helpers import FIXTURE
 
-_FIXTURE_CANDIDATES = (
-    Path(__file__).parent / "fixtures" / "lerobot-v3-tiny",
-    Path("/work/shared/fixtures/lerobot-v3-tiny"),
-)
-FIXTURE = next((p for p in _FIXTURE_CANDIDATES if p.is_dir()), _FIXTURE_CANDIDATES[0])
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="LeRobot-written fixture lerobot-v3-tiny not found")
 FPS = 30
 
 
@@ -63,7 +58,6 @@ def _fixture_queries() -> dict[str, list[float]]:
     return out
 
 
-@needs_fixture
 @pytest.mark.parametrize("backend", ["torchcodec", "pyav"])
 def test_fixture_decodes_at_episode_timestamps(backend):
     for key, ts in _fixture_queries().items():
@@ -76,7 +70,6 @@ def test_fixture_decodes_at_episode_timestamps(backend):
         assert all(not torch.equal(frames[i], frames[i + 1]) for i in range(59))
 
 
-@needs_fixture
 def test_fixture_backends_agree():
     path = FIXTURE / "videos" / "observation.images.front" / "chunk-000" / "file-000.mp4"
     ts = _fixture_queries()["observation.images.front"]

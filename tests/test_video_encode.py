@@ -20,13 +20,8 @@ from lerobot_assets.video.probe import (
     video_info_block,
 )
 from lerobot_assets.video.synthetic import moving_scene, psnr
+from helpers import FIXTURE
 
-_FIXTURE_CANDIDATES = (
-    Path(__file__).parent / "fixtures" / "lerobot-v3-tiny",
-    Path("/work/shared/fixtures/lerobot-v3-tiny"),
-)
-FIXTURE = next((p for p in _FIXTURE_CANDIDATES if p.is_dir()), _FIXTURE_CANDIDATES[0])
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="LeRobot-written fixture lerobot-v3-tiny not found")
 FIXTURE_KEYS = ("observation.images.front", "observation.images.wrist")
 
 
@@ -148,7 +143,6 @@ def test_reencode_output_is_faststart(tmp_path):
     assert data.find(b"moov") < data.find(b"mdat")
 
 
-@needs_fixture
 @pytest.mark.parametrize("key", FIXTURE_KEYS)
 def test_info_block_matches_lerobot_fixture(key):
     info = json.loads((FIXTURE / "meta" / "info.json").read_text())
@@ -169,7 +163,6 @@ def test_info_block_of_our_own_h264_file(tmp_path):
     assert block["is_depth_map"] is False and block["has_audio"] is False
 
 
-@needs_fixture
 def test_fixture_probe_facts():
     path = _fixture_video("observation.images.front")
     assert video_frame_count(path) == 60
