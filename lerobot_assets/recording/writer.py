@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lerobot_assets.format.episodes import episodes_schema, read_episodes
+from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import Feature, arrow_type, data_columns, data_schema, with_index_features
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import (
@@ -42,6 +42,7 @@ from lerobot_assets.format.layout import (
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.frames import validate_frame
+from lerobot_assets.recording.positions import Location, WritePositions
 from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
 from lerobot_assets.stats.io import Stats, flatten_stats, read_stats, stats_to_json, write_stats
@@ -94,12 +95,6 @@ class _Episode:
         if self.video is not None:
             self.video.cancel()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-@dataclass
-class _Location:
-    chunk: int
-    file: int
 
 
 class DatasetWriter:
@@ -247,32 +242,11 @@ class DatasetWriter:
         return f
 
     def _load_positions(self) -> None:
-        episodes = read_episodes(self.root)
-        n = episodes.num_rows
-        if n != self.info.total_episodes:
-            raise ValueError(
-                f"{self.root}: info.json says total_episodes={self.info.total_episodes} but the episodes "
-                f"metadata holds {n} rows; run `lerobot-assets validate {self.root}`"
-            )
-        self._data_loc: _Location | None = None
+        pos = WritePositions.load(self.root, self.info)
+        self._data_loc = pos.data
         self._data_tables: list[pa.Table] | None = None
-        self._video_loc: dict[str, tuple[_Location, float] | None] = {k: None for k in self.info.video_keys}
-        self._ep_loc: _Location | None = None
-        self._ep_rows: list[dict[str, Any]] = []
-        self._hist_rows: list[dict[str, Any]] = []
-        if n == 0:
-            return
-        last = episodes.slice(n - 1, 1).to_pylist()[0]
-        self._data_loc = _Location(last["data/chunk_index"], last["data/file_index"])
-        for key in self.info.video_keys:
-            loc = _Location(last[f"videos/{key}/chunk_index"], last[f"videos/{key}/file_index"])
-            self._video_loc[key] = (loc, float(last[f"videos/{key}/to_timestamp"]))
-        self._ep_loc = _Location(last["meta/episodes/chunk_index"], last["meta/episodes/file_index"])
-        ep_file = self.root / episodes_path(self._ep_loc.chunk, self._ep_loc.file)
-        self._ep_rows = pq.read_table(ep_file).cast(episodes_schema(self.info.features)).to_pylist()
-        hist_file = self.root / image_hist_path(self._ep_loc.chunk, self._ep_loc.file)
-        if hist_file.is_file():
-            self._hist_rows = pq.read_table(hist_file).to_pylist()
+        self._video_loc = pos.videos
+        self._ep_loc, self._ep_rows, self._hist_rows = pos.episodes, pos.episode_rows, pos.hist_rows
 
     # ------------------------------------------------------------------ recording
     @property
@@ -502,7 +476,7 @@ class DatasetWriter:
 
     def _stage_videos(
         self, commit: Commit, videos: dict[str, EpisodeVideo], n: int, row: dict[str, Any]
-    ) -> dict[str, tuple[_Location, float]]:
+    ) -> dict[str, tuple[Location, float]]:
         locs = {}
         duration = n / self.info.fps
         limit = self.info.video_files_size_in_mb * MB
@@ -510,12 +484,12 @@ class DatasetWriter:
             ep_path = videos[key].path
             current = self._video_loc[key]
             if current is None:
-                loc, start = _Location(0, 0), 0.0
+                loc, start = Location(0, 0), 0.0
             else:
                 loc, start = current
                 cur_file = self.root / video_path(key, loc.chunk, loc.file)
                 if cur_file.stat().st_size + ep_path.stat().st_size >= limit:
-                    loc, start = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), 0.0
+                    loc, start = Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), 0.0
             final = self.root / video_path(key, loc.chunk, loc.file)
             tmp = commit.stage(final, ".mp4")
             if start == 0.0:
@@ -534,18 +508,18 @@ class DatasetWriter:
 
     def _stage_data(
         self, commit: Commit, table: pa.Table, n: int, row: dict[str, Any]
-    ) -> tuple[_Location, list[pa.Table]]:
+    ) -> tuple[Location, list[pa.Table]]:
         loc = self._data_loc
         parts: list[pa.Table] = []
         if loc is None:
-            loc = _Location(0, 0)
+            loc = Location(0, 0)
         else:
             cur = self.root / data_path(loc.chunk, loc.file)
             size = cur.stat().st_size
             frames_in_file = sum(t.num_rows for t in self._current_data_tables())
             per_frame = size / frames_in_file if frames_in_file else 0.0
             if size + per_frame * n >= self.info.data_files_size_in_mb * MB:
-                loc = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size))
+                loc = Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size))
             else:
                 parts = list(self._current_data_tables())
         final = self.root / data_path(loc.chunk, loc.file)
@@ -566,15 +540,15 @@ class DatasetWriter:
 
     def _stage_episode_row(
         self, commit: Commit, row: dict[str, Any], ep_stats: Stats, hists: dict[str, np.ndarray]
-    ) -> tuple[_Location, list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[Location, list[dict[str, Any]], list[dict[str, Any]]]:
         row.update(flatten_stats(ep_stats))
         loc, rows, hist_rows = self._ep_loc, list(self._ep_rows), list(self._hist_rows)
         if loc is None:
-            loc = _Location(0, 0)
+            loc = Location(0, 0)
         else:
             cur = self.root / episodes_path(loc.chunk, loc.file)
             if cur.stat().st_size >= self.info.data_files_size_in_mb * MB:
-                loc, rows, hist_rows = _Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), [], []
+                loc, rows, hist_rows = Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), [], []
         row["meta/episodes/chunk_index"] = loc.chunk
         row["meta/episodes/file_index"] = loc.file
         rows.append(row)

@@ -41,8 +41,9 @@ from lerobot_assets.format.layout import (
     video_path,
 )
 from lerobot_assets.format.meta import DatasetMeta
-from lerobot_assets.format.tasks import tasks_table
+from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
+from lerobot_assets.recording.positions import WritePositions
 from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats, read_image_histograms
 from lerobot_assets.stats.io import flatten_stats, stats_to_json
 from lerobot_assets.stats.numeric import numeric_stats
@@ -184,22 +185,13 @@ class _Output:
         self.root = root
         self.info = info
         self.sources = sources
-        meta = DatasetMeta(root)
-        self.tasks = list(meta.tasks)
-        self.data_loc: tuple[int, int] | None = None
-        self.video_loc: dict[str, tuple[int, int] | None] = {k: None for k in info.video_keys}
-        self.ep_loc: tuple[int, int] | None = None
-        self.ep_rows: list[dict[str, Any]] = []
-        self.hist_rows: list[dict[str, Any]] = []
-        if meta.num_episodes:
-            last = meta.episode(meta.num_episodes - 1)
-            self.data_loc = (last["data/chunk_index"], last["data/file_index"])
-            for k in info.video_keys:
-                self.video_loc[k] = (last[f"videos/{k}/chunk_index"], last[f"videos/{k}/file_index"])
-            self.ep_loc = (last["meta/episodes/chunk_index"], last["meta/episodes/file_index"])
-            self.ep_rows = pq.read_table(self.root / episodes_path(*self.ep_loc)).to_pylist()
-            hist = self.root / image_hist_path(*self.ep_loc)
-            self.hist_rows = pq.read_table(hist).to_pylist() if hist.is_file() else []
+        self.tasks = read_tasks(root)
+        pos = WritePositions.load(root, info)
+        self.data_loc: tuple[int, int] | None = pos.data
+        # The merge measures each file's duration itself, so only the file's location is kept.
+        self.video_loc: dict[str, tuple[int, int] | None] = {k: v[0] if v else None for k, v in pos.videos.items()}
+        self.ep_loc: tuple[int, int] | None = pos.episodes
+        self.ep_rows, self.hist_rows = pos.episode_rows, pos.hist_rows
 
     @classmethod
     def create(cls, root: Path, like: DatasetInfo) -> "_Output":
