@@ -61,7 +61,7 @@ def test_list_shows_views_and_columns() -> None:
     listed = json.loads(sql("--root", str(FIXTURE), "--list", "--format", "json").stdout)
     frames = next(r for r in listed if r["name"] == "frames")
     assert frames["kind"] == "source"
-    assert [c["name"] for c in frames["columns"]][:4] == ["dataset", "index", "episode_index", "frame_index"]
+    assert [c["name"] for c in frames["columns"]][:5] == ["dataset", "data_file", "index", "episode_index", "frame_index"]
 
 
 @pytest.mark.parametrize(

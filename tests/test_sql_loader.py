@@ -22,7 +22,7 @@ EXPECTED_MODELS = {
     "stg_stats": ("view", [], ["lerobot_dataset"]),
     "stg_tasks": ("view", [], ["lerobot_dataset"]),
     "stg_video_files": ("view", [], ["lerobot_dataset"]),
-    "int_episode_frame_checks": ("table", ["stg_frames"], []),
+    "int_episode_frame_checks": ("incremental", ["stg_frames"], []),
     "episode_quality": (
         "table",
         ["int_episode_frame_checks", "stg_byte_index", "stg_episode_videos", "stg_episodes", "stg_info"],

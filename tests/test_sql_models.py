@@ -283,7 +283,7 @@ def test_empty_home_binds_every_view(tmp_path: Path) -> None:
         for rel in session.relations():
             assert rows(session, f'select count(*) as n from "{rel.name}"') == [{"n": 0}], rel.name
         columns = {r.name: [c for c, _ in r.columns] for r in session.relations()}
-        assert columns["frames"][:3] == ["dataset", "index", "episode_index"]
+        assert columns["frames"][:4] == ["dataset", "data_file", "index", "episode_index"]
         assert "n_flags" in columns["episode_quality"]
 
 

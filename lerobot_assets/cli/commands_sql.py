@@ -54,6 +54,13 @@ def sql_command(
     ),
     var: list[str] = typer.Option([], "--var", help="Model variable key=value (e.g. min_episode_seconds=2); repeatable."),
     max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table (csv/json print all)."),
+    catalog: str = typer.Option(
+        None,
+        "--catalog",
+        help="The DuckDB catalog whose tables answer for unchanged files (default: <home>/catalog/metadata.duckdb). "
+        "Its tables are used only when their recorded inputs equal the files now; it is never written.",
+    ),
+    no_catalog: bool = typer.Option(False, "--no-catalog", help="Compute every model from the files, ignoring the catalog."),
 ) -> None:
     """Query episodes, frames, tasks, info, stats and every SQL model with DuckDB (read-only).
 
@@ -76,7 +83,14 @@ def sql_command(
     try:
         options = parse_storage_options(storage_option)
         variables = parse_storage_options(var)  # same key=value (JSON when it parses) convention
-        session = QuerySession.open(home or default_home(), root, storage_options=options, vars=variables)
+        session = QuerySession.open(
+            home or default_home(),
+            root,
+            storage_options=options,
+            vars=variables,
+            use_catalog=not no_catalog,
+            catalog_path=catalog,
+        )
     except (SourceError, ProjectLoadError, QueryError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_DATA_ERROR) from None
@@ -84,6 +98,8 @@ def sql_command(
     with session:
         if not session.datasets:
             typer.echo(f"note: no datasets found under {home or default_home()} (and no --root)", err=True)
+        if session.catalog_note:
+            typer.echo(f"note: {session.catalog_note}", err=True)
         if list_relations:
             _print_relations(session.relations(), output_format)
             return

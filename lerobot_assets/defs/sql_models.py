@@ -27,17 +27,28 @@ def _model_asset(project, name: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
         result = Catalog(home.layout().root, project=project).materialize(name)
-        context.log.info(f"{name}: {result.row_count} rows ({model.materialized})")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": dg.MetadataValue.int(result.row_count),
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(column, str(dtype)) for column, dtype in result.columns]
-                ),
-                "preview": dg.MetadataValue.md(result.preview_markdown),
-                "catalog": dg.MetadataValue.path(str(result.catalog_path)),
-            }
-        )
+        metadata = {
+            "dagster/row_count": dg.MetadataValue.int(result.row_count),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(column, str(dtype)) for column, dtype in result.columns]
+            ),
+            "preview": dg.MetadataValue.md(result.preview_markdown),
+            "catalog": dg.MetadataValue.path(str(result.catalog_path)),
+            "up_to_date": dg.MetadataValue.bool(result.up_to_date),
+        }
+        how = "kept: inputs unchanged since the last build" if result.up_to_date else model.materialized
+        if result.files_computed is not None:
+            metadata.update(
+                files_computed=dg.MetadataValue.int(result.files_computed),
+                files_reused=dg.MetadataValue.int(result.files_reused or 0),
+                files_removed=dg.MetadataValue.int(result.files_removed or 0),
+            )
+            how = (
+                f"incremental: {result.files_computed} files computed, {result.files_reused} reused, "
+                f"{result.files_removed} removed"
+            )
+        context.log.info(f"{name}: {result.row_count} rows ({how})")
+        return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SourceFormat = Literal["parquet", "json", "listing"]
-Materialization = Literal["table", "view"]
+Materialization = Literal["table", "view", "incremental"]
 
 
 class ColumnSpec(BaseModel):
@@ -48,6 +48,9 @@ class SourceTableConfig(BaseModel):
     transform: str | None = None
     # A dataset that has no file for a required source is broken: binding fails naming the root.
     required: bool = False
+    # parquet sources: a column holding each row's file, relative to its dataset root
+    # ("data/chunk-000/file-000.parquet"). Incremental models key their per-file state on it.
+    file_column: str | None = None
     columns: list[ColumnSpec] = Field(default_factory=list)
 
     @field_validator("glob", mode="before")
@@ -63,6 +66,10 @@ class SourceTableConfig(BaseModel):
             raise ValueError(f"source table {self.name!r}: 'parser' applies only to format 'json'")
         if self.format != "parquet" and self.transform:
             raise ValueError(f"source table {self.name!r}: 'transform' applies only to format 'parquet'")
+        if self.format != "parquet" and self.file_column:
+            raise ValueError(f"source table {self.name!r}: 'file_column' applies only to format 'parquet'")
+        if self.file_column and self.transform:
+            raise ValueError(f"source table {self.name!r}: 'file_column' and 'transform' do not combine")
         if not self.glob:
             raise ValueError(f"source table {self.name!r}: 'glob' is empty")
         return self
@@ -86,15 +93,34 @@ class SourcesFile(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """Arguments of `{{ config(...) }}` in a model file."""
+    """Arguments of `{{ config(...) }}` in a model file.
+
+    `materialized='incremental'` with `per_file_of='<source>.<table>'` declares a model whose rows for
+    one file of that parquet source depend on that file alone (e.g. per-episode facts of the frames: an
+    episode never spans data files). The catalog then keeps its rows per file with the file's
+    fingerprint and recomputes only new or changed files; query sessions reuse the catalog's rows for
+    unchanged files. The model must output `dataset` and the source's `file_column`, and read no other
+    source (checked at load time).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     materialized: Materialization = "view"
+    per_file_of: str | None = None
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     # Dagster group for the asset; the thin layer may ignore it.
     group: str | None = None
+
+    @model_validator(mode="after")
+    def _incremental_options(self) -> ModelConfig:
+        if self.materialized == "incremental" and not self.per_file_of:
+            raise ValueError("materialized='incremental' needs per_file_of='<source>.<table>'")
+        if self.per_file_of and self.materialized != "incremental":
+            raise ValueError("per_file_of applies only to materialized='incremental'")
+        if self.per_file_of and self.per_file_of.count(".") != 1:
+            raise ValueError(f"per_file_of={self.per_file_of!r}: expected '<source>.<table>'")
+        return self
 
 
 class DataTestConfig(BaseModel):

@@ -27,7 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from lerobot_assets.sql.config import DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
-from lerobot_assets.sql.errors import ProjectLoadError, ProjectProblem
+from lerobot_assets.sql.errors import ProjectLoadError, ProjectProblem, SqlError
 
 # The statement types a model or data test may contain: they only read.
 _READ_TYPES = frozenset({duckdb.StatementType.SELECT})
@@ -81,6 +81,7 @@ class _Node:
     vars_used: Mapping[str, Any]
     description: str
     sql: str  # compiled with the vars given to load_project (defaults otherwise)
+    config_line: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,14 @@ class SqlModel(_Node):
     @property
     def relation(self) -> str:
         return self.name
+
+    @property
+    def per_file_of(self) -> tuple[str, str] | None:
+        """The (source, table) an incremental model is computed per file of; None for other models."""
+        if not self.config.per_file_of:
+            return None
+        source_name, table = self.config.per_file_of.split(".")
+        return source_name, table
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,18 @@ class SqlProject:
                 stack.extend(self.models[name].refs)
         return [n for n in self.models if n in wanted]
 
+    def source_closure(self, name: str) -> set[tuple[str, str]]:
+        """Every source table a model reads, directly or through the models it refs."""
+        return {key for n in self.ancestors([name]) for key in self.models[n].sources}
+
+    def per_file_chain(self, name: str) -> list[str]:
+        """For an incremental model: it and its ancestors that read its per-file source (topological
+        order). Evaluating the model over some files means re-binding exactly these over those files."""
+        key = self.models[name].per_file_of
+        if key is None:
+            raise SqlError(f"model {name!r} is not incremental")
+        return [n for n in self.ancestors([name]) if key in self.source_closure(n)]
+
     def tests_for(self, model: str) -> list[DataTest]:
         return [t for t in self.tests.values() if t.model == model]
 
@@ -155,13 +176,19 @@ class SqlProject:
         return {t.relation: t for t in self.sources.values()}
 
     # ---- compilation ---------------------------------------------------------------------------
-    def compile(self, name: str, vars: Mapping[str, Any] | None = None) -> str:
-        """The SQL of a model or data test with refs/sources resolved (re-rendered if `vars` differ)."""
+    def compile(
+        self, name: str, vars: Mapping[str, Any] | None = None, relations: Mapping[str, str] | None = None
+    ) -> str:
+        """The SQL of a model or data test with refs/sources resolved (re-rendered if `vars` differ).
+
+        `relations` renames what refs and sources resolve to (model or source table name → relation),
+        e.g. to evaluate a model over a source bound to only some of its files.
+        """
         node: _Node = self.models.get(name) or self.tests[name]
         merged = {**self.vars, **(vars or {})}
-        if merged == self.vars:
+        if merged == self.vars and not relations:
             return node.sql
-        return _render(node.raw_sql, node.path, self, merged, this=node.name)
+        return _render(node.raw_sql, node.path, self, merged, this=node.name, relations=relations)
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -219,7 +246,40 @@ def load_project(root: str | Path | None = None, vars: Mapping[str, Any] | None 
         raise ProjectLoadError(problems)
     project.models = {name: models[name] for name in ordered}
     project.tests = tests
+    for model in project.models.values():
+        _check_incremental(model, project, problems)
+    if problems:
+        raise ProjectLoadError(problems)
     return project
+
+
+def _check_incremental(model: SqlModel, project: SqlProject, problems: list[ProjectProblem]) -> None:
+    """A per-file incremental model is only correct if each file's rows depend on that file alone."""
+    key = model.per_file_of
+    if key is None:
+        return
+    where = (model.path, model.config_line, model.name)
+    table = project.sources.get(key)
+    if table is None:
+        problems.append(ProjectProblem(*where, f"per_file_of: unknown source {key[0]}.{key[1]}"))
+        return
+    if table.config.format != "parquet" or not table.config.file_column:
+        problems.append(
+            ProjectProblem(*where, f"per_file_of: source {key[0]}.{key[1]} needs format 'parquet' and a 'file_column'")
+        )
+        return
+    read = project.source_closure(model.name)
+    others = sorted(f"{a}.{b}" for a, b in read - {key})
+    if key not in read:
+        problems.append(ProjectProblem(*where, f"per_file_of: the model does not read source {key[0]}.{key[1]}"))
+    elif others:
+        problems.append(
+            ProjectProblem(
+                *where,
+                f"per_file_of: an incremental model may read only {key[0]}.{key[1]}, but it also reads "
+                f"{', '.join(others)} (directly or through refs); a change there would not be seen per file",
+            )
+        )
 
 
 def _load_sources(path: Path, problems: list[ProjectProblem]) -> dict[tuple[str, str], SourceTable]:
@@ -369,6 +429,7 @@ def _analyse(path: Path, project: SqlProject, problems: list[ProjectProblem], *,
         source_lines=srcs,
         vars_used=vars_used,
         description=description,
+        config_line=config_line,
     )
     # Refs and sources compile to plain quoted relation names, so the compiled SQL is final and parseable.
     try:
@@ -393,12 +454,16 @@ def _render(
     vars: Mapping[str, Any],
     *,
     this: str,
+    relations: Mapping[str, str] | None = None,
 ) -> str:
+    renamed = relations or {}
+
     def ref(name: str) -> str:
-        return quote_ident(name)
+        return quote_ident(renamed.get(name, name))
 
     def source(source_name: str, table: str) -> str:
-        return quote_ident(project.sources[(source_name, table)].relation)
+        relation = project.sources[(source_name, table)].relation
+        return quote_ident(renamed.get(relation, relation))
 
     def config(**_: Any) -> str:
         return ""  # read statically from the AST; renders to nothing

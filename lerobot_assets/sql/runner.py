@@ -20,10 +20,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lerobot_assets.sql import freshness
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError, SourceError, SqlError
 from lerobot_assets.sql.project import SqlProject, load_project, quote_ident
 from lerobot_assets.sql.sources import (
     DatasetRoot,
+    ResolvedSource,
     SchemaCache,
     SourceBinder,
     discover_datasets,
@@ -67,17 +69,27 @@ class ModelResult:
     catalog_path: str
     duration_s: float
     sql: str
+    # incremental models: how many files were (re)computed, reused from the last build, and dropped
+    files_computed: int | None = None
+    files_reused: int | None = None
+    files_removed: int | None = None
+    # a table whose recorded inputs equal the current ones is kept as it is, not rebuilt
+    up_to_date: bool = False
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain values; the Dagster layer maps them to MetadataValue (int, TableSchema, Markdown, path)."""
-        return {
+        out: dict[str, Any] = {
             "row_count": self.row_count,
             "materialized": self.materialized,
             "columns": self.columns,
             "preview": self.preview_markdown,
             "catalog_path": self.catalog_path,
             "duration_s": round(self.duration_s, 3),
+            "up_to_date": self.up_to_date,
         }
+        if self.files_computed is not None:
+            out.update(files_computed=self.files_computed, files_reused=self.files_reused, files_removed=self.files_removed)
+        return out
 
 
 @dataclass(frozen=True)
@@ -119,14 +131,29 @@ def _context(
 
 
 class QuerySession:
-    """An in-memory, read-only DuckDB over the metadata of every dataset: sources and models as views."""
+    """An in-memory, read-only DuckDB over the metadata of every dataset: sources and models as views.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: _Context, binder: SourceBinder):
+    Models are computed from the files as they are now. When the data home's catalog holds a model
+    built from exactly these files (same fingerprints), its table is copied in instead of recomputing
+    it; an incremental model reuses the catalog's rows of every unchanged file and computes the rest.
+    `served` says, per model, which happened.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        ctx: _Context,
+        binder: SourceBinder,
+        served: Mapping[str, str],
+        catalog_note: str | None,
+    ):
         self._con = con
         self.project = ctx.project
         self.datasets = ctx.datasets
         self._binder = binder
         self._relations: list[RelationInfo] | None = None
+        self.served = dict(served)
+        self.catalog_note = catalog_note
 
     @classmethod
     def open(
@@ -138,6 +165,8 @@ class QuerySession:
         project: SqlProject | str | os.PathLike[str] | None = None,
         vars: Mapping[str, Any] | None = None,
         threads: int | None = None,
+        use_catalog: bool = True,
+        catalog_path: str | os.PathLike[str] | None = None,
     ) -> QuerySession:
         ctx = _context(home, roots, storage_options, project, vars)
         con = duckdb.connect(":memory:")
@@ -148,13 +177,8 @@ class QuerySession:
                 con.execute(f"SET threads = {int(threads)}")
             binder = SourceBinder(ctx.project, ctx.datasets, "session")
             binder.bind(con)
-            for name, model in ctx.project.models.items():
-                sql = ctx.project.compile(name, ctx.vars)
-                try:
-                    # Every model is a view here: answers are always computed from the files as they are now.
-                    con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS {sql}")
-                except duckdb.Error as exc:
-                    raise QueryError(f"model {name} ({model.path}) does not bind: {exc}") from exc
+            path = _catalog_path(home, storage_options, catalog_path) if use_catalog else None
+            served, note = _bind_models(con, ctx, binder, path)
             # Lock down last: from here on SQL cannot touch files (COPY, EXPORT, ATTACH, read_csv('/etc/..'),
             # INSTALL) nor undo the settings. The views keep working: local shards are the only allowed
             # paths (read-only, since only SELECT statements are accepted), remote ones are Arrow-scanned.
@@ -167,12 +191,12 @@ class QuerySession:
         except BaseException:
             con.close()
             raise
-        return cls(con, ctx, binder)
+        return cls(con, ctx, binder, served, note)
 
     def relations(self) -> list[RelationInfo]:
         """Every source and model with its columns (described on first use: binding all costs time)."""
         if self._relations is None:
-            self._relations = _describe_relations(self._con, self.project)
+            self._relations = _describe_relations(self._con, self.project, self.served)
         return list(self._relations)
 
     def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
@@ -252,7 +276,112 @@ def check_read_only(sql: str) -> None:
         )
 
 
-def _describe_relations(con: duckdb.DuckDBPyConnection, project: SqlProject) -> list[RelationInfo]:
+_ATTACHED = "__lerobot_catalog"
+
+
+def _catalog_path(
+    home: str | os.PathLike[str] | None, storage_options: Mapping[str, Any] | None, path: str | os.PathLike[str] | None
+) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if home is None:
+        return None
+    fs, home_path = filesystem_for(os.fspath(home), storage_options)
+    return Path(home_path) / CATALOG_RELPATH if is_local(fs) else None
+
+
+def _bind_models(
+    con: duckdb.DuckDBPyConnection, ctx: _Context, binder: SourceBinder, catalog: Path | None
+) -> tuple[dict[str, str], str | None]:
+    """Create every model in a session: copied from the catalog when its record matches the files now,
+    incrementally for per-file models, else as a view. Returns how each was served and a note on the
+    catalog (why it was not used) or None."""
+    project = ctx.project
+    state: dict[str, freshness.StateRecord] = {}
+    note = None
+    attached = False
+    if catalog is not None and catalog.is_file():
+        try:
+            # Attached only while the session is set up: tables are copied in, then it is detached, so
+            # a long interactive session never holds the file's lock against the asset runs that write it.
+            con.execute(f"ATTACH {_sql_literal(str(catalog))} AS {_ATTACHED} (READ_ONLY)")
+        except duckdb.Error as exc:
+            note = f"catalog {catalog} not used ({' '.join(str(exc).split())}); every model computed from the files"
+        else:
+            attached = True
+            state = freshness.read_state(con, _ATTACHED)
+    roots = {d.name: d for d in binder.datasets}
+    source_fps = {r.table.relation: freshness.source_fingerprint(r, roots) for r in binder.resolved.values()}
+    current = freshness.model_fingerprints(project, ctx.vars, source_fps) if state else {}
+    served: dict[str, str] = {}
+    try:
+        for name, model in project.models.items():
+            q = quote_ident(name)
+            record = state.get(name)
+            if record is not None and model.materialized != "view" and record.fingerprint == current[name]:
+                con.execute(f"CREATE TEMP TABLE {q} AS SELECT * FROM {_ATTACHED}.main.{q}")
+                served[name] = "catalog"
+                continue
+            if (
+                record is not None
+                and model.materialized == "incremental"
+                and record.chain_hash == freshness.chain_hash(project, name, ctx.vars)
+            ):
+                served[name] = _bind_incremental(con, ctx, binder, name, roots)
+                continue
+            sql = project.compile(name, ctx.vars)
+            try:
+                con.execute(f"CREATE TEMP VIEW {q} AS {sql}")
+            except duckdb.Error as exc:
+                raise QueryError(f"model {name} ({model.path}) does not bind: {exc}") from exc
+            served[name] = "live"
+    finally:
+        if attached:
+            try:
+                con.execute(f"DETACH {_ATTACHED}")
+            except duckdb.Error:
+                pass
+    return served, note
+
+
+def _bind_incremental(
+    con: duckdb.DuckDBPyConnection, ctx: _Context, binder: SourceBinder, name: str, roots: Mapping[str, DatasetRoot]
+) -> str:
+    """The catalog's rows for files unchanged since its build, plus the model over the other files."""
+    project = ctx.project
+    key = project.models[name].per_file_of
+    assert key is not None
+    table = project.sources[key]
+    column = quote_ident(table.config.file_column or "")
+    resolved = binder.resolved[table.name]
+    current = freshness.file_states(resolved, roots)
+    previous = freshness.read_file_states(con, name, _ATTACHED)
+    reused = sorted(k for k, fp in current.items() if previous.get(k) == fp)
+    pending = set(current) - set(reused)
+    q, cached = quote_ident(name), quote_ident(f"__lerobot_cached_{name}")
+    con.register("__lerobot_reused_files", freshness.keys_table(reused))
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {cached} AS SELECT t.* FROM {_ATTACHED}.main.{q} AS t "
+            f"SEMI JOIN __lerobot_reused_files AS k ON t.dataset = k.dataset AND t.{column} = k.file"
+        )
+    finally:
+        con.unregister("__lerobot_reused_files")
+    if pending:
+        sql = bind_per_file(con, project, binder, name, _subset(resolved, roots, pending), ctx.vars)
+        con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached} UNION ALL BY NAME ({sql})")
+    else:
+        con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached}")
+    return f"incremental: {len(reused)} of {len(current)} files from the catalog"
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _describe_relations(
+    con: duckdb.DuckDBPyConnection, project: SqlProject, served: Mapping[str, str]
+) -> list[RelationInfo]:
     out = []
     for table in project.sources.values():
         cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {quote_ident(table.relation)}").fetchall()]
@@ -260,7 +389,9 @@ def _describe_relations(con: duckdb.DuckDBPyConnection, project: SqlProject) -> 
         out.append(RelationInfo(table.relation, "source", table.config.description, cols, detail))
     for name, model in project.models.items():
         cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {quote_ident(name)}").fetchall()]
-        out.append(RelationInfo(name, "model", model.description, cols, f"model ({model.materialized})"))
+        how = served.get(name)
+        detail = f"model ({model.materialized}{', ' + how if how and how != 'live' else ''})"
+        out.append(RelationInfo(name, "model", model.description, cols, detail))
     return out
 
 
@@ -336,7 +467,9 @@ class Catalog:
         return list(self._datasets_cached(refresh=True))
 
     # -- sources --
-    def refresh_sources(self, con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None) -> None:
+    def refresh_sources(self, con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None) -> SourceBinder:
+        """Re-bind these sources (all by default) over the files on disk now, recording each one's
+        fingerprint so query sessions can tell whether tables built from them are still current."""
         tables = list(self.project.sources.values())
         if names is not None:
             wanted = set(names)
@@ -344,38 +477,80 @@ class Catalog:
         binder = SourceBinder(self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=SchemaCache())
         binder.bind(con, tables)
         self._files.update(binder.parquet_files)
+        freshness.ensure_state_tables(con)
+        roots = {d.name: d for d in binder.datasets}
+        for name, resolved in binder.resolved.items():
+            freshness.record(con, resolved.table.relation, "source", freshness.source_fingerprint(resolved, roots))
+        return binder
 
     # -- models --
-    def materialize(self, name: str, *, with_upstream: bool = False) -> ModelResult:
-        """(Re)create one model in the catalog (and its ancestors first with `with_upstream`)."""
+    def materialize(self, name: str, *, with_upstream: bool = False, force: bool = False) -> ModelResult:
+        """(Re)create one model in the catalog (and its ancestors first with `with_upstream`).
+
+        A table already built from the same inputs is kept (`up_to_date`); an incremental model
+        recomputes only new or changed files. `force` rebuilds from scratch.
+        """
         if name not in self.project.models:
             raise SqlError(f"unknown model {name!r}")
-        return self._run(self.project.ancestors([name]) if with_upstream else [name])[-1]
+        return self._run(self.project.ancestors([name]) if with_upstream else [name], force)[-1]
 
-    def materialize_all(self, names: Iterable[str] | None = None) -> list[ModelResult]:
+    def materialize_all(self, names: Iterable[str] | None = None, *, force: bool = False) -> list[ModelResult]:
         """Every model (or `names` and their ancestors) in dependency order, in one connection."""
-        return self._run(self.project.ancestors(names) if names is not None else self.project.topological_order())
+        order = self.project.ancestors(names) if names is not None else self.project.topological_order()
+        return self._run(order, force)
 
-    def _run(self, order: Sequence[str]) -> list[ModelResult]:
+    def _run(self, order: Sequence[str], force: bool = False) -> list[ModelResult]:
         con = self.connect()
         try:
             # The sources these models read, refreshed once: discovery and footers are the slow part.
+            # An incremental model reads its per-file source through refs; that one is refreshed too.
             tables = {t.name for n in order for t in self.project.source_tables(n)}
-            self.refresh_sources(con, tables)
-            return [self._materialize_one(con, n) for n in order]
+            tables |= {self.project.sources[k].name for n in order if (k := self.project.models[n].per_file_of)}
+            binder = self.refresh_sources(con, tables)
+            return [self._materialize_one(con, n, binder, force) for n in order]
         finally:
             con.close()
 
-    def _materialize_one(self, con: duckdb.DuckDBPyConnection, name: str) -> ModelResult:
+    def _fingerprint(self, con: duckdb.DuckDBPyConnection, name: str) -> str:
+        """The fingerprint of what `name` would be built from now: recorded sources and tables, and
+        views resolved through them (views late-bind, so they have no record of their own)."""
+        state = freshness.read_state(con)
+        sources = {r.relation: r.fingerprint for r in state.values() if r.kind == "source"}
+        tables = {r.relation: r.fingerprint for r in state.values() if r.kind != "source"}
+        fps = freshness.model_fingerprints(self.project, self.vars, sources, tables)
+        return freshness.fingerprint_of(self.project, name, self.vars, fps, sources)
+
+    def _materialize_one(
+        self, con: duckdb.DuckDBPyConnection, name: str, binder: SourceBinder, force: bool = False
+    ) -> ModelResult:
         start = time.perf_counter()
         model = self.project.models[name]
         existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = [r for r in model.refs if r not in existing]
         if missing:
             raise SqlError(f"model {name}: upstream models not materialized in {self.path}: {', '.join(missing)}")
-        sql = self.project.compile(name, self.vars)
+        fingerprint = self._fingerprint(con, name)
+        counts: dict[str, int] = {}
+        record = freshness.read_state(con).get(name)
+        up_to_date = (
+            not force
+            and model.materialized == "table"
+            and record is not None
+            and record.fingerprint == fingerprint
+            and name in existing
+        )
         try:
-            replace_relation(con, name, sql, materialized=model.materialized)
+            if up_to_date:
+                # Built from exactly these inputs already: rebuilding would give the same rows.
+                sql = self.project.compile(name, self.vars)
+            elif model.materialized == "incremental":
+                sql, counts = self._build_incremental(con, name, binder, fingerprint, force)
+            else:
+                sql = self.project.compile(name, self.vars)
+                then = None
+                if model.materialized == "table":
+                    then = lambda c: freshness.record(c, name, "table", fingerprint)  # noqa: E731
+                replace_relation(con, name, sql, materialized=model.materialized, then=then)
         except duckdb.Error as exc:
             raise QueryError(f"model {name} ({model.path}) failed: {_with_culprit(exc, self._files)}") from exc
         q = quote_ident(name)
@@ -392,7 +567,69 @@ class Catalog:
             catalog_path=str(self.path),
             duration_s=time.perf_counter() - start,
             sql=sql,
+            files_computed=counts.get("computed"),
+            files_reused=counts.get("reused"),
+            files_removed=counts.get("removed"),
+            up_to_date=up_to_date,
         )
+
+    def _build_incremental(
+        self, con: duckdb.DuckDBPyConnection, name: str, binder: SourceBinder, fingerprint: str, force: bool
+    ) -> tuple[str, dict[str, int]]:
+        """Recompute an incremental model for the files that are new or changed since its last build,
+        drop the rows of files that are gone, keep the rest; all in one transaction."""
+        model = self.project.models[name]
+        key = model.per_file_of
+        assert key is not None
+        table = self.project.sources[key]
+        column = table.config.file_column or ""
+        resolved = binder.resolved[table.name]
+        roots = {d.name: d for d in binder.datasets}
+        current = freshness.file_states(resolved, roots)
+        chain = freshness.chain_hash(self.project, name, self.vars)
+        record = freshness.read_state(con).get(name)
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = ? AND table_type = 'BASE TABLE'",
+            [name],
+        ).fetchone()[0]  # type: ignore[index]
+        reusable = exists and not force and record is not None and record.chain_hash == chain
+        previous = freshness.read_file_states(con, name) if reusable else None
+        if previous is None:
+            pending = set(current)
+            gone: set[freshness.FileKey] = set()
+        else:
+            pending = {k for k, fp in current.items() if previous.get(k) != fp}
+            gone = set(previous) - set(current)
+        sql = bind_per_file(con, self.project, binder, name, _subset(resolved, roots, pending), self.vars)
+        q = quote_ident(name)
+
+        def record_all(c: duckdb.DuckDBPyConnection) -> None:
+            _check_per_file_columns(c, name, column)
+            freshness.record_files(c, name, current)
+            freshness.record(c, name, "incremental", fingerprint, chain)
+
+        if previous is None:
+            replace_relation(con, name, sql, materialized="table", then=record_all)
+        else:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                stale = pending | gone
+                if stale:
+                    con.register("__lerobot_stale_files", freshness.keys_table(sorted(stale)))
+                    con.execute(
+                        f"DELETE FROM {q} WHERE ({q}.dataset, {q}.{quote_ident(column)}) IN "
+                        "(SELECT (dataset, file) FROM __lerobot_stale_files)"
+                    )
+                    con.unregister("__lerobot_stale_files")
+                if pending:
+                    con.execute(f"INSERT INTO {q} BY NAME {sql}")
+                record_all(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return sql, {"computed": len(pending), "reused": len(current) - len(pending), "removed": len(gone)}
 
     # -- data tests --
     def run_data_test(self, name: str) -> DataTestResult:
@@ -422,6 +659,44 @@ class Catalog:
     def run_data_tests(self, model: str | None = None) -> list[DataTestResult]:
         tests = self.project.tests_for(model) if model else list(self.project.tests.values())
         return [self.run_data_test(t.name) for t in tests]
+
+
+def bind_per_file(
+    con: duckdb.DuckDBPyConnection,
+    project: SqlProject,
+    binder: SourceBinder,
+    name: str,
+    files: ResolvedSource,
+    vars: Mapping[str, Any],
+) -> str:
+    """The SQL of an incremental model evaluated over only `files` of its per-file source: the source
+    and every model between it and the model are bound again as temp views over those files."""
+    key = project.models[name].per_file_of
+    assert key is not None
+    source = project.sources[key]
+    relations = {source.relation: f"__lerobot_pending_{source.relation}"}
+    binder.bind_resolved(con, files, relations[source.relation], temp=True)
+    for upstream in project.per_file_chain(name)[:-1]:
+        relation = f"__lerobot_pending_{upstream}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(relation)} AS {project.compile(upstream, vars, relations)}")
+        relations[upstream] = relation
+    return project.compile(name, vars, relations)
+
+
+def _subset(resolved: ResolvedSource, roots: Mapping[str, DatasetRoot], keys: set[freshness.FileKey]) -> ResolvedSource:
+    import posixpath
+
+    return resolved.subset(lambda dataset, path: (dataset, posixpath.relpath(path, roots[dataset].path)) in keys)
+
+
+def _check_per_file_columns(con: duckdb.DuckDBPyConnection, name: str, column: str) -> None:
+    have = {r[0] for r in con.execute(f"DESCRIBE {quote_ident(name)}").fetchall()}
+    lacking = [c for c in ("dataset", column) if c not in have]
+    if lacking:
+        raise SqlError(
+            f"incremental model {name} must output the columns dataset and {column} (its rows are kept per "
+            f"file); it lacks {', '.join(lacking)}"
+        )
 
 
 def _remote_filesystems(datasets: Sequence[DatasetRoot]) -> list[Any]:

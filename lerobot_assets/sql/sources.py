@@ -373,23 +373,51 @@ TRANSFORMS: dict[str, Transform] = {
 class ResolvedSource:
     table: SourceTable
     files: dict[str, list[str]]  # dataset name → fs-native paths, sorted (chunk/file order)
-    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # listing sources only
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # dataset name → path → what identifies this version of the file (see file_fingerprint)
+    fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n_files(self) -> int:
         return sum(len(v) for v in self.files.values())
 
+    def subset(self, keep: Callable[[str, str], bool]) -> ResolvedSource:
+        """The same source over only the (dataset, path) pairs `keep` accepts."""
+        files = {d: [p for p in paths if keep(d, p)] for d, paths in self.files.items()}
+        files = {d: paths for d, paths in files.items() if paths}
+        return ResolvedSource(
+            self.table,
+            files,
+            {d: {p: self.sizes[d][p] for p in paths} for d, paths in files.items()},
+            {d: {p: self.fingerprints[d][p] for p in paths} for d, paths in files.items()},
+        )
+
+
+def file_fingerprint(info: Mapping[str, Any]) -> str:
+    """What changes whenever a file's content may have: size plus the filesystem's version marks.
+
+    Locally that is mtime and inode (our writers replace files by rename, so a rewrite gets a new
+    inode even within one mtime tick); on object stores the ETag or last-modified time.
+    """
+    marks = [str(info.get("size"))]
+    for key in ("mtime", "ino", "ETag", "etag", "LastModified", "last_modified", "updated", "generation", "md5Hash"):
+        value = info.get(key)
+        if value is not None:
+            marks.append(f"{key}={value}")
+    return "|".join(marks)
+
 
 def resolve_source(table: SourceTable, datasets: Sequence[DatasetRoot]) -> ResolvedSource:
     files: dict[str, list[str]] = {}
     sizes: dict[str, dict[str, int]] = {}
+    fingerprints: dict[str, dict[str, str]] = {}
     for root in datasets:
-        matched: dict[str, int] = {}
+        matched: dict[str, Mapping[str, Any]] = {}
         for pattern in table.config.glob:
             found = root.fs.glob(root.join(pattern), detail=True)
             for path, info in found.items():
                 if info.get("type", "file") == "file":
-                    matched[path] = int(info.get("size") or 0)
+                    matched[path] = info
         if not matched:
             if table.config.required:
                 raise SourceError(
@@ -397,8 +425,9 @@ def resolve_source(table: SourceTable, datasets: Sequence[DatasetRoot]) -> Resol
                 )
             continue
         files[root.name] = sorted(matched)
-        sizes[root.name] = matched
-    return ResolvedSource(table, files, sizes)
+        sizes[root.name] = {p: int(info.get("size") or 0) for p, info in matched.items()}
+        fingerprints[root.name] = {p: file_fingerprint(info) for p, info in matched.items()}
+    return ResolvedSource(table, files, sizes, fingerprints)
 
 
 # ---- binding ------------------------------------------------------------------------------------
@@ -514,6 +543,9 @@ class SourceBinder:
         self.native_paths: list[str] = []
         # Every parquet file bound, to name the culprit when a query fails inside one (see below).
         self.parquet_files: dict[str, tuple[DatasetRoot, str]] = {}
+        # What each bound source resolved to: its files and their fingerprints (freshness checks).
+        self.resolved: dict[str, ResolvedSource] = {}
+        self._arrow_relations: list[str] = []
 
     # The filesystems DuckDB must know for views over remote files (catalog mode) to be readable.
     def remote_filesystems(self) -> list[fsspec.AbstractFileSystem]:
@@ -530,21 +562,35 @@ class SourceBinder:
         out = []
         for table in tables if tables is not None else self.project.sources.values():
             resolved = resolve_source(table, self.datasets)
-            fmt = table.config.format
-            if fmt == "parquet":
-                select = self._parquet_select(con, resolved)
-                self._create(con, table.relation, select, view=True)
-            else:
-                arrow = self._json_table(resolved) if fmt == "json" else self._listing_table(resolved)
-                self._create_from_arrow(con, table.relation, arrow)
-            out.append(BoundSource(table.name, table.relation, len(resolved.files), resolved.n_files))
+            self.resolved[table.name] = resolved
+            out.append(self.bind_resolved(con, resolved))
         return out
+
+    def bind_resolved(
+        self, con: duckdb.DuckDBPyConnection, resolved: ResolvedSource, relation: str | None = None, *, temp: bool = False
+    ) -> BoundSource:
+        """Bind one resolved source as `relation` (default: the source's own name); `temp` makes it a
+        connection-local view in either mode (incremental runs bind a source over just some files)."""
+        table = resolved.table
+        name = relation or table.relation
+        fmt = table.config.format
+        if fmt == "parquet":
+            select = self._parquet_select(con, resolved)
+            if temp:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {select}")
+            else:
+                self._create(con, name, select, view=True)
+        else:
+            arrow = self._json_table(resolved) if fmt == "json" else self._listing_table(resolved)
+            self._create_from_arrow(con, name, arrow)
+        return BoundSource(table.name, name, len(resolved.files), resolved.n_files)
 
     # -- parquet --
     def _parquet_select(self, con: duckdb.DuckDBPyConnection, resolved: ResolvedSource) -> str:
         table = resolved.table
         transform = TRANSFORMS[table.config.transform] if table.config.transform else None
-        branches: list[tuple[str, str, pa.Schema]] = []  # (relation sql, dataset expr, schema)
+        file_column = table.config.file_column
+        branches: list[tuple[str, str, str | None, pa.Schema]] = []  # (relation sql, dataset expr, file expr, schema)
         # Datasets whose shards have the same schema are read by ONE relation, with `dataset` derived
         # per file: a home of hundreds of session datasets then binds and scans as a handful of
         # relations instead of a UNION of hundreds (binding cost grows with branches x columns).
@@ -562,31 +608,40 @@ class SourceBinder:
             group.raw.add(raw)
         for i, group in enumerate(groups.values()):
             if group.arrow:
-                rel = f"__lerobot_src_{table.name}_{i}"
+                rel = f"__lerobot_src_{table.name}_{len(self._arrow_relations)}"
+                self._arrow_relations.append(rel)
                 con.register(rel, self._arrow_dataset(group.schema, group.members))
-                branches.append((quote_ident(rel), '"__dataset"', group.schema))
+                branches.append((quote_ident(rel), '"__dataset"', '"__file"' if file_column else None, group.schema))
                 continue
             urls = [root.file_url(p) for root, paths in group.members for p in paths]
             self.native_paths.extend(u for (root, paths) in group.members if is_local(root.fs) for u in map(root.file_url, paths))
             # union_by_name makes DuckDB read every footer at each bind: only when shards differ.
             options = "" if len(group.raw) == 1 and None not in group.raw else ", union_by_name = true"
+            # Longest root first, so a root nested in another one is matched by its own.
+            members = sorted(group.members, key=lambda m: len(m[0].path), reverse=True)
+            prefixes = [(root, _lit(root.file_url(root.path).rstrip("/") + "/")) for root, _ in members]
+            if len(group.members) > 1 or file_column:
+                options += ", filename = '__lerobot_file'"
             if len(group.members) == 1:
                 dataset_expr = _lit(group.members[0][0].name)
             else:
-                options += ", filename = '__lerobot_file'"
-                # Measured: as fast as a UNION of one literal-tagged scan per dataset, and binding stays
-                # cheap. Longest root first, so a root nested in another one is matched by its own.
-                members = sorted(group.members, key=lambda m: len(m[0].path), reverse=True)
-                cases = " ".join(
-                    f"WHEN starts_with(__lerobot_file, {_lit(root.file_url(root.path).rstrip('/') + '/')}) THEN {_lit(root.name)}"
-                    for root, _ in members
-                )
+                # Measured: as fast as a UNION of one literal-tagged scan per dataset, and binding stays cheap.
+                cases = " ".join(f"WHEN starts_with(__lerobot_file, {p}) THEN {_lit(root.name)}" for root, p in prefixes)
                 dataset_expr = f"CASE {cases} END"
+            file_expr = None
+            if file_column:
+                if len(prefixes) == 1:
+                    file_expr = f"substr(__lerobot_file, length({prefixes[0][1]}) + 1)"
+                else:
+                    cases = " ".join(
+                        f"WHEN starts_with(__lerobot_file, {p}) THEN substr(__lerobot_file, length({p}) + 1)" for _, p in prefixes
+                    )
+                    file_expr = f"CASE {cases} END"
             rel = f"read_parquet([{', '.join(_lit(u) for u in urls)}]{options})"
-            branches.append((rel, dataset_expr, group.schema))
+            branches.append((rel, dataset_expr, file_expr, group.schema))
 
         selects = []
-        for rel, dataset_expr, schema in branches:
+        for rel, dataset_expr, file_expr, schema in branches:
             if transform is not None:
                 inner = transform.sql(rel, dataset_expr, schema)
                 if inner is None:
@@ -594,19 +649,21 @@ class SourceBinder:
                 present = list(transform.columns)
                 rel, dataset_expr = f"({inner})", "dataset"
             else:
-                present = [n for n in schema.names if n not in ("__dataset", "__lerobot_file")]
-            selects.append(self._normalize(rel, dataset_expr, present, table))
+                present = [n for n in schema.names if n not in ("__dataset", "__file", "__lerobot_file")]
+            selects.append(self._normalize(rel, dataset_expr, file_expr, present, table))
         if not selects:
             return self._empty_select(table)
         return "\nUNION ALL BY NAME\n".join(selects)
 
     def _arrow_dataset(self, schema: pa.Schema, members: Sequence[tuple[DatasetRoot, list[str]]]) -> pads.Dataset:
-        full = schema.append(pa.field("__dataset", pa.string()))
+        full = schema.append(pa.field("__dataset", pa.string())).append(pa.field("__file", pa.string()))
         paths: list[str] = []
         partitions: list[pc.Expression] = []
         for root, files in members:
             paths.extend(files)
-            partitions.extend([pc.field("__dataset") == root.name] * len(files))
+            partitions.extend(
+                (pc.field("__dataset") == root.name) & (pc.field("__file") == posixpath.relpath(f, root.path)) for f in files
+            )
         return pads.FileSystemDataset.from_paths(
             paths,
             schema=full,
@@ -616,9 +673,12 @@ class SourceBinder:
         )
 
     @staticmethod
-    def _normalize(rel: str, dataset_expr: str, present: Sequence[str], table: SourceTable) -> str:
-        """`dataset` first, then the declared columns (cast, or typed NULL when absent), then the rest."""
+    def _normalize(rel: str, dataset_expr: str, file_expr: str | None, present: Sequence[str], table: SourceTable) -> str:
+        """`dataset` first (and the file column), then the declared columns (cast, or typed NULL when
+        absent), then the rest."""
         cols = [f"{dataset_expr} AS dataset"]
+        if table.config.file_column:
+            cols.append(f"{file_expr} AS {quote_ident(table.config.file_column)}")
         declared = [c for c in table.config.columns if c.data_type and c.name != "dataset"]
         declared_names = {c.name for c in declared}
         for c in declared:
@@ -632,6 +692,8 @@ class SourceBinder:
     @staticmethod
     def _empty_select(table: SourceTable) -> str:
         cols = ["CAST(NULL AS VARCHAR) AS dataset"]
+        if table.config.file_column:
+            cols.append(f"CAST(NULL AS VARCHAR) AS {quote_ident(table.config.file_column)}")
         for c in table.config.columns:
             if c.name != "dataset":
                 cols.append(f"CAST(NULL AS {c.data_type or 'VARCHAR'}) AS {quote_ident(c.name)}")
@@ -695,11 +757,19 @@ class SourceBinder:
                 con.unregister(tmp)
 
 
-def replace_relation(con: duckdb.DuckDBPyConnection, name: str, select: str, *, materialized: str) -> None:
+def replace_relation(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    select: str,
+    *,
+    materialized: str,
+    then: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> None:
     """CREATE OR REPLACE a table or view, dropping an object of the other kind first (DuckDB refuses to
-    replace a view by a table and vice versa), atomically."""
+    replace a view by a table and vice versa), atomically; `then` runs inside the same transaction
+    (e.g. to record what the relation was built from)."""
     q = quote_ident(name)
-    kind = "TABLE" if materialized == "table" else "VIEW"
+    kind = "VIEW" if materialized == "view" else "TABLE"
     other = "VIEW" if kind == "TABLE" else "TABLE"
     existing = con.execute(
         "SELECT table_type FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
@@ -710,6 +780,8 @@ def replace_relation(con: duckdb.DuckDBPyConnection, name: str, select: str, *, 
         if existing and ((existing[0][0] == "VIEW") != (kind == "VIEW")):
             con.execute(f"DROP {other} {q}")
         con.execute(f"CREATE OR REPLACE {kind} {q} AS {select}")
+        if then is not None:
+            then(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -13,6 +13,21 @@ with episodes as (
     left join {{ ref('stg_info') }} as i using (dataset)
 ),
 
+frames as (
+    -- one row per episode: an episode whose frames sit in several data files (never written so by
+    -- LeRobot or us) is summed over them, so it still gets one row and its counts add up
+    select
+        dataset,
+        episode_index,
+        sum(n_frames) as n_frames,
+        min(min_timestamp_step) as min_timestamp_step,
+        max(max_timestamp_step) as max_timestamp_step,
+        bool_or(state_nonfinite) as state_nonfinite,
+        bool_or(action_nonfinite) as action_nonfinite
+    from {{ ref('int_episode_frame_checks') }}
+    group by dataset, episode_index
+),
+
 byte_counts as (
     -- real per-episode frame counts of each camera, when a byte index was built
     select dataset, video_key, episode_index, count(*) as n_indexed_frames
@@ -75,7 +90,7 @@ flags as (
         coalesce(e.motion < {{ var('idle_motion_threshold', 0.001) }}, false) as idle,
         coalesce(e.length < {{ var('min_episode_seconds', 0.5) }} * e.fps, false) as too_short
     from episodes as e
-    left join {{ ref('int_episode_frame_checks') }} as f using (dataset, episode_index)
+    left join frames as f using (dataset, episode_index)
     left join video as v using (dataset, episode_index)
 )
 

@@ -1,10 +1,13 @@
-{{ config(materialized='table') }}
--- Per-episode facts read from the frames: row count, timestamp steps and non-finite values.
--- Kept apart from episode_quality so the one pass over the data parquet is materialized once.
+{{ config(materialized='incremental', per_file_of='lerobot.frames') }}
+-- Per-episode facts read from the frames, per data file: row count, timestamp steps, non-finite values.
+-- The one pass over the data parquet, kept apart from episode_quality and incremental: an episode's rows
+-- live in one data file, so the catalog recomputes only new or changed files, and query sessions reuse
+-- its rows for every file unchanged since.
 with frame_flags as (
     -- Reduce the vectors to booleans before the window: the window then sorts scalars only.
     select
         dataset,
+        data_file,
         episode_index,
         frame_index,
         "timestamp",
@@ -17,11 +20,12 @@ with frame_flags as (
 steps as (
     select
         *,
-        "timestamp" - lag("timestamp") over (partition by dataset, episode_index order by frame_index) as dt
+        "timestamp" - lag("timestamp") over (partition by dataset, data_file, episode_index order by frame_index) as dt
     from frame_flags
 )
 select
     dataset,
+    data_file,
     episode_index,
     count(*) as n_frames,
     min(frame_index) as min_frame_index,
@@ -33,4 +37,4 @@ select
     coalesce(bool_or(state_nonfinite), false) as state_nonfinite,
     coalesce(bool_or(action_nonfinite), false) as action_nonfinite
 from steps
-group by dataset, episode_index
+group by dataset, data_file, episode_index

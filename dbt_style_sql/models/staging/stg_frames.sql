@@ -2,6 +2,7 @@
 -- One row per frame (a view over the data parquet files, never copied), with the columns checks need.
 select
     dataset,
+    data_file,
     episode_index,
     frame_index,
     "index" as global_index,
