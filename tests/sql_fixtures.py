@@ -497,3 +497,24 @@ def upload(endpoint: str, local: str | Path, remote: str) -> None:
 
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, client_kwargs={"region_name": "us-east-1"})
     fs.put(str(local).rstrip("/") + "/", remote.rstrip("/") + "/", recursive=True)
+
+
+@contextlib.contextmanager
+def duckdb_writer_elsewhere(path: str | Path, seconds: float) -> Iterator[None]:
+    """Another process holding a DuckDB file open for writing (its lock) for up to `seconds`, as an asset
+    run materializing into the catalog does; released when the block ends."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(float(sys.argv[2]))",
+         str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

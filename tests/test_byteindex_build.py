@@ -138,8 +138,12 @@ def test_lerobot_fixture_in_memory():
 
 def test_incremental_rebuild_reindexes_only_the_changed_file(dataset, tmp_path):
     first = build_byte_index(dataset, workers=2)
+    index_files = sorted((dataset / "meta/byte_index").glob("*.parquet"))
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in index_files]
     again = build_byte_index(dataset)
     assert (again.stats.files_indexed, again.stats.files_reused) == (0, 3)
+    # nothing changed: the index files are left as they were (not rewritten with new mtimes)
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in index_files] == stamps
     assert again.indexed_paths == () and again.stats.header_bytes_read == 0
     assert again.tables.frames.equals(first.tables.frames)
     assert again.tables.segments.equals(first.tables.segments)

@@ -56,6 +56,18 @@ def test_byte_index_and_sql_models(instance: dg.DagsterInstance, home: Path) -> 
     con.close()
     assert frames_by_dataset == {"datasets/lerobot_dataset": info["total_frames"], "sessions/sim-s0000-0002": info["total_frames"]}
 
+    # The frame checks are incremental: one data file per dataset computed now, all reused by a rerun,
+    # whose tables are kept as they are (their inputs did not change).
+    checks_meta = metadata(result, "int_episode_frame_checks")
+    assert (checks_meta["files_computed"], checks_meta["files_reused"], checks_meta["files_removed"]) == (2, 0, 0)
+    assert checks_meta["dagster/row_count"] == 2 * info["total_episodes"]
+    again = dg.materialize(downstream_defs(), instance=instance, resources=resources(home), raise_on_error=False)
+    assert again.success
+    assert (metadata(again, "int_episode_frame_checks")["files_computed"], metadata(again, "int_episode_frame_checks")["files_reused"]) == (0, 2)
+    # the byte index found nothing to re-index and left its files alone, so even episode_quality is kept
+    assert metadata(again, "episode_quality")["up_to_date"] is True
+    assert metadata(again, "task_summary")["dagster/row_count"] == 2
+
 
 def test_failing_sql_data_test_is_a_failed_check(instance: dg.DagsterInstance, home: Path) -> None:
     assert materialize_session(instance, home, "sim-s0000-0001").success

@@ -129,3 +129,27 @@ def test_console_script_has_no_traceback() -> None:
     done = subprocess.run([str(exe), "sql", "--root", str(FIXTURE), "--format", "csv", "select count(*) as n from frames"],
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "n\n60\n")
+
+
+def test_catalog_is_used_when_current_and_can_be_ignored(tmp_path: Path) -> None:
+    from lerobot_assets.sql import Catalog
+
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=4, episodes_per_data_file=2))
+    Catalog(home).materialize_all()
+    listed = sql("--home", str(home), "--list").stdout
+    assert "episode_quality  [model (table, catalog)]" in listed
+    assert "int_episode_frame_checks  [model (incremental, catalog)]" in listed
+    ignored = sql("--home", str(home), "--no-catalog", "--list").stdout
+    assert "episode_quality  [model (table)]" in ignored
+    query = "select episode_index, n_frames, n_flags from episode_quality order by 1"
+    live = sql("--home", str(home), "--no-catalog", "--format", "csv", query).stdout
+    assert live.splitlines()[0] == "episode_index,n_frames,n_flags" and len(live.splitlines()) == 5
+    assert sql("--home", str(home), "--format", "csv", query).stdout == live
+    # another catalog file given explicitly; one that cannot be opened is reported, not fatal
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a duckdb file" * 100)
+    result = sql("--home", str(home), "--catalog", str(broken), "--format", "csv", query)
+    assert result.exit_code == 0
+    assert f"note: catalog {broken} not used" in result.stderr
+    assert result.stdout == live

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sql_fixtures import SyntheticSpec, moto_s3, upload, write_synthetic_dataset, write_synthetic_home  # noqa: E402
+from sql_fixtures import (  # noqa: E402
+    SyntheticSpec,
+    duckdb_writer_elsewhere,
+    moto_s3,
+    upload,
+    write_synthetic_dataset,
+    write_synthetic_home,
+)
 
 from lerobot_assets.sql import Catalog, ProjectLoadError, QuerySession, SqlError, load_project  # noqa: E402
 
@@ -171,20 +175,11 @@ def test_vars_and_sql_changes_are_never_served_stale(home: Path, tmp_path: Path)
 def test_catalog_busy_or_broken_falls_back_to_live(home: Path) -> None:
     catalog = Catalog(home, project=PROJECT)
     catalog.materialize_all()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)",
-         str(catalog.path)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with duckdb_writer_elsewhere(catalog.path, 30):
         with QuerySession.open(home, project=PROJECT) as session:
             assert set(session.served.values()) == {"live"}
             assert "not used" in session.catalog_note and "lock" in session.catalog_note.lower()
             assert session.rows("select count(*) from episode_quality")[1] == [(21,)]
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
     # a catalog from before fingerprints were recorded is simply not used
     con = duckdb.connect(str(catalog.path))
     con.execute("drop table __lerobot_state")

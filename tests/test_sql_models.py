@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sql_fixtures import (  # noqa: E402
     SyntheticSpec,
+    duckdb_writer_elsewhere,
     find_lerobot_fixture,
     moto_s3,
     upload,
@@ -493,37 +494,19 @@ def test_remote_root_and_catalog(many: tuple[Path, list[Any]], s3: str, tmp_path
 def test_catalog_waits_for_another_writer(tmp_path: Path) -> None:
     """Dagster's multiprocess executor runs model steps in parallel processes; DuckDB lets one process
     write a file at a time, so a step waits for the lock instead of failing."""
-    import subprocess
     import time
 
     home = tmp_path / "home"
     write_synthetic_home(home, 1, 3, episodes_per_file=3)
     catalog = Catalog(home, project=PROJECT)
     catalog.materialize("stg_info")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(1.5)",
-         str(catalog.path)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with duckdb_writer_elsewhere(catalog.path, 1.5):
         start = time.monotonic()
         assert catalog.materialize("stg_tasks").row_count == 3
         assert time.monotonic() - start > 0.5  # it waited for the other process
-    finally:
-        holder.wait(timeout=30)
     impatient = Catalog(home, project=PROJECT, lock_timeout_s=0.2)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(1)",
-         str(catalog.path)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(duckdb.IOException, match="lock"):
-            impatient.materialize("stg_tasks")
-    finally:
-        holder.wait(timeout=30)
+    with duckdb_writer_elsewhere(catalog.path, 30), pytest.raises(duckdb.IOException, match="lock"):
+        impatient.materialize("stg_tasks")
 
 
 def test_dataset_recorded_by_our_writer(tmp_path: Path) -> None:

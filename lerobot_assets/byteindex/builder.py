@@ -189,9 +189,13 @@ def build_byte_index(
         ),
     )
     index_dir = None
+    # Every file reused and none dropped: the tables on disk are already these. Rewriting them would
+    # only give them new mtimes, and everything that fingerprints them (the SQL catalog) would recompute.
+    unchanged = not todo and previous is not None and len(reused) == previous.files.num_rows
     if write:
         index_dir = f"{base}/{INDEX_DIR}"
-        write_tables(fs, index_dir, tables)
+        if not unchanged:
+            write_tables(fs, index_dir, tables)
     stats = BuildStats(
         files=total,
         files_indexed=len(todo),

@@ -32,6 +32,7 @@ BINDING_VERSION = 2
 
 STATE_TABLE = "__lerobot_state"
 FILES_TABLE = "__lerobot_incremental_files"
+SCHEMAS_TABLE = "__lerobot_parquet_schemas"
 MISSING = "missing"
 
 
@@ -128,6 +129,9 @@ def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {FILES_TABLE} (model VARCHAR, dataset VARCHAR, file VARCHAR, fingerprint VARCHAR)"
     )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {SCHEMAS_TABLE} (source VARCHAR, url VARCHAR, fingerprint VARCHAR, arrow_schema BLOB)"
+    )
 
 
 def read_state(con: duckdb.DuckDBPyConnection, schema: str = "main") -> dict[str, StateRecord]:
@@ -180,3 +184,36 @@ def keys_table(files: Mapping[FileKey, str] | list[FileKey], *, with_fingerprint
         assert isinstance(files, Mapping)
         columns["fingerprint"] = [files[k] for k in keys]
     return pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
+
+
+def record_schemas(
+    con: duckdb.DuckDBPyConnection, source: str, schemas: Mapping[str, tuple[str, pa.Schema]]
+) -> None:
+    """The parquet schema of each file a source bound (url → (file fingerprint, schema)), so sessions
+    need not open files that did not change to learn their schema."""
+    con.execute(f"DELETE FROM {SCHEMAS_TABLE} WHERE source = ?", [source])
+    if not schemas:
+        return
+    urls = list(schemas)
+    table = pa.table(
+        {
+            "url": pa.array(urls, pa.string()),
+            "fingerprint": pa.array([schemas[u][0] for u in urls], pa.string()),
+            "arrow_schema": pa.array([schemas[u][1].serialize().to_pybytes() for u in urls], pa.binary()),
+        }
+    )
+    con.register("__lerobot_schemas_tmp", table)
+    try:
+        con.execute(f"INSERT INTO {SCHEMAS_TABLE} SELECT ?, url, fingerprint, arrow_schema FROM __lerobot_schemas_tmp", [source])
+    finally:
+        con.unregister("__lerobot_schemas_tmp")
+
+
+def read_schemas(con: duckdb.DuckDBPyConnection, schema: str = "main") -> dict[str, tuple[str, pa.Schema]]:
+    try:
+        table = con.execute(
+            f"SELECT url, fingerprint, arrow_schema FROM {quote_ident(schema)}.{SCHEMAS_TABLE}"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {url: (fp, pa.ipc.read_schema(pa.py_buffer(blob))) for url, fp, blob in table}

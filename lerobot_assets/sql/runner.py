@@ -175,10 +175,18 @@ class QuerySession:
             con.execute("SET parquet_metadata_cache = true")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
-            binder = SourceBinder(ctx.project, ctx.datasets, "session")
-            binder.bind(con)
             path = _catalog_path(home, storage_options, catalog_path) if use_catalog else None
-            served, note = _bind_models(con, ctx, binder, path)
+            attached, note = _attach_catalog(con, path)
+            try:
+                known = freshness.read_schemas(con, _ATTACHED) if attached else {}
+                binder = SourceBinder(ctx.project, ctx.datasets, "session", schema_cache=SchemaCache(known))
+                binder.bind(con)
+                served = _bind_models(con, ctx, binder, freshness.read_state(con, _ATTACHED) if attached else {})
+            finally:
+                if attached:
+                    # Attached only while the session is set up: tables are copied in, then it is detached,
+                    # so a long session never holds the file's lock against the asset runs that write it.
+                    con.execute(f"DETACH {_ATTACHED}")
             # Lock down last: from here on SQL cannot touch files (COPY, EXPORT, ATTACH, read_csv('/etc/..'),
             # INSTALL) nor undo the settings. The views keep working: local shards are the only allowed
             # paths (read-only, since only SELECT statements are accepted), remote ones are Arrow-scanned.
@@ -210,7 +218,7 @@ class QuerySession:
     def query(self, sql: str) -> pa.Table:
         rel = self.relation(sql)
         try:
-            return rel.fetch_arrow_table() if rel is not None else pa.table({})
+            return rel.to_arrow_table() if rel is not None else pa.table({})
         except duckdb.Error as exc:
             raise self.query_error(exc) from exc
 
@@ -290,58 +298,48 @@ def _catalog_path(
     return Path(home_path) / CATALOG_RELPATH if is_local(fs) else None
 
 
+def _attach_catalog(con: duckdb.DuckDBPyConnection, catalog: Path | None) -> tuple[bool, str | None]:
+    """Attach the catalog read-only when there is one; (attached, why it is not used)."""
+    if catalog is None or not catalog.is_file():
+        return False, None
+    try:
+        con.execute(f"ATTACH {_sql_literal(str(catalog))} AS {_ATTACHED} (READ_ONLY)")
+    except duckdb.Error as exc:
+        return False, f"catalog {catalog} not used ({' '.join(str(exc).split())}); every model computed from the files"
+    return True, None
+
+
 def _bind_models(
-    con: duckdb.DuckDBPyConnection, ctx: _Context, binder: SourceBinder, catalog: Path | None
-) -> tuple[dict[str, str], str | None]:
-    """Create every model in a session: copied from the catalog when its record matches the files now,
-    incrementally for per-file models, else as a view. Returns how each was served and a note on the
-    catalog (why it was not used) or None."""
+    con: duckdb.DuckDBPyConnection, ctx: _Context, binder: SourceBinder, state: Mapping[str, freshness.StateRecord]
+) -> dict[str, str]:
+    """Create every model in a session: copied from the attached catalog when its record matches the
+    files now, incrementally for per-file models, else as a view. Returns how each was served."""
     project = ctx.project
-    state: dict[str, freshness.StateRecord] = {}
-    note = None
-    attached = False
-    if catalog is not None and catalog.is_file():
-        try:
-            # Attached only while the session is set up: tables are copied in, then it is detached, so
-            # a long interactive session never holds the file's lock against the asset runs that write it.
-            con.execute(f"ATTACH {_sql_literal(str(catalog))} AS {_ATTACHED} (READ_ONLY)")
-        except duckdb.Error as exc:
-            note = f"catalog {catalog} not used ({' '.join(str(exc).split())}); every model computed from the files"
-        else:
-            attached = True
-            state = freshness.read_state(con, _ATTACHED)
     roots = {d.name: d for d in binder.datasets}
     source_fps = {r.table.relation: freshness.source_fingerprint(r, roots) for r in binder.resolved.values()}
     current = freshness.model_fingerprints(project, ctx.vars, source_fps) if state else {}
     served: dict[str, str] = {}
-    try:
-        for name, model in project.models.items():
-            q = quote_ident(name)
-            record = state.get(name)
-            if record is not None and model.materialized != "view" and record.fingerprint == current[name]:
-                con.execute(f"CREATE TEMP TABLE {q} AS SELECT * FROM {_ATTACHED}.main.{q}")
-                served[name] = "catalog"
-                continue
-            if (
-                record is not None
-                and model.materialized == "incremental"
-                and record.chain_hash == freshness.chain_hash(project, name, ctx.vars)
-            ):
-                served[name] = _bind_incremental(con, ctx, binder, name, roots)
-                continue
-            sql = project.compile(name, ctx.vars)
-            try:
-                con.execute(f"CREATE TEMP VIEW {q} AS {sql}")
-            except duckdb.Error as exc:
-                raise QueryError(f"model {name} ({model.path}) does not bind: {exc}") from exc
-            served[name] = "live"
-    finally:
-        if attached:
-            try:
-                con.execute(f"DETACH {_ATTACHED}")
-            except duckdb.Error:
-                pass
-    return served, note
+    for name, model in project.models.items():
+        q = quote_ident(name)
+        record = state.get(name)
+        if record is not None and model.materialized != "view" and record.fingerprint == current[name]:
+            con.execute(f"CREATE TEMP TABLE {q} AS SELECT * FROM {_ATTACHED}.main.{q}")
+            served[name] = "catalog"
+            continue
+        if (
+            record is not None
+            and model.materialized == "incremental"
+            and record.chain_hash == freshness.chain_hash(project, name, ctx.vars)
+        ):
+            served[name] = _bind_incremental(con, ctx, binder, name, roots)
+            continue
+        sql = project.compile(name, ctx.vars)
+        try:
+            con.execute(f"CREATE TEMP VIEW {q} AS {sql}")
+        except duckdb.Error as exc:
+            raise QueryError(f"model {name} ({model.path}) does not bind: {exc}") from exc
+        served[name] = "live"
+    return served
 
 
 def _bind_incremental(
@@ -474,13 +472,16 @@ class Catalog:
         if names is not None:
             wanted = set(names)
             tables = [t for t in tables if t.name in wanted]
-        binder = SourceBinder(self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=SchemaCache())
+        freshness.ensure_state_tables(con)
+        schemas = SchemaCache(freshness.read_schemas(con))
+        binder = SourceBinder(self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=schemas)
         binder.bind(con, tables)
         self._files.update(binder.parquet_files)
-        freshness.ensure_state_tables(con)
         roots = {d.name: d for d in binder.datasets}
         for name, resolved in binder.resolved.items():
             freshness.record(con, resolved.table.relation, "source", freshness.source_fingerprint(resolved, roots))
+            if resolved.table.config.format == "parquet":
+                freshness.record_schemas(con, name, _schemas_of(binder, resolved, roots))
         return binder
 
     # -- models --
@@ -687,6 +688,19 @@ def _subset(resolved: ResolvedSource, roots: Mapping[str, DatasetRoot], keys: se
     import posixpath
 
     return resolved.subset(lambda dataset, path: (dataset, posixpath.relpath(path, roots[dataset].path)) in keys)
+
+
+def _schemas_of(
+    binder: SourceBinder, resolved: ResolvedSource, roots: Mapping[str, DatasetRoot]
+) -> dict[str, tuple[str, pa.Schema]]:
+    out = {}
+    for dataset, paths in resolved.fingerprints.items():
+        root = roots[dataset]
+        for path, fp in paths.items():
+            schema = binder.schemas.get(root, path)
+            if schema is not None:
+                out[root.file_url(path)] = (fp, schema)
+    return out
 
 
 def _check_per_file_columns(con: duckdb.DuckDBPyConnection, name: str, column: str) -> None:

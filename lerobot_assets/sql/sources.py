@@ -454,13 +454,33 @@ def _pa_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
 
 
 class SchemaCache:
-    """Parquet footers read once per file per binder; a failure names the file."""
+    """Parquet footers read once per file per binder; a failure names the file.
 
-    def __init__(self) -> None:
+    `known` (url → (file fingerprint, schema), e.g. what the catalog recorded) answers for files whose
+    fingerprint is unchanged without opening them: on a home of hundreds of shards, reading footers is
+    most of the time it takes to open a query session.
+    """
+
+    def __init__(self, known: Mapping[str, tuple[str, pa.Schema]] | None = None) -> None:
         self._schemas: dict[tuple[int, str], pa.Schema] = {}
+        self._known = dict(known or {})
 
-    def read(self, root: DatasetRoot, paths: Sequence[str]) -> list[pa.Schema]:
+    def get(self, root: DatasetRoot, path: str) -> pa.Schema | None:
+        return self._schemas.get((id(root.fs), path))
+
+    def read(
+        self, root: DatasetRoot, paths: Sequence[str], fingerprints: Mapping[str, str] | None = None
+    ) -> list[pa.Schema]:
         todo = [p for p in paths if (id(root.fs), p) not in self._schemas]
+        if todo and fingerprints and self._known:
+            unread = []
+            for path in todo:
+                known = self._known.get(root.file_url(path))
+                if known is not None and known[0] == fingerprints.get(path):
+                    self._schemas[(id(root.fs), path)] = known[1]
+                else:
+                    unread.append(path)
+            todo = unread
         if todo:
             filesystem = _pa_filesystem(root.fs)
 
@@ -482,7 +502,9 @@ class SchemaCache:
                 self._schemas[(id(root.fs), path)] = schema
         return [self._schemas[(id(root.fs), p)] for p in paths]
 
-    def unified(self, root: DatasetRoot, paths: Sequence[str]) -> tuple[pa.Schema, str | None]:
+    def unified(
+        self, root: DatasetRoot, paths: Sequence[str], fingerprints: Mapping[str, str] | None = None
+    ) -> tuple[pa.Schema, str | None]:
         """The schema of all shards together (fixed-size lists as lists), and the raw schema's fingerprint
         when all shards agree (None when they differ).
 
@@ -490,7 +512,7 @@ class SchemaCache:
         C++ equality first and only those are normalised and unified.
         """
         distinct: list[pa.Schema] = []
-        for schema in self.read(root, paths):
+        for schema in self.read(root, paths, fingerprints):
             if not any(schema.equals(d) for d in distinct):
                 distinct.append(schema)
         try:
@@ -599,7 +621,7 @@ class SourceBinder:
             root = self._roots[name]
             for p in paths:
                 self.parquet_files.setdefault(root.file_url(p), (root, p))
-            schema, raw = self.schemas.unified(root, paths)
+            schema, raw = self.schemas.unified(root, paths, resolved.fingerprints.get(name))
             arrow = self.mode == "session" and not is_local(root.fs)
             # Remote datasets in a session are Arrow-scanned; a pyarrow dataset has one filesystem.
             key = f"{arrow}|{id(root.fs) if arrow else ''}|{_fingerprint(schema)}"
