@@ -282,3 +282,15 @@ def test_remote_home_reuses_a_catalog(home: Path, tmp_path: Path) -> None:
         with QuerySession.open("s3://lerobot/home", storage_options=options, project=PROJECT, catalog_path=path) as remote:
             assert remote.served["int_episode_frame_checks"] == "incremental: 11 of 12 files from the catalog"
             assert remote.rows("select count(*) from episode_quality where has_nan_or_inf")[1] == [(1,)]
+
+
+def test_record_without_its_table_is_computed_live(home: Path) -> None:
+    catalog = Catalog(home, project=PROJECT)
+    catalog.materialize_all()
+    con = duckdb.connect(str(catalog.path))
+    con.execute("drop table episode_quality")
+    con.execute("drop table int_episode_frame_checks")
+    con.close()
+    with assert_same_as_live(home) as session:
+        assert session.served["episode_quality"] == "live" and session.served["int_episode_frame_checks"] == "live"
+        assert session.served["task_summary"] == "catalog"

@@ -322,17 +322,22 @@ def _bind_models(
     for name, model in project.models.items():
         q = quote_ident(name)
         record = state.get(name)
-        if record is not None and model.materialized != "view" and record.fingerprint == current[name]:
-            con.execute(f"CREATE TEMP TABLE {q} AS SELECT * FROM {_ATTACHED}.main.{q}")
-            served[name] = "catalog"
-            continue
-        if (
-            record is not None
-            and model.materialized == "incremental"
-            and record.chain_hash == freshness.chain_hash(project, name, ctx.vars)
-        ):
-            served[name] = _bind_incremental(con, ctx, binder, name, roots)
-            continue
+        try:
+            if record is not None and model.materialized != "view" and record.fingerprint == current[name]:
+                con.execute(f"CREATE TEMP TABLE {q} AS SELECT * FROM {_ATTACHED}.main.{q}")
+                served[name] = "catalog"
+                continue
+            if (
+                record is not None
+                and model.materialized == "incremental"
+                and record.chain_hash == freshness.chain_hash(project, name, ctx.vars)
+            ):
+                served[name] = _bind_incremental(con, ctx, binder, name, roots)
+                continue
+        except duckdb.CatalogException:
+            # A record without its table (dropped by hand): compute the model from the files instead.
+            con.execute(f"DROP VIEW IF EXISTS {q}")
+            con.execute(f"DROP TABLE IF EXISTS {q}")
         sql = project.compile(name, ctx.vars)
         try:
             con.execute(f"CREATE TEMP VIEW {q} AS {sql}")
