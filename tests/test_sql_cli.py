@@ -153,3 +153,25 @@ def test_catalog_is_used_when_current_and_can_be_ignored(tmp_path: Path) -> None
     assert result.exit_code == 0
     assert f"note: catalog {broken} not used" in result.stderr
     assert result.stdout == live
+
+
+def test_catalog_command_builds_what_sql_reuses(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=4, episodes_per_data_file=2))
+    first = runner.invoke(app, ["catalog", "--home", str(home), "--root", str(FIXTURE)])
+    assert first.exit_code == 0, first.output
+    lines = {line.split()[0]: line for line in first.stdout.splitlines() if line and not line.startswith("catalog:")}
+    # ds has 2 data files, the LeRobot fixture 1; 4 + 3 episodes
+    assert "3 files computed, 0 reused, 0 removed" in lines["int_episode_frame_checks"]
+    assert lines["episode_quality"].split()[1:3] == ["table", "7"] and "built" in lines["episode_quality"]
+    assert first.stdout.splitlines()[-1] == f"catalog: {home / 'catalog/metadata.duckdb'}"
+    again = runner.invoke(app, ["catalog", "--home", str(home), "--root", str(FIXTURE)])
+    assert "0 files computed, 3 reused" in again.stdout and "up to date" in again.stdout
+    # the same datasets: every table from the catalog; without the extra root the inputs differ
+    listed = sql("--home", str(home), "--root", str(FIXTURE), "--list").stdout
+    assert "episode_quality  [model (table, catalog)]" in listed
+    listed = sql("--home", str(home), "--list").stdout
+    assert "episode_quality  [model (table)]" in listed
+    assert "int_episode_frame_checks  [model (incremental, 2 of 2 files from the catalog)]" in listed
+    bad = runner.invoke(app, ["catalog", "--home", str(home), "--model", "nope"])
+    assert bad.exit_code == 1 and "unknown model(s): nope" in bad.stderr

@@ -118,7 +118,7 @@ def test_changed_file_is_recomputed_alone(home: Path) -> None:
     with session:
         # the one changed shard is computed live, the other 11 come from the catalog; everything that
         # depends on the frames is recomputed, what does not (task_summary) is still the catalog's
-        assert session.served["int_episode_frame_checks"] == "incremental: 11 of 12 files from the catalog"
+        assert session.served["int_episode_frame_checks"] == "11 of 12 files from the catalog"
         assert session.served["episode_quality"] == "live" and session.served["task_summary"] == "catalog"
         flagged = session.rows("select dataset, episode_index from episode_quality where has_nan_or_inf")[1]
         assert flagged == [("datasets/ds-001", episode)]
@@ -135,14 +135,14 @@ def test_new_and_removed_datasets(home: Path) -> None:
     catalog.materialize_all()
     write_synthetic_dataset(home / "datasets/ds-new", SyntheticSpec(n_episodes=5, episodes_per_data_file=2))
     with assert_same_as_live(home) as session:
-        assert session.served["int_episode_frame_checks"] == "incremental: 12 of 15 files from the catalog"
+        assert session.served["int_episode_frame_checks"] == "12 of 15 files from the catalog"
         assert session.rows("select count(*) from episode_quality")[1] == [(26,)]
     result = catalog.materialize("int_episode_frame_checks")
     assert (result.files_computed, result.files_reused, result.row_count) == (3, 12, 26)
     # the user deletes a dataset: its rows leave the catalog at the next build
     shutil.rmtree(home / "datasets/ds-000")
     with assert_same_as_live(home) as session:
-        assert session.served["int_episode_frame_checks"] == "incremental: 11 of 11 files from the catalog"
+        assert session.served["int_episode_frame_checks"] == "11 of 11 files from the catalog"
     result = catalog.materialize("int_episode_frame_checks")
     assert (result.files_computed, result.files_reused, result.files_removed, result.row_count) == (0, 11, 4, 19)
     con = duckdb.connect(str(catalog.path), read_only=True)
@@ -280,7 +280,7 @@ def test_remote_home_reuses_a_catalog(home: Path, tmp_path: Path) -> None:
         poison_first_frame(local_copy)
         fs.put(str(local_copy), key)
         with QuerySession.open("s3://lerobot/home", storage_options=options, project=PROJECT, catalog_path=path) as remote:
-            assert remote.served["int_episode_frame_checks"] == "incremental: 11 of 12 files from the catalog"
+            assert remote.served["int_episode_frame_checks"] == "11 of 12 files from the catalog"
             assert remote.rows("select count(*) from episode_quality where has_nan_or_inf")[1] == [(1,)]
 
 

@@ -122,6 +122,63 @@ def sql_command(
             raise typer.Exit(EXIT_BAD_QUERY) from None
 
 
+@app.command("catalog")
+def catalog_command(
+    home: str = typer.Option(
+        None, "--home", help="Data home (default: $LEROBOT_ASSETS_HOME, else ./data_home). Local path or fsspec URL."
+    ),
+    root: list[str] = typer.Option([], "--root", help="An extra dataset root (path or URL); repeatable."),
+    catalog: str = typer.Option(
+        None, "--catalog", help="The catalog file (default: <home>/catalog/metadata.duckdb; required for a remote home)."
+    ),
+    model: list[str] = typer.Option([], "--model", help="Only this model and what it refs; repeatable."),
+    force: bool = typer.Option(False, "--force", help="Rebuild every table and recompute every file."),
+    storage_option: list[str] = typer.Option([], "--storage-option", help="fsspec option key=value (repeatable)."),
+    var: list[str] = typer.Option([], "--var", help="Model variable key=value; repeatable."),
+) -> None:
+    """Materialize the SQL models into the DuckDB catalog, as the Dagster assets do (without Dagster).
+
+    Tables whose inputs did not change are kept; incremental models recompute only new or changed
+    files. `lerobot-assets sql` then answers from the catalog wherever it is current. Data tests are
+    not run here (they are the assets' checks).
+    """
+    from tqdm import tqdm
+
+    from lerobot_assets.sql import Catalog, ProjectLoadError, QueryError, SourceError, SqlError, default_home, parse_storage_options
+
+    try:
+        variables = parse_storage_options(var)
+        cat = Catalog(
+            home or default_home(),
+            roots=root,
+            storage_options=parse_storage_options(storage_option),
+            path=catalog,
+            vars=variables,
+        )
+        names = model or None
+        unknown = [m for m in model if m not in cat.project.models]
+        if unknown:
+            raise SqlError(f"unknown model(s): {', '.join(unknown)} (models: {', '.join(cat.project.models)})")
+        total = len(cat.project.ancestors(names) if names else cat.project.models)
+        with tqdm(total=total, unit="model", file=sys.stderr, leave=False) as bar:
+
+            def report(result: Any) -> None:
+                bar.update(1)
+                if result.files_computed is not None:
+                    how = f"{result.files_computed} files computed, {result.files_reused} reused, {result.files_removed} removed"
+                elif result.up_to_date:
+                    how = "up to date"
+                else:
+                    how = "built" if result.materialized == "table" else "view"
+                bar.write(f"{result.name:<28} {result.materialized:<12} {result.row_count:>10,} rows  {how}  ({result.duration_s:.2f} s)")
+
+            cat.materialize_all(names, force=force, progress=report)
+    except (SourceError, ProjectLoadError, QueryError, SqlError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DATA_ERROR) from None
+    typer.echo(f"catalog: {cat.path}")
+
+
 def _render_table(session: Any, rel: Any, *, max_rows: int, max_width: int) -> str:
     """DuckDB's own box rendering (types under names, long results elided in the middle)."""
     import duckdb

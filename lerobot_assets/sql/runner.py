@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,7 +375,7 @@ def _bind_incremental(
         con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached} UNION ALL BY NAME ({sql})")
     else:
         con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached}")
-    return f"incremental: {len(reused)} of {len(current)} files from the catalog"
+    return f"{len(reused)} of {len(current)} files from the catalog"
 
 
 def _sql_literal(value: str) -> str:
@@ -500,12 +500,21 @@ class Catalog:
             raise SqlError(f"unknown model {name!r}")
         return self._run(self.project.ancestors([name]) if with_upstream else [name], force)[-1]
 
-    def materialize_all(self, names: Iterable[str] | None = None, *, force: bool = False) -> list[ModelResult]:
-        """Every model (or `names` and their ancestors) in dependency order, in one connection."""
+    def materialize_all(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[ModelResult], None] | None = None,
+    ) -> list[ModelResult]:
+        """Every model (or `names` and their ancestors) in dependency order, in one connection;
+        `progress` is called after each model."""
         order = self.project.ancestors(names) if names is not None else self.project.topological_order()
-        return self._run(order, force)
+        return self._run(order, force, progress)
 
-    def _run(self, order: Sequence[str], force: bool = False) -> list[ModelResult]:
+    def _run(
+        self, order: Sequence[str], force: bool = False, progress: Callable[[ModelResult], None] | None = None
+    ) -> list[ModelResult]:
         con = self.connect()
         try:
             # The sources these models read, refreshed once: discovery and footers are the slow part.
@@ -513,7 +522,12 @@ class Catalog:
             tables = {t.name for n in order for t in self.project.source_tables(n)}
             tables |= {self.project.sources[k].name for n in order if (k := self.project.models[n].per_file_of)}
             binder = self.refresh_sources(con, tables)
-            return [self._materialize_one(con, n, binder, force) for n in order]
+            results = []
+            for name in order:
+                results.append(self._materialize_one(con, name, binder, force))
+                if progress is not None:
+                    progress(results[-1])
+            return results
         finally:
             con.close()
 
