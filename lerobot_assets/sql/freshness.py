@@ -76,19 +76,15 @@ def model_fingerprints(
     for name, model in project.models.items():
         if stored_tables is not None and model.materialized != "view":
             fps[name] = stored_tables.get(name, MISSING)
-            continue
-        fps[name] = digest(
-            project.compile(name, vars),
-            [(r, fps[r]) for r in model.refs],
-            [(t.relation, source_fps.get(t.relation, MISSING)) for t in project.source_tables(name)],
-        )
+        else:
+            fps[name] = fingerprint_of(project, name, vars, fps, source_fps)
     return fps
 
 
 def fingerprint_of(
     project: SqlProject, name: str, vars: Mapping[str, Any], ref_fps: Mapping[str, str], source_fps: Mapping[str, str]
 ) -> str:
-    """One model's fingerprint from its inputs' (the same formula as `model_fingerprints`)."""
+    """One model's fingerprint from its inputs' fingerprints."""
     model = project.models[name]
     return digest(
         project.compile(name, vars),
