@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -704,8 +705,6 @@ def bind_per_file(
 
 
 def _subset(resolved: ResolvedSource, roots: Mapping[str, DatasetRoot], keys: set[freshness.FileKey]) -> ResolvedSource:
-    import posixpath
-
     return resolved.subset(lambda dataset, path: (dataset, posixpath.relpath(path, roots[dataset].path)) in keys)
 
 
