@@ -449,7 +449,7 @@ COMPARED = [
     "select * exclude (root) from dataset_summary",
     "select * from camera_summary",
     "select * exclude (tasks) from episode_quality",
-    "select dataset, episode_index, sum(timestamp) as t, count(*) as n from frames group by all order by all",
+    "select dataset, data_file, episode_index, sum(timestamp) as t, count(*) as n from frames group by all order by all",
     "select * from stats order by all",
     "select dataset, relative_path, bytes from video_files order by all",
 ]
