@@ -150,3 +150,22 @@ def test_demo_command(tmp_path: Path) -> None:
     proc = subprocess.run([str(BIN / "lerobot-assets"), "demo", "--home", str(other)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "not a lerobot-assets data home" in proc.stdout + proc.stderr
     assert sorted(p.name for p in other.iterdir()) == ["thesis.tex"]
+
+
+def test_every_command_takes_the_home_from_the_environment(tmp_path: Path) -> None:
+    """No --home: register-sim and sql both use $LEROBOT_ASSETS_HOME (one default for every command)."""
+    from typer.testing import CliRunner
+
+    from lerobot_assets.cli import app
+
+    env = {"LEROBOT_ASSETS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "unused")}
+    runner = CliRunner()
+    result = runner.invoke(app, ["register-sim", "--sessions", "1", "--episodes", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "registered sim-s0000-0001" in result.stdout
+    assert (tmp_path / "home/dagster/dagster.yaml").is_file()
+    again = runner.invoke(app, ["register-sim", "--sessions", "1", "--episodes", "2"], env=env)
+    assert "registered sim-s0002-0003" in again.stdout  # the same instance: seeds continue
+    result = runner.invoke(app, ["sql", "--format", "csv", "select count(*) as n from episodes"], env=env)
+    assert result.exit_code == 0 and result.stdout == "n\n0\n"
+    assert f"no datasets found under {tmp_path / 'home'}" in result.stderr

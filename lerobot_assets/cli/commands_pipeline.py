@@ -1,6 +1,6 @@
 """`lerobot-assets demo`, `ui`, `register-sim`, `register-import`: the Dagster pipeline from the CLI.
 
-Every command works on a data home (`--home`, default ./.demo_home) whose Dagster instance lives in
+Every command works on a data home (`--home`, default $LEROBOT_ASSETS_HOME, else ./.demo_home) whose Dagster instance lives in
 `<home>/dagster` (telemetry off), so `demo` and `ui` on the same home show the same runs.
 """
 
@@ -14,16 +14,18 @@ from typing import Any
 import typer
 
 from lerobot_assets.cli import app
+from lerobot_assets.sources.sessions import default_home
 
-_HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default ./.demo_home"
+_HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default $LEROBOT_ASSETS_HOME, else ./.demo_home"
 # What a data home may hold; the demo refuses any other directory rather than write into it.
 _HOME_ENTRIES = {"inbox", "imports", "downloads", "raw", "sessions", "datasets", "previews", "dagster", "catalog"}
 _DAGSTER_YAML = "# Written by lerobot-assets.\ntelemetry:\n  enabled: false\n"
 
 
-def _prepare_home(home: Path, fresh_instance: bool) -> Path:
-    """Create the home and its Dagster instance dir; point this process's env at them."""
-    home = home.expanduser().resolve()
+def _prepare_home(home: Path | None, fresh_instance: bool) -> Path:
+    """Create the home (default: `default_home()`) and its Dagster instance dir; point this process's
+    env at them."""
+    home = Path(home or default_home()).expanduser().resolve()
     if home.exists() and not home.is_dir():
         raise typer.BadParameter(f"{home} is not a directory", param_hint="--home")
     if home.exists():
@@ -69,7 +71,7 @@ def _metadata(result: Any, asset: str) -> dict[str, Any]:
 
 @app.command("demo")
 def demo_command(
-    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     sessions: int = typer.Option(2, "--sessions", min=1, max=1000, help="PushT sim sessions to record"),
     episodes: int = typer.Option(10, "--episodes", min=1, max=10000, help="episodes per session"),
     max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
@@ -162,7 +164,7 @@ def _code_location_args() -> list[str]:
 
 @app.command("ui")
 def ui_command(
-    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="address the webserver listens on"),
     port: int = typer.Option(3000, "--port", help="webserver port"),
 ) -> None:
@@ -177,7 +179,7 @@ def ui_command(
 
 @app.command("register-sim")
 def register_sim_command(
-    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     sessions: int = typer.Option(1, "--sessions", min=1, max=1000),
     episodes: int = typer.Option(10, "--episodes", min=1, max=10000),
     first_seed: int | None = typer.Option(None, "--first-seed", min=0, help="default: after the highest registered seed"),
@@ -205,7 +207,7 @@ def register_sim_command(
 def register_import_command(
     name: str = typer.Argument(..., help="the session becomes import-NAME"),
     source: str = typer.Argument(..., help="local dataset root, Hub repo id owner/name, or hf://datasets/owner/name[@rev]"),
-    home: Path = typer.Option(Path(".demo_home"), "--home", help=_HOME_HELP),
+    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit"),
 ) -> None:
     """Register an existing LeRobot v3 dataset as a session of the home."""

@@ -35,7 +35,7 @@ def sql_command(
         None,
         "--home",
         help="Data home searched for datasets (any folder with meta/info.json, at any depth). "
-        "Default: $LEROBOT_ASSETS_HOME, else ./data_home. Local path or fsspec URL.",
+        "Default: $LEROBOT_ASSETS_HOME, else ./.demo_home. Local path or fsspec URL.",
     ),
     root: list[str] = typer.Option(
         [],
@@ -125,7 +125,7 @@ def sql_command(
 @app.command("catalog")
 def catalog_command(
     home: str = typer.Option(
-        None, "--home", help="Data home (default: $LEROBOT_ASSETS_HOME, else ./data_home). Local path or fsspec URL."
+        None, "--home", help="Data home (default: $LEROBOT_ASSETS_HOME, else ./.demo_home). Local path or fsspec URL."
     ),
     root: list[str] = typer.Option([], "--root", help="An extra dataset root (path or URL); repeatable."),
     catalog: str = typer.Option(

@@ -4,22 +4,13 @@ All three are pydantic (Dagster's ConfigurableResource), so each can be changed 
 launchpad or a run config (`resources: {home: {config: {root: ...}}}`) without touching code.
 """
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field
 
-from lerobot_assets.sources.sessions import HomeLayout
-
-HOME_ENV = "LEROBOT_ASSETS_HOME"
-DEFAULT_HOME = ".demo_home"
-
-
-def default_home() -> str:
-    """$LEROBOT_ASSETS_HOME, else `.demo_home` in the working directory (where `make demo` puts it)."""
-    return os.environ.get(HOME_ENV) or str(Path.cwd() / DEFAULT_HOME)
+from lerobot_assets.sources.sessions import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home
 
 
 class DataHome(dg.ConfigurableResource):

@@ -34,6 +34,15 @@ if TYPE_CHECKING:  # imported lazily at run time: the simulator pulls in gym and
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
+HOME_ENV = "LEROBOT_ASSETS_HOME"
+DEFAULT_HOME = ".demo_home"
+
+
+def default_home() -> str:
+    """The data home when none is given: $LEROBOT_ASSETS_HOME, else `.demo_home` in the working
+    directory (where `make demo` puts it). Every command, resource and query session uses this one."""
+    return os.environ.get(HOME_ENV) or str(Path.cwd() / DEFAULT_HOME)
+
 SESSION_KINDS = ("sim", "inbox", "import")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}"
 _KEY_RE = re.compile(rf"^(sim|inbox|import)-({_NAME})$")

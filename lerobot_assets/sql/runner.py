@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lerobot_assets.sources.sessions import default_home
 from lerobot_assets.sql import freshness
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError, SourceError, SqlError
 from lerobot_assets.sql.project import SqlProject, load_project, quote_ident
@@ -39,11 +40,6 @@ from lerobot_assets.sql.sources import (
 
 CATALOG_RELPATH = "catalog/metadata.duckdb"
 _ALLOWED_STATEMENTS = frozenset({duckdb.StatementType.SELECT})  # SELECT, WITH, FROM-first, DESCRIBE, SUMMARIZE, SHOW
-
-
-def default_home() -> str:
-    """`$LEROBOT_ASSETS_HOME`, else `./data_home`."""
-    return os.environ.get("LEROBOT_ASSETS_HOME") or "data_home"
 
 
 @dataclass(frozen=True)
