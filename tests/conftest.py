@@ -8,6 +8,13 @@ import dagster as dg
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _no_default_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands without --home use $LEROBOT_ASSETS_HOME, else ./.demo_home: point it at an empty
+    directory so a developer's own demo home never leaks into a test."""
+    monkeypatch.setenv("LEROBOT_ASSETS_HOME", str(tmp_path_factory.mktemp("default-home")))
+
+
 @pytest.fixture
 def slow_encoder(monkeypatch):
     """Every encoded frame takes >= 3 ms, so a producer with a 1-frame queue and no wait drops
