@@ -55,6 +55,12 @@ def file_states(resolved: ResolvedSource, roots: Mapping[str, Any]) -> dict[File
     return out
 
 
+def changed_files(current: Mapping[FileKey, str], previous: Mapping[FileKey, str]) -> tuple[set[FileKey], set[FileKey]]:
+    """(new or changed files, files that are gone) between a recorded and the current file state."""
+    pending = {k for k, fp in current.items() if previous.get(k) != fp}
+    return pending, set(previous) - set(current)
+
+
 def source_fingerprint(resolved: ResolvedSource, roots: Mapping[str, Any]) -> str:
     files = sorted((d, f, fp) for (d, f), fp in file_states(resolved, roots).items())
     return digest(BINDING_VERSION, resolved.table.config.model_dump(), files)
@@ -96,13 +102,10 @@ def fingerprint_of(
 def chain_hash(project: SqlProject, name: str, vars: Mapping[str, Any]) -> str:
     """What an incremental model's per-file rows depend on besides the files: the SQL of its per-file
     chain and the source's configuration. Recorded per-file rows are reusable only while it is equal."""
-    key = project.models[name].per_file_of
-    assert key is not None
-    chain = project.per_file_chain(name)
     return digest(
         BINDING_VERSION,
-        project.sources[key].config.model_dump(),
-        [(n, project.compile(n, vars)) for n in chain],
+        project.per_file_source(name).config.model_dump(),
+        [(n, project.compile(n, vars)) for n in project.per_file_chain(name)],
     )
 
 

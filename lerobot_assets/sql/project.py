@@ -44,6 +44,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_literal(value: str) -> str:
+    """A DuckDB string literal (paths, names)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class SourceTable:
     """A table of `sources.yml` as models see it: `{{ source(source_name, name) }}` → `relation`."""
@@ -160,12 +165,18 @@ class SqlProject:
         """Every source table a model reads, directly or through the models it refs."""
         return {key for n in self.ancestors([name]) for key in self.models[n].sources}
 
-    def per_file_chain(self, name: str) -> list[str]:
-        """For an incremental model: it and its ancestors that read its per-file source (topological
-        order). Evaluating the model over some files means re-binding exactly these over those files."""
+    def per_file_source(self, name: str) -> SourceTable:
+        """The source an incremental model is computed per file of."""
         key = self.models[name].per_file_of
         if key is None:
             raise SqlError(f"model {name!r} is not incremental")
+        return self.sources[key]
+
+    def per_file_chain(self, name: str) -> list[str]:
+        """For an incremental model: it and its ancestors that read its per-file source (topological
+        order). Evaluating the model over some files means re-binding exactly these over those files."""
+        source = self.per_file_source(name)
+        key = (source.source_name, source.name)
         return [n for n in self.ancestors([name]) if key in self.source_closure(n)]
 
     def tests_for(self, model: str) -> list[DataTest]:

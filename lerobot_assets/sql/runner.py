@@ -24,7 +24,7 @@ import pyarrow as pa
 from lerobot_assets.sources.sessions import default_home
 from lerobot_assets.sql import freshness
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError, SourceError, SqlError
-from lerobot_assets.sql.project import SqlProject, load_project, quote_ident
+from lerobot_assets.sql.project import SqlProject, load_project, quote_ident, sql_literal
 from lerobot_assets.sql.sources import (
     DatasetRoot,
     ResolvedSource,
@@ -35,6 +35,7 @@ from lerobot_assets.sql.sources import (
     find_unreadable_parquet,
     is_local,
     register_filesystem,
+    remote_filesystems,
     replace_relation,
 )
 
@@ -188,7 +189,7 @@ class QuerySession:
             # INSTALL) nor undo the settings. The views keep working: local shards are the only allowed
             # paths (read-only, since only SELECT statements are accepted), remote ones are Arrow-scanned.
             if binder.native_paths:
-                paths = ", ".join("'" + p.replace("'", "''") + "'" for p in sorted(set(binder.native_paths)))
+                paths = ", ".join(sql_literal(p) for p in sorted(set(binder.native_paths)))
                 con.execute(f"SET allowed_paths = [{paths}]")
             con.execute("SET python_enable_replacements = false")
             con.execute("SET enable_external_access = false")
@@ -300,7 +301,7 @@ def _attach_catalog(con: duckdb.DuckDBPyConnection, catalog: Path | None) -> tup
     if catalog is None or not catalog.is_file():
         return False, None
     try:
-        con.execute(f"ATTACH {_sql_literal(str(catalog))} AS {_ATTACHED} (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(catalog))} AS {_ATTACHED} (READ_ONLY)")
     except duckdb.Error as exc:
         return False, f"catalog {catalog} not used ({' '.join(str(exc).split())}); every model computed from the files"
     return True, None
@@ -349,15 +350,12 @@ def _bind_incremental(
 ) -> str:
     """The catalog's rows for files unchanged since its build, plus the model over the other files."""
     project = ctx.project
-    key = project.models[name].per_file_of
-    assert key is not None
-    table = project.sources[key]
+    table = project.per_file_source(name)
     column = quote_ident(table.config.file_column or "")
     resolved = binder.resolved[table.name]
     current = freshness.file_states(resolved, roots)
-    previous = freshness.read_file_states(con, name, _ATTACHED)
-    reused = sorted(k for k, fp in current.items() if previous.get(k) == fp)
-    pending = set(current) - set(reused)
+    pending, _ = freshness.changed_files(current, freshness.read_file_states(con, name, _ATTACHED))
+    reused = sorted(set(current) - pending)
     q, cached = quote_ident(name), quote_ident(f"__lerobot_cached_{name}")
     con.register("__lerobot_reused_files", freshness.keys_table(reused))
     try:
@@ -373,10 +371,6 @@ def _bind_incremental(
     else:
         con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached}")
     return f"{len(reused)} of {len(current)} files from the catalog"
-
-
-def _sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _describe_relations(
@@ -452,7 +446,7 @@ class Catalog:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        for fs in _remote_filesystems(self._datasets_cached()):
+        for fs in remote_filesystems(self._datasets_cached()):
             register_filesystem(con, fs)
         return con
 
@@ -517,7 +511,7 @@ class Catalog:
             # The sources these models read, refreshed once: discovery and footers are the slow part.
             # An incremental model reads its per-file source through refs; that one is refreshed too.
             tables = {t.name for n in order for t in self.project.source_tables(n)}
-            tables |= {self.project.sources[k].name for n in order if (k := self.project.models[n].per_file_of)}
+            tables |= {self.project.per_file_source(n).name for n in order if self.project.models[n].per_file_of}
             binder = self.refresh_sources(con, tables)
             results = []
             for name in order:
@@ -528,10 +522,9 @@ class Catalog:
         finally:
             con.close()
 
-    def _fingerprint(self, con: duckdb.DuckDBPyConnection, name: str) -> str:
+    def _fingerprint(self, state: Mapping[str, freshness.StateRecord], name: str) -> str:
         """The fingerprint of what `name` would be built from now: recorded sources and tables, and
         views resolved through them (views late-bind, so they have no record of their own)."""
-        state = freshness.read_state(con)
         sources = {r.relation: r.fingerprint for r in state.values() if r.kind == "source"}
         tables = {r.relation: r.fingerprint for r in state.values() if r.kind != "source"}
         fps = freshness.model_fingerprints(self.project, self.vars, sources, tables)
@@ -542,28 +535,24 @@ class Catalog:
     ) -> ModelResult:
         start = time.perf_counter()
         model = self.project.models[name]
-        existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        missing = [r for r in model.refs if r not in existing]
+        kinds = dict(
+            con.execute(
+                "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+        )
+        missing = [r for r in model.refs if r not in kinds]
         if missing:
             raise SqlError(f"model {name}: upstream models not materialized in {self.path}: {', '.join(missing)}")
-        fingerprint = self._fingerprint(con, name)
+        state = freshness.read_state(con)
+        fingerprint = self._fingerprint(state, name)
+        record = state.get(name) if kinds.get(name) == "BASE TABLE" and not force else None
         counts: dict[str, int] = {}
-        record = freshness.read_state(con).get(name)
-        up_to_date = (
-            not force
-            and model.materialized == "table"
-            and record is not None
-            and record.fingerprint == fingerprint
-            and name in existing
-        )
+        up_to_date = model.materialized == "table" and record is not None and record.fingerprint == fingerprint
+        sql = self.project.compile(name, self.vars)
         try:
-            if up_to_date:
-                # Built from exactly these inputs already: rebuilding would give the same rows.
-                sql = self.project.compile(name, self.vars)
-            elif model.materialized == "incremental":
-                sql, counts = self._build_incremental(con, name, binder, fingerprint, force)
-            else:
-                sql = self.project.compile(name, self.vars)
+            if model.materialized == "incremental":
+                sql, counts = self._build_incremental(con, name, binder, fingerprint, record)
+            elif not up_to_date:  # an up-to-date table was built from exactly these inputs: kept
                 then = None
                 if model.materialized == "table":
                     then = lambda c: freshness.record(c, name, "table", fingerprint)  # noqa: E731
@@ -591,33 +580,27 @@ class Catalog:
         )
 
     def _build_incremental(
-        self, con: duckdb.DuckDBPyConnection, name: str, binder: SourceBinder, fingerprint: str, force: bool
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        binder: SourceBinder,
+        fingerprint: str,
+        record: freshness.StateRecord | None,
     ) -> tuple[str, dict[str, int]]:
-        """Recompute an incremental model for the files that are new or changed since its last build,
-        drop the rows of files that are gone, keep the rest; all in one transaction."""
-        model = self.project.models[name]
-        key = model.per_file_of
-        assert key is not None
-        table = self.project.sources[key]
+        """Recompute an incremental model for the files that are new or changed since its last build
+        (`record`: None for a build from scratch), drop the rows of files that are gone, keep the rest;
+        all in one transaction."""
+        table = self.project.per_file_source(name)
         column = table.config.file_column or ""
         resolved = binder.resolved[table.name]
         roots = {d.name: d for d in binder.datasets}
         current = freshness.file_states(resolved, roots)
         chain = freshness.chain_hash(self.project, name, self.vars)
-        record = freshness.read_state(con).get(name)
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
-            "AND table_name = ? AND table_type = 'BASE TABLE'",
-            [name],
-        ).fetchone()[0]  # type: ignore[index]
-        reusable = exists and not force and record is not None and record.chain_hash == chain
-        previous = freshness.read_file_states(con, name) if reusable else None
+        previous = freshness.read_file_states(con, name) if record is not None and record.chain_hash == chain else None
         if previous is None:
-            pending = set(current)
-            gone: set[freshness.FileKey] = set()
+            pending, gone = set(current), set()
         else:
-            pending = {k for k, fp in current.items() if previous.get(k) != fp}
-            gone = set(previous) - set(current)
+            pending, gone = freshness.changed_files(current, previous)
         sql = bind_per_file(con, self.project, binder, name, _subset(resolved, roots, pending), self.vars)
         q = quote_ident(name)
 
@@ -688,9 +671,7 @@ def bind_per_file(
 ) -> str:
     """The SQL of an incremental model evaluated over only `files` of its per-file source: the source
     and every model between it and the model are bound again as temp views over those files."""
-    key = project.models[name].per_file_of
-    assert key is not None
-    source = project.sources[key]
+    source = project.per_file_source(name)
     relations = {source.relation: f"__lerobot_pending_{source.relation}"}
     binder.bind_resolved(con, files, relations[source.relation], temp=True)
     for upstream in project.per_file_chain(name)[:-1]:
@@ -725,14 +706,6 @@ def _check_per_file_columns(con: duckdb.DuckDBPyConnection, name: str, column: s
             f"incremental model {name} must output the columns dataset and {column} (its rows are kept per "
             f"file); it lacks {', '.join(lacking)}"
         )
-
-
-def _remote_filesystems(datasets: Sequence[DatasetRoot]) -> list[Any]:
-    seen: dict[int, Any] = {}
-    for root in datasets:
-        if not is_local(root.fs):
-            seen.setdefault(id(root.fs), root.fs)
-    return list(seen.values())
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from lerobot_assets.sql.errors import SourceError
-from lerobot_assets.sql.project import SourceTable, SqlProject, quote_ident
+from lerobot_assets.sql.project import SourceTable, SqlProject, quote_ident, sql_literal
 
 INFO_JSON = "meta/info.json"
 # Directories never searched for datasets: our own catalog, VCS/tool folders.
@@ -349,7 +349,7 @@ def _video_segments_sql(relation: str, dataset_expr: str, schema: pa.Schema) -> 
     for key in keys:
         col = lambda f: quote_ident(f"videos/{key}/{f}")  # noqa: E731
         structs.append(
-            f"{{'video_key': {_lit(key)}, 'chunk_index': {col('chunk_index')}, 'file_index': {col('file_index')}, "
+            f"{{'video_key': {sql_literal(key)}, 'chunk_index': {col('chunk_index')}, 'file_index': {col('file_index')}, "
             f"'from_timestamp': {col('from_timestamp')}, 'to_timestamp': {col('to_timestamp')}}}"
         )
     return (
@@ -433,10 +433,6 @@ def resolve_source(table: SourceTable, datasets: Sequence[DatasetRoot]) -> Resol
 # ---- binding ------------------------------------------------------------------------------------
 
 BindMode = Literal["session", "catalog"]
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _normalize_type(t: pa.DataType) -> pa.DataType:
@@ -569,17 +565,9 @@ class SourceBinder:
         self.resolved: dict[str, ResolvedSource] = {}
         self._arrow_relations: list[str] = []
 
-    # The filesystems DuckDB must know for views over remote files (catalog mode) to be readable.
-    def remote_filesystems(self) -> list[fsspec.AbstractFileSystem]:
-        seen: dict[int, fsspec.AbstractFileSystem] = {}
-        for root in self.datasets:
-            if not is_local(root.fs):
-                seen.setdefault(id(root.fs), root.fs)
-        return list(seen.values())
-
     def bind(self, con: duckdb.DuckDBPyConnection, tables: Iterable[SourceTable] | None = None) -> list[BoundSource]:
         if self.mode == "catalog":
-            for fs in self.remote_filesystems():
+            for fs in remote_filesystems(self.datasets):
                 register_filesystem(con, fs)
         out = []
         for table in tables if tables is not None else self.project.sources.values():
@@ -641,14 +629,14 @@ class SourceBinder:
             options = "" if len(group.raw) == 1 and None not in group.raw else ", union_by_name = true"
             # Longest root first, so a root nested in another one is matched by its own.
             members = sorted(group.members, key=lambda m: len(m[0].path), reverse=True)
-            prefixes = [(root, _lit(root.file_url(root.path).rstrip("/") + "/")) for root, _ in members]
+            prefixes = [(root, sql_literal(root.file_url(root.path).rstrip("/") + "/")) for root, _ in members]
             if len(group.members) > 1 or file_column:
                 options += ", filename = '__lerobot_file'"
             if len(group.members) == 1:
-                dataset_expr = _lit(group.members[0][0].name)
+                dataset_expr = sql_literal(group.members[0][0].name)
             else:
                 # Measured: as fast as a UNION of one literal-tagged scan per dataset, and binding stays cheap.
-                cases = " ".join(f"WHEN starts_with(__lerobot_file, {p}) THEN {_lit(root.name)}" for root, p in prefixes)
+                cases = " ".join(f"WHEN starts_with(__lerobot_file, {p}) THEN {sql_literal(root.name)}" for root, p in prefixes)
                 dataset_expr = f"CASE {cases} END"
             file_expr = None
             if file_column:
@@ -659,7 +647,7 @@ class SourceBinder:
                         f"WHEN starts_with(__lerobot_file, {p}) THEN substr(__lerobot_file, length({p}) + 1)" for _, p in prefixes
                     )
                     file_expr = f"CASE {cases} END"
-            rel = f"read_parquet([{', '.join(_lit(u) for u in urls)}]{options})"
+            rel = f"read_parquet([{', '.join(sql_literal(u) for u in urls)}]{options})"
             branches.append((rel, dataset_expr, file_expr, group.schema))
 
         selects = []
@@ -808,6 +796,16 @@ def replace_relation(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def remote_filesystems(datasets: Sequence[DatasetRoot]) -> list[fsspec.AbstractFileSystem]:
+    """The distinct non-local filesystems of these roots: DuckDB must have them registered for views
+    over remote files to be readable."""
+    seen: dict[int, fsspec.AbstractFileSystem] = {}
+    for root in datasets:
+        if not is_local(root.fs):
+            seen.setdefault(id(root.fs), root.fs)
+    return list(seen.values())
 
 
 def register_filesystem(con: duckdb.DuckDBPyConnection, fs: fsspec.AbstractFileSystem) -> None:
