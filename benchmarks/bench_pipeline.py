@@ -49,8 +49,8 @@ class Clock:
 
 
 def library_session(layout: Any, key: str, sim: Any) -> int:
-    from lerobot_assets.format.validate import validate_dataset
-    from lerobot_assets.sources.sessions import build_session_dataset, normalize_session
+    from lerobot_assets.checks.validate import validate_dataset
+    from lerobot_assets.home import build_session_dataset, normalize_session
 
     quiet = lambda _msg: None  # noqa: E731
     summary = normalize_session(key, layout, sim=sim, progress=quiet)
@@ -63,9 +63,9 @@ def library_session(layout: Any, key: str, sim: Any) -> int:
 
 def library_merge(layout: Any, keys: list[str]) -> dict[str, Any]:
     from lerobot_assets.format.info import DatasetInfo
-    from lerobot_assets.format.validate import validate_dataset
+    from lerobot_assets.checks.validate import validate_dataset
     from lerobot_assets.stats.dataset import compute_dataset_stats
-    from lerobot_assets.stats.io import write_stats
+    from lerobot_assets.format.stats_json import write_stats
     from lerobot_assets.tools.merge import merge_datasets
 
     root = layout.dataset()
@@ -119,7 +119,7 @@ def main() -> None:
 
     from lerobot_assets.defs.definitions import defs
     from lerobot_assets.sources.pusht import PushTSourceConfig
-    from lerobot_assets.sources.sessions import HomeLayout, sim_session_keys
+    from lerobot_assets.home import HomeLayout, sim_session_keys
 
     sim_fields = {"max_steps": args.max_steps, "top_camera": args.top_camera}
     sim = PushTSourceConfig(**sim_fields)

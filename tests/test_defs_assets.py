@@ -12,7 +12,7 @@ import pytest
 
 from lerobot_assets.format import DatasetMeta
 from lerobot_assets.sources.lerobot_import import ImportSpec, hub_repo, register_import, resolve_dataset
-from lerobot_assets.sources.sessions import HomeLayout
+from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     CAM,
     FIXTURE,

@@ -13,7 +13,7 @@ import lerobot_assets.defs.assets as assets_module
 import lerobot_assets.tools.merge as merge_module
 from lerobot_assets.defs.checks import stats_problems
 from lerobot_assets.format.features import Feature
-from lerobot_assets.sources.sessions import HomeLayout
+from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     add_sessions,
     check_metadata,

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from lerobot_assets.sources.sessions import HomeLayout
+from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     checks,
     materialize_dataset,

@@ -11,7 +11,7 @@ import pytest
 
 from lerobot_assets.sources import inbox
 from lerobot_assets.sources.inbox import RawFormatError, read_session, validate_session
-from lerobot_assets.sources.sessions import (
+from lerobot_assets.home import (
     inbox_session_key,
     next_free_seed,
     overlapping_sim_sessions,
@@ -186,7 +186,7 @@ def test_slow_encoder_backpressures_instead_of_dropping(tmp_path: Path, monkeypa
 
     import lerobot_assets.video.streaming as streaming
     from lerobot_assets.format import DatasetMeta
-    from lerobot_assets.sources.sessions import HomeLayout, build_session_dataset, normalize_session
+    from lerobot_assets.home import HomeLayout, build_session_dataset, normalize_session
 
     real_init, real_write = streaming.StreamingVideoEncoder.__init__, streaming.Mp4FrameWriter.write
 

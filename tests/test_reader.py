@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lerobot_assets.format.validate import validate_dataset
+from lerobot_assets.checks.validate import validate_dataset
 from lerobot_assets.loading import LeRobotV3Dataset
 from lerobot_assets.video.decode import FrameTimestampError
 

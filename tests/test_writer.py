@@ -388,7 +388,7 @@ def test_live_capture_drops_are_filled_counted_and_saved(tmp_path, slow_encoder)
     assert sum(summary.dropped_frames.values()) > 0
     for key in ("observation.images.front", "observation.images.wrist"):
         assert video_frame_count(tmp_path / f"d/videos/{key}/chunk-000/file-000.mp4") == 80
-    from lerobot_assets.format.validate import validate_dataset
+    from lerobot_assets.checks.validate import validate_dataset
 
     assert validate_dataset(tmp_path / "d").ok
 

@@ -33,7 +33,7 @@ def validate_command(
     Prints one line per problem (`ERROR <file> [episode N]: <message>`, warnings as WARNING lines)
     and exits 1 when there is any error; prints a one-line OK summary and exits 0 otherwise.
     """
-    from lerobot_assets.format.validate import NotAV3DatasetError, validate_dataset
+    from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
 
     try:
         report = validate_dataset(root, check_videos=not no_videos, max_problems_per_check=max_per_check)

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from lerobot_assets.cli import app
-from lerobot_assets.sources.sessions import default_home
+from lerobot_assets.home.layout import default_home
 
 _HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default $LEROBOT_ASSETS_HOME, else ./.demo_home"
 # What a data home may hold; the demo refuses any other directory rather than write into it.
@@ -91,7 +91,7 @@ def demo_command(
 
     from lerobot_assets.defs.definitions import defs
     from lerobot_assets.defs.partitions import SESSIONS
-    from lerobot_assets.sources.sessions import HomeLayout, sim_session_keys
+    from lerobot_assets.home import HomeLayout, sim_session_keys
 
     instance = dg.DagsterInstance.get()
     keys = sim_session_keys(sessions, episodes)
@@ -189,7 +189,7 @@ def register_sim_command(
     import dagster as dg
 
     from lerobot_assets.defs.partitions import SESSIONS
-    from lerobot_assets.sources.sessions import next_free_seed, overlapping_sim_sessions, sim_session_keys
+    from lerobot_assets.home import next_free_seed, overlapping_sim_sessions, sim_session_keys
 
     instance = dg.DagsterInstance.get()
     existing = list(instance.get_dynamic_partitions(SESSIONS))
@@ -216,7 +216,7 @@ def register_import_command(
 
     from lerobot_assets.defs.partitions import SESSIONS
     from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
-    from lerobot_assets.sources.sessions import HomeLayout, import_session_key
+    from lerobot_assets.home import HomeLayout, import_session_key
 
     try:
         spec = ImportSpec(name=name, source=source, revision=revision)

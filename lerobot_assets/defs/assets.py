@@ -1,6 +1,6 @@
 """The asset graph: raw_episodes[session] -> session_dataset[session] -> lerobot_dataset -> dataset_stats.
 
-Each body calls the library (lerobot_assets.sources.sessions, tools.merge, stats) and returns
+Each body calls the library (lerobot_assets.home, tools.merge, stats) and returns
 metadata; large files are written under the data home, never pickled through an IO manager.
 (No `from __future__ import annotations` here: Dagster reads the annotations at definition time.)
 """
@@ -12,7 +12,7 @@ import dagster as dg
 from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, stats_markdown
 from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
-from lerobot_assets.sources.sessions import (
+from lerobot_assets.home import (
     MERGED_DATASET,
     HomeLayout,
     build_session_dataset,
@@ -150,7 +150,7 @@ def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mat
 def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
     from lerobot_assets.format.info import DatasetInfo
     from lerobot_assets.stats.dataset import compute_dataset_stats
-    from lerobot_assets.stats.io import write_stats
+    from lerobot_assets.format.stats_json import write_stats
 
     root = home.layout().dataset(MERGED_DATASET)
     info = DatasetInfo.load(root)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from lerobot_assets.defs.assets import GROUP, lerobot_dataset
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.sources.sessions import MERGED_DATASET
+from lerobot_assets.home import MERGED_DATASET
 
 
 @dg.asset(

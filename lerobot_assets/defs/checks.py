@@ -19,11 +19,11 @@ from lerobot_assets.defs.assets import SESSION_CHECK, dataset_stats, lerobot_dat
 from lerobot_assets.defs.metadata import problems_markdown
 from lerobot_assets.defs.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.sources.sessions import MERGED_DATASET, read_raw_summary
+from lerobot_assets.home import MERGED_DATASET, read_raw_summary
 
 
 def _validation_result(root: Any, extra_problems: list[str], extra_metadata: dict[str, Any]) -> dg.AssetCheckResult:
-    from lerobot_assets.format.validate import NotAV3DatasetError, validate_dataset
+    from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
 
     try:
         report = validate_dataset(root)
@@ -179,7 +179,7 @@ def stats_problems(stats: dict[str, dict[str, np.ndarray]], features: dict[str, 
 )
 def dataset_stats_sane(home: DataHome) -> dg.AssetCheckResult:
     from lerobot_assets.format.info import DatasetInfo
-    from lerobot_assets.stats.io import read_stats
+    from lerobot_assets.format.stats_json import read_stats
 
     root = home.layout().dataset(MERGED_DATASET)
     info = DatasetInfo.load(root)

@@ -18,7 +18,7 @@ from lerobot_assets.defs.byte_index import byte_index_assets
 from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.defs.sql_models import SQL_SELECTION
-from lerobot_assets.sources.sessions import (
+from lerobot_assets.home import (
     import_session_key,
     next_free_seed,
     overlapping_sim_sessions,

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from lerobot_assets.sources.sessions import RawSummary
+from lerobot_assets.home import RawSummary
 
 PREVIEW_MAX_WIDTH = 320
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import dagster as dg
 from pydantic import Field
 
-from lerobot_assets.sources.sessions import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home
+from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home
 
 
 class DataHome(dg.ConfigurableResource):

@@ -24,7 +24,7 @@ from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.defs.sql_models import SQL_SELECTION
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
-from lerobot_assets.sources.sessions import inbox_session_key
+from lerobot_assets.home import inbox_session_key
 
 
 def scan_inbox(home: DataHome) -> dict[str, str]:

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
 from lerobot_assets.format.features import Feature
-from lerobot_assets.stats.numeric import STAT_KEYS
+from lerobot_assets.format.stats_json import STAT_KEYS
 
 if TYPE_CHECKING:  # fsspec is only needed for remote roots
     from fsspec import AbstractFileSystem

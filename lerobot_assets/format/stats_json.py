@@ -1,4 +1,5 @@
-"""stats.json and the `stats/<feature>/<stat>` columns of the episodes parquet."""
+"""stats.json and the `stats/<feature>/<stat>` columns of the episodes parquet: which statistics a
+feature carries, and their JSON and per-episode-row encodings. Computing them is `stats/`'s job."""
 
 import json
 from pathlib import Path
@@ -10,6 +11,10 @@ from lerobot_assets.format.atomic import write_json_atomic
 from lerobot_assets.format.layout import STATS_PATH
 
 Stats = dict[str, dict[str, np.ndarray]]
+
+# The statistics LeRobot stores per feature; the quantiles are optional in LeRobot-written datasets.
+QUANTILES: dict[str, float] = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+STAT_KEYS: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
 
 
 def stats_to_json(stats: Stats) -> dict[str, dict[str, Any]]:

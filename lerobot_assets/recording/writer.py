@@ -45,7 +45,7 @@ from lerobot_assets.recording.frames import validate_frame
 from lerobot_assets.recording.positions import Location, WritePositions
 from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
-from lerobot_assets.stats.io import Stats, flatten_stats, read_stats, stats_to_json, write_stats
+from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.config import VideoEncoderConfig

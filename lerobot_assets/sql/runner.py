@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lerobot_assets.sources.sessions import default_home
+from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql import freshness
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError, SourceError, SqlError
 from lerobot_assets.sql.project import SqlProject, load_project, quote_ident, sql_literal

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-QUANTILES: dict[str, float] = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
-STAT_KEYS: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
+from lerobot_assets.format.stats_json import QUANTILES, STAT_KEYS
+
+__all__ = ["QUANTILES", "STAT_KEYS", "numeric_stats"]
 
 
 def numeric_stats(values: np.ndarray) -> dict[str, np.ndarray]:

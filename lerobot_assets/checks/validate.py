@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import INDEX_FEATURES, INFO_PATH, STATS_PATH, TASKS_PATH
-from lerobot_assets.stats.numeric import QUANTILES
+from lerobot_assets.format.stats_json import QUANTILES
 
 Severity = Literal["error", "warning"]
 
