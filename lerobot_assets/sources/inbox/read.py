@@ -1,0 +1,81 @@
+"""Reading a validated raw session: an episode's frames as a dataset writer takes them."""
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
+from lerobot_assets.sources.inbox.session import RawEpisode, RawSession
+
+
+def _feature_arrays(session: RawSession, ep: RawEpisode) -> tuple[dict[str, np.ndarray], list[str]]:
+    table = pq.read_table(ep.frames_file)
+    arrays = {}
+    for key, feat in session.spec.features.items():
+        col = table.column(key).combine_chunks()
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type):
+            values = pc.list_flatten(col).to_numpy(zero_copy_only=False).reshape(len(col), feat.shape[0])
+        else:
+            values = col.to_numpy(zero_copy_only=False).reshape(len(col), 1)
+        arr = values.astype(np.dtype(feat.dtype))
+        arrays[key] = arr.reshape(len(col)) if feat.shape == [1] else arr
+    return arrays, table.column("task").to_pylist()
+
+
+def _png_frames(folder: Path, n: int, prefetch: int = 8) -> Iterator[np.ndarray]:
+    """Decoded frames 0..n-1 in order; decoding runs ahead in a thread (zlib releases the GIL)."""
+    from PIL import Image
+
+    def load(i: int) -> np.ndarray:
+        with Image.open(folder / f"{i:06d}.png") as im:
+            return np.asarray(im.convert("RGB"))
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png-read") as pool:
+        pending: list[Future[np.ndarray]] = [pool.submit(load, i) for i in range(min(prefetch, n))]
+        for i in range(n):
+            frame = pending.pop(0).result()
+            if i + prefetch < n:
+                pending.append(pool.submit(load, i + prefetch))
+            yield frame
+
+
+def _mp4_frames(path: Path, n: int) -> Iterator[np.ndarray]:
+    import av
+
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if count >= n:
+                break
+            yield frame.to_ndarray(format="rgb24")
+            count += 1
+    if count < n:
+        raise RawFormatError([RawProblem(path, f"decoded only {count} frames for {n} rows of frames.parquet", row=count)])
+
+
+def iter_episode_frames(session: RawSession, ep: RawEpisode) -> Iterator[dict[str, Any]]:
+    """Frames of one episode as a DatasetWriter's `add_frame` takes them (`{key: array, "task": str}`)."""
+    arrays, tasks = _feature_arrays(session, ep)
+    streams: dict[str, Iterator[np.ndarray]] = {}
+    for key, cam in ep.cameras.items():
+        streams[key] = _mp4_frames(cam.path, ep.length) if cam.kind == "mp4" else _png_frames(cam.path, ep.length)
+    try:
+        for i in range(ep.length):
+            frame: dict[str, Any] = {key: arr[i] for key, arr in arrays.items()}
+            for key, stream in streams.items():
+                frame[key] = next(stream)
+            frame["task"] = tasks[i]
+            yield frame
+    finally:
+        for stream in streams.values():
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
