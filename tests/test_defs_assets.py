@@ -187,7 +187,7 @@ def test_append_then_rebuild(instance: dg.DagsterInstance, home: Path) -> None:
 
 
 def test_failed_session_is_not_merged(instance: dg.DagsterInstance, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lerobot_assets.defs.assets as assets_module
+    import lerobot_assets.defs.ingest.assets as assets_module
 
     make_inbox_session(home, "good", [3])
     make_inbox_session(home, "bad", [4])

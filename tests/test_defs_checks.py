@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import lerobot_assets.defs.assets as assets_module
+import lerobot_assets.defs.ingest.assets as assets_module
 import lerobot_assets.tools.merge as merge_module
-from lerobot_assets.defs.checks import stats_problems
+from lerobot_assets.defs.datasets.checks import stats_problems
 from lerobot_assets.format.features import Feature
 from lerobot_assets.home import HomeLayout
 from test_defs_support import (

@@ -18,11 +18,12 @@ from test_defs_support import (
 
 
 def downstream_defs() -> list:
-    from lerobot_assets.defs.byte_index import byte_index_assets, byte_index_checks
+    from lerobot_assets.defs.datasets.assets import byte_index
+    from lerobot_assets.defs.datasets.checks import byte_index_matches_ffprobe
     from lerobot_assets.defs.sql_models import build_sql_defs
 
     sql_assets, sql_checks = build_sql_defs()
-    return [*byte_index_assets, *byte_index_checks, *sql_assets, *sql_checks]
+    return [byte_index, byte_index_matches_ffprobe, *sql_assets, *sql_checks]
 
 
 def test_byte_index_and_sql_models(instance: dg.DagsterInstance, home: Path) -> None:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.defs.sensors import inbox_sensor, registered_sessions_sensor
+from lerobot_assets.defs.ingest.sensors import inbox_sensor, registered_sessions_sensor
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
 from test_defs_support import (
     failure_messages,

@@ -86,15 +86,15 @@ def resources(home: Path, **sim: Any) -> dict[str, Any]:
 
 
 def session_defs() -> list[Any]:
-    from lerobot_assets.defs.assets import raw_episodes, session_dataset
-    from lerobot_assets.defs.checks import session_dataset_valid
+    from lerobot_assets.defs.ingest.assets import raw_episodes, session_dataset
+    from lerobot_assets.defs.ingest.checks import session_dataset_valid
 
     return [raw_episodes, session_dataset, session_dataset_valid]
 
 
 def dataset_defs() -> list[Any]:
-    from lerobot_assets.defs.assets import dataset_stats, lerobot_dataset
-    from lerobot_assets.defs.checks import dataset_stats_sane, lerobot_dataset_totals, lerobot_dataset_valid
+    from lerobot_assets.defs.datasets.assets import dataset_stats, lerobot_dataset
+    from lerobot_assets.defs.datasets.checks import dataset_stats_sane, lerobot_dataset_totals, lerobot_dataset_valid
 
     return [lerobot_dataset, dataset_stats, lerobot_dataset_valid, lerobot_dataset_totals, dataset_stats_sane]
 

@@ -90,7 +90,7 @@ def demo_command(
     import dagster as dg
 
     from lerobot_assets.defs.definitions import defs
-    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.defs.ingest.partitions import SESSIONS
     from lerobot_assets.home import HomeLayout, sim_session_keys
 
     instance = dg.DagsterInstance.get()
@@ -188,7 +188,7 @@ def register_sim_command(
     _prepare_home(home, fresh_instance=False)
     import dagster as dg
 
-    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.defs.ingest.partitions import SESSIONS
     from lerobot_assets.home import next_free_seed, overlapping_sim_sessions, sim_session_keys
 
     instance = dg.DagsterInstance.get()
@@ -214,7 +214,7 @@ def register_import_command(
     home = _prepare_home(home, fresh_instance=False)
     import dagster as dg
 
-    from lerobot_assets.defs.partitions import SESSIONS
+    from lerobot_assets.defs.ingest.partitions import SESSIONS
     from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
     from lerobot_assets.home import HomeLayout, import_session_key
 

@@ -1,16 +1,22 @@
-"""`defs`: the Definitions of the code location (definitions.py at the repo root re-exports it)."""
+"""`defs`: the Definitions of the code location (definitions.py at the repo root re-exports it).
+
+Only assembles: each domain (`ingest`, `datasets`, `sql`) holds its own assets, checks, sensors and jobs.
+"""
 
 import os
 
 import dagster as dg
 
-from lerobot_assets.defs.assets import all_assets
-from lerobot_assets.defs.byte_index import byte_index_assets, byte_index_checks
-from lerobot_assets.defs.checks import all_checks
+from lerobot_assets.defs.datasets.assets import dataset_assets
+from lerobot_assets.defs.datasets.checks import dataset_checks
+from lerobot_assets.defs.datasets.jobs import datasets_jobs
+from lerobot_assets.defs.datasets.sensors import datasets_sensors
 from lerobot_assets.defs.executors import load_run_config, scale_out_jobs
-from lerobot_assets.defs.jobs import SESSION_SELECTION, all_jobs
+from lerobot_assets.defs.ingest.assets import session_assets
+from lerobot_assets.defs.ingest.checks import session_checks
+from lerobot_assets.defs.ingest.jobs import SESSION_SELECTION, ingest_jobs
+from lerobot_assets.defs.ingest.sensors import ingest_sensors
 from lerobot_assets.defs.resources import default_resources
-from lerobot_assets.defs.sensors import all_sensors
 from lerobot_assets.defs.sql_models import build_sql_defs
 
 # Headless defaults for every process that loads the code location (webserver, daemon, run
@@ -23,10 +29,10 @@ def build_defs() -> dg.Definitions:
     scale_out = scale_out_jobs(SESSION_SELECTION)
     sql_assets, sql_checks = build_sql_defs()
     defs = dg.Definitions(
-        assets=[*all_assets, *byte_index_assets, *sql_assets],
-        asset_checks=[*all_checks, *byte_index_checks, *sql_checks],
-        jobs=[*all_jobs, *scale_out],
-        sensors=all_sensors,
+        assets=[*session_assets, *dataset_assets, *sql_assets],
+        asset_checks=[*session_checks, *dataset_checks, *sql_checks],
+        jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
+        sensors=[*ingest_sensors, *datasets_sensors],
         resources=default_resources(),
         # One process per run: the fastest for short session chains, the demo and CI.
         executor=dg.in_process_executor,

@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from lerobot_assets.defs.partitions import sessions_partitions
+from lerobot_assets.defs.ingest.partitions import sessions_partitions
 
 SCALE_OUT_ENV = "LEROBOT_ASSETS_SCALE_OUT"
 DEPLOY_DIR_ENV = "LEROBOT_ASSETS_DEPLOY_DIR"

@@ -7,9 +7,6 @@
   file and row), and the sensor and the other sessions go on.
 - registered_sessions_sensor requests a session_job run for each sim or import session registered
   (by the register jobs) and never materialized; its cursor lists the sessions already requested.
-- merge_automation_sensor evaluates the automation conditions of lerobot_dataset and dataset_stats
-  (Dagster's default automation sensor starts stopped): once new sessions are built and none is
-  still running, the merged dataset and its stats are brought up to date without a click.
 """
 
 import json
@@ -17,12 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from lerobot_assets.defs.assets import dataset_assets, session_dataset
-from lerobot_assets.defs.byte_index import byte_index_assets
-from lerobot_assets.defs.jobs import session_job
-from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
+from lerobot_assets.defs.ingest.assets import session_dataset
+from lerobot_assets.defs.ingest.jobs import session_job
+from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.defs.sql_models import SQL_SELECTION
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
 from lerobot_assets.home import inbox_session_key
 
@@ -101,15 +96,4 @@ def registered_sessions_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
     )
 
 
-merge_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "merge_automation_sensor",
-    target=dg.AssetSelection.assets(*dataset_assets, *byte_index_assets) | SQL_SELECTION,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description=(
-        "Materializes lerobot_dataset, then dataset_stats, byte_index and the SQL models, when sessions were "
-        "updated (automation conditions)."
-    ),
-)
-
-all_sensors = [inbox_sensor, registered_sessions_sensor, merge_automation_sensor]
+ingest_sensors = [inbox_sensor, registered_sessions_sensor]

@@ -1,82 +1,22 @@
-"""Asset checks. All are `blocking=True`: a failure stops downstream assets in the same run and
-fails `dagster asset materialize` (so CI gates on them).
+"""Dataset checks, all `blocking=True` (a failure stops downstream assets and fails the CLI):
 
-- session_dataset_valid: the library validator over one session's dataset, plus its episode and
-  frame counts equal to those of the session's raw episodes;
 - lerobot_dataset_valid: the validator over the merged dataset;
 - lerobot_dataset_totals: merged totals equal the sum of the merged sessions' totals;
-- dataset_stats_sane: no NaN/inf, std >= 0, min <= max, counts equal to the frames they cover.
+- dataset_stats_sane: no NaN/inf, std >= 0, min <= max, counts equal to the frames they cover;
+- byte_index_matches_ffprobe: a sample of indexed frames equals what ffprobe reports.
 """
 
 import json
-import warnings
 from typing import Any
 
 import dagster as dg
 import numpy as np
 
-from lerobot_assets.defs.assets import SESSION_CHECK, dataset_stats, lerobot_dataset, session_dataset
+from lerobot_assets.defs.checks_common import validation_result
+from lerobot_assets.defs.datasets.assets import byte_index, dataset_stats, lerobot_dataset
 from lerobot_assets.defs.metadata import problems_markdown
-from lerobot_assets.defs.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.home import MERGED_DATASET, read_raw_summary
-
-
-def _validation_result(root: Any, extra_problems: list[str], extra_metadata: dict[str, Any]) -> dg.AssetCheckResult:
-    from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
-
-    try:
-        report = validate_dataset(root)
-    except NotAV3DatasetError as e:
-        return dg.AssetCheckResult(passed=False, description=str(e), metadata={"problems": dg.MetadataValue.md(f"- {e}")})
-    problems = [str(p) for p in report.problems] + extra_problems
-    passed = report.ok and not extra_problems
-    metadata = {
-        "errors": dg.MetadataValue.int(len(report.errors) + len(extra_problems)),
-        "warnings": dg.MetadataValue.int(len(report.warnings)),
-        "problems": dg.MetadataValue.md(problems_markdown(problems)),
-        "episodes_checked": dg.MetadataValue.int(report.num_episodes),
-        "frames_checked": dg.MetadataValue.int(report.num_frames),
-        "video_files_checked": dg.MetadataValue.int(report.num_video_files),
-        **extra_metadata,
-    }
-    summary = report.summary() if not extra_problems else f"{report.summary()}; {extra_problems[0]}"
-    return dg.AssetCheckResult(passed=passed, description=summary[:1000], metadata=metadata)
-
-
-def session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome) -> dg.AssetCheckResult:
-    from lerobot_assets.format.info import DatasetInfo
-
-    layout = home.layout()
-    session = context.partition_key
-    root = layout.session(session)
-    extra: list[str] = []
-    expected: dict[str, Any] = {}
-    try:
-        raw = read_raw_summary(layout, session)
-        info = DatasetInfo.load(root)
-        expected = {"expected_episodes": dg.MetadataValue.int(raw.episodes), "expected_frames": dg.MetadataValue.int(raw.frames)}
-        if (info.total_episodes, info.total_frames) != (raw.episodes, raw.frames):
-            extra.append(
-                f"meta/info.json: {info.total_episodes} episodes / {info.total_frames} frames, but the raw "
-                f"session holds {raw.episodes} / {raw.frames}"
-            )
-    except (FileNotFoundError, ValueError) as e:
-        extra.append(str(e))
-    return _validation_result(root, extra, expected)
-
-
-# Partitioned like its asset, so each session's result is recorded (and shown) per session; that
-# is a Dagster "preview" feature in 1.13, whose warning says nothing actionable here.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
-    session_dataset_valid = dg.asset_check(
-        asset=session_dataset,
-        name=SESSION_CHECK,
-        blocking=True,
-        partitions_def=sessions_partitions,
-        description="The session's v3 dataset passes the library validator and holds exactly its raw episodes and frames.",
-    )(session_dataset_valid)
+from lerobot_assets.home import MERGED_DATASET
 
 
 @dg.asset_check(
@@ -85,7 +25,7 @@ with warnings.catch_warnings():
     description="The merged dataset passes the library validator (layout, indices, timestamps, videos, stats).",
 )
 def lerobot_dataset_valid(home: DataHome) -> dg.AssetCheckResult:
-    return _validation_result(home.layout().dataset(MERGED_DATASET), [], {})
+    return validation_result(home.layout().dataset(MERGED_DATASET), [], {})
 
 
 @dg.asset_check(
@@ -191,6 +131,23 @@ def dataset_stats_sane(home: DataHome) -> dg.AssetCheckResult:
     )
 
 
-session_checks = [session_dataset_valid]
-dataset_checks = [lerobot_dataset_valid, lerobot_dataset_totals, dataset_stats_sane]
-all_checks = [*session_checks, *dataset_checks]
+@dg.asset_check(
+    asset=byte_index,
+    blocking=True,
+    description="A sample of indexed frames (offset, size, pts, keyframe flag) equals what ffprobe reports.",
+)
+def byte_index_matches_ffprobe(home: DataHome) -> dg.AssetCheckResult:
+    from lerobot_assets.byteindex.verify import verify_with_ffprobe
+
+    report = verify_with_ffprobe(home.layout().dataset(MERGED_DATASET), sample=256)
+    return dg.AssetCheckResult(
+        passed=report.ok,
+        metadata={
+            "files": dg.MetadataValue.int(report.files),
+            "frames_checked": dg.MetadataValue.int(report.frames),
+            "mismatches": dg.MetadataValue.json(report.mismatches[:50]),
+        },
+    )
+
+
+dataset_checks = [lerobot_dataset_valid, lerobot_dataset_totals, dataset_stats_sane, byte_index_matches_ffprobe]

@@ -1,4 +1,4 @@
-"""Jobs: build sessions, build the merged dataset, register sessions.
+"""Ingest jobs: build sessions, register sessions.
 
 Executors (see deploy/README.md for beyond one machine):
 - the code location's default is the in-process executor: one process per run, the fastest for the
@@ -13,11 +13,9 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from lerobot_assets.defs.assets import dataset_assets, session_assets
-from lerobot_assets.defs.byte_index import byte_index_assets
-from lerobot_assets.defs.partitions import SESSIONS, sessions_partitions
+from lerobot_assets.defs.ingest.assets import session_assets
+from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.defs.sql_models import SQL_SELECTION
 from lerobot_assets.home import (
     import_session_key,
     next_free_seed,
@@ -26,10 +24,6 @@ from lerobot_assets.home import (
 )
 
 SESSION_SELECTION = dg.AssetSelection.assets(*session_assets)
-# Everything downstream of the sessions: the merged dataset, its stats, its byte index, the SQL models.
-DATASET_SELECTION = (
-    dg.AssetSelection.assets(*dataset_assets, *byte_index_assets) | SQL_SELECTION
-)
 
 session_job = dg.define_asset_job(
     "session_job",
@@ -47,17 +41,6 @@ session_job_multiprocess = dg.define_asset_job(
     config={"execution": {"config": {"max_concurrent": 2}}},
     description="session_job with a process per step; run several sessions at once through the run queue.",
 )
-
-dataset_job = dg.define_asset_job(
-    "dataset_job",
-    selection=DATASET_SELECTION,
-    executor_def=dg.in_process_executor,
-    description=(
-        "Merge every valid session into lerobot_dataset, then dataset_stats, byte_index and the SQL models "
-        "(+ their blocking checks)."
-    ),
-)
-
 
 class RegisterSimSessionsConfig(dg.Config):
     sessions: int = Field(default=1, ge=1, le=1000, description="how many sessions to add")
@@ -111,4 +94,4 @@ def register_import_session() -> None:
     add_import()
 
 
-all_jobs = [session_job, session_job_multiprocess, dataset_job, register_sim_sessions, register_import_session]
+ingest_jobs = [session_job, session_job_multiprocess, register_sim_sessions, register_import_session]

@@ -1,0 +1,1 @@
+"""Datasets: the merged dataset of every valid session, its stats and its byte index."""
