@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_assets.recording.writer import DatasetWriter
-from lerobot_assets.sources.pusht import PUSHT_FPS, EpisodeResult, PushTSourceConfig, episode_seeds, iter_episode_frames
+from lerobot_assets.sources.pusht.config import PUSHT_FPS, PushTSourceConfig
+from lerobot_assets.sources.pusht.episodes import EpisodeResult, episode_seeds, iter_episode_frames
 from lerobot_assets.video.config import VideoEncoderConfig
 
 

@@ -1,0 +1,78 @@
+"""PushT episodes from the gym-pusht simulation, driven by a scripted expert.
+
+The built-in source of real episodes: no hardware, no learning. A seed fixes the initial agent and block
+pose (through the env's own RNG) and the expert is deterministic, so a seed reproduces an episode byte
+for byte.
+
+Frame semantics follow LeRobot's `lerobot/pusht`: frame t holds the observation (agent position and
+images) on which action t was taken, and `action` is the commanded absolute target of the agent.
+
+Pure library: no Dagster import. `iter_episode_frames` streams frames for a dataset writer;
+`generate_episode(s)` return whole episodes; `report` measures the expert.
+
+- `config`: `PushTSourceConfig`, the recorded features and the constants
+- `expert`: the scripted planner (`PushTExpert`)
+- `env`: `make_env` and `render_top_camera`
+- `episodes`: `iter_episode_frames`, `generate_episode(s)`, `success_rate`, `report`
+- `record`: `record_pusht`, episodes straight into a `DatasetWriter`
+"""
+
+import os
+
+# pygame (imported by gym_pusht) wants a display unless told otherwise; workers and CI have none.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# pygame's import banner goes to stdout, where `main` prints its JSON report.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+from lerobot_assets.sources.pusht.config import (  # noqa: E402
+    ACTION_KEY,
+    IMAGE_KEY,
+    PUSHT_ENV_ID,
+    PUSHT_FPS,
+    PUSHT_TASK,
+    STATE_KEY,
+    TOP_CAMERA_HEIGHT,
+    TOP_CAMERA_KEY,
+    TOP_CAMERA_WIDTH,
+    PushTSourceConfig,
+    pusht_features,
+)
+from lerobot_assets.sources.pusht.env import make_env, render_top_camera  # noqa: E402
+from lerobot_assets.sources.pusht.episodes import (  # noqa: E402
+    EpisodeResult,
+    SimEpisode,
+    episode_seeds,
+    generate_episode,
+    generate_episodes,
+    iter_episode_frames,
+    report,
+    success_rate,
+)
+from lerobot_assets.sources.pusht.expert import WORKSPACE, PushTExpert, pose_cost  # noqa: E402
+
+__all__ = [
+    "ACTION_KEY",
+    "IMAGE_KEY",
+    "PUSHT_ENV_ID",
+    "PUSHT_FPS",
+    "PUSHT_TASK",
+    "STATE_KEY",
+    "TOP_CAMERA_HEIGHT",
+    "TOP_CAMERA_KEY",
+    "TOP_CAMERA_WIDTH",
+    "WORKSPACE",
+    "EpisodeResult",
+    "PushTExpert",
+    "PushTSourceConfig",
+    "SimEpisode",
+    "episode_seeds",
+    "generate_episode",
+    "generate_episodes",
+    "iter_episode_frames",
+    "make_env",
+    "pose_cost",
+    "pusht_features",
+    "render_top_camera",
+    "report",
+    "success_rate",
+]
