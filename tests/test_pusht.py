@@ -1,5 +1,9 @@
 """The PushT sim source: feature declaration, frame semantics, determinism and the scripted expert."""
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pydantic
@@ -19,6 +23,7 @@ from lerobot_assets.sources.pusht import (
     generate_episode,
     generate_episodes,
     iter_episode_frames,
+    load_gym_pusht,
     pusht_features,
     report,
     success_rate,
@@ -42,6 +47,7 @@ def full_episodes() -> list[SimEpisode]:
 
 def _replay(seed: int, actions: np.ndarray, image_size: int = 96) -> tuple[list[dict], list[dict]]:
     """Observations and infos of a fresh env stepped through `actions` (observation before each action)."""
+    load_gym_pusht()
     env = gym.make(
         PUSHT_ENV_ID,
         obs_type="pixels_agent_pos",
@@ -61,10 +67,37 @@ def _replay(seed: int, actions: np.ndarray, image_size: int = 96) -> tuple[list[
 
 
 def test_constants() -> None:
+    load_gym_pusht()
     env = gym.make(PUSHT_ENV_ID)
     assert env.unwrapped.metadata["render_fps"] == PUSHT_FPS == 10  # control rate of gym-pusht
     env.close()
     assert PUSHT_TASK == "Push the T-shaped block onto the T-shaped target."
+
+
+_HEADLESS_SCRIPT = """
+import os, sys
+import numpy as np
+from lerobot_assets.sources.pusht import PushTSourceConfig, make_env, render_top_camera
+# Importing sets nothing and loads no pygame: that waits for an env. (gymnasium's own import sets
+# PYGAME_HIDE_SUPPORT_PROMPT, so only SDL_VIDEODRIVER tells.)
+assert "SDL_VIDEODRIVER" not in os.environ
+assert "pygame" not in sys.modules and "gym_pusht" not in sys.modules
+env = make_env(PushTSourceConfig(top_camera=True))
+env.reset(seed=0)
+env.step(np.array([256.0, 256.0], dtype=np.float32))
+frame = render_top_camera(env)
+env.close()
+assert frame.shape == (480, 640, 3) and frame.std() > 10
+print(os.environ["SDL_VIDEODRIVER"])
+"""
+
+
+def test_import_has_no_side_effects_and_an_env_runs_headless() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "PYGAME_HIDE_SUPPORT_PROMPT", "DISPLAY")}
+    run = subprocess.run([sys.executable, "-c", _HEADLESS_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    # The variables are set where the env is made, and pygame's banner stays off stdout.
+    assert run.stdout == "dummy\n"
 
 
 def test_features_declaration() -> None:
@@ -181,6 +214,7 @@ def test_top_camera_frame(short_episode: SimEpisode) -> None:
     # The agent moves, so the camera sees change over the episode.
     assert not np.array_equal(top[0], top[-1])
     # It is gym-pusht's own render at 640x480 (before any action, render() draws no action marker).
+    load_gym_pusht()
     env = gym.make(
         PUSHT_ENV_ID,
         obs_type="pixels_agent_pos",

@@ -12,19 +12,12 @@ Pure library: no Dagster import. `iter_episode_frames` streams frames for a data
 
 - `config`: `PushTSourceConfig`, the recorded features and the constants
 - `expert`: the scripted planner (`PushTExpert`)
-- `env`: `make_env` and `render_top_camera`
+- `env`: `make_env` and `render_top_camera`; gym-pusht (and pygame) load there, headless, on first use
 - `episodes`: `iter_episode_frames`, `generate_episode(s)`, `success_rate`, `report`
 - `record`: `record_pusht`, episodes straight into a `DatasetWriter`
 """
 
-import os
-
-# pygame (imported by gym_pusht) wants a display unless told otherwise; workers and CI have none.
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-# pygame's import banner goes to stdout, where `main` prints its JSON report.
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-
-from lerobot_assets.sources.pusht.config import (  # noqa: E402
+from lerobot_assets.sources.pusht.config import (
     ACTION_KEY,
     IMAGE_KEY,
     PUSHT_ENV_ID,
@@ -37,8 +30,8 @@ from lerobot_assets.sources.pusht.config import (  # noqa: E402
     PushTSourceConfig,
     pusht_features,
 )
-from lerobot_assets.sources.pusht.env import make_env, render_top_camera  # noqa: E402
-from lerobot_assets.sources.pusht.episodes import (  # noqa: E402
+from lerobot_assets.sources.pusht.env import load_gym_pusht, make_env, render_top_camera
+from lerobot_assets.sources.pusht.episodes import (
     EpisodeResult,
     SimEpisode,
     episode_seeds,
@@ -48,7 +41,7 @@ from lerobot_assets.sources.pusht.episodes import (  # noqa: E402
     report,
     success_rate,
 )
-from lerobot_assets.sources.pusht.expert import WORKSPACE, PushTExpert, pose_cost  # noqa: E402
+from lerobot_assets.sources.pusht.expert import WORKSPACE, PushTExpert, pose_cost
 
 __all__ = [
     "ACTION_KEY",
@@ -69,6 +62,7 @@ __all__ = [
     "generate_episode",
     "generate_episodes",
     "iter_episode_frames",
+    "load_gym_pusht",
     "make_env",
     "pose_cost",
     "pusht_features",

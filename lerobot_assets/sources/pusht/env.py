@@ -1,16 +1,42 @@
-"""The gym-pusht env an episode runs in, and its top-down camera."""
+"""The gym-pusht env an episode runs in, and its top-down camera.
+
+gym-pusht is imported when the first env (or expert) is made, not when this package is: it imports
+pygame, whose settings (headless video, no banner) must be in the environment before pygame loads, and
+setting the process's environment is the business of whoever creates an env, not of an `import`.
+"""
+
+import os
+from typing import TYPE_CHECKING
 
 import cv2
-import gym_pusht  # noqa: F401  (importing registers gym_pusht/PushT-v0)
 import gymnasium as gym
 import numpy as np
-import pygame
 
 from lerobot_assets.sources.pusht.config import PUSHT_ENV_ID, TOP_CAMERA_HEIGHT, TOP_CAMERA_WIDTH, PushTSourceConfig
+
+if TYPE_CHECKING:
+    from gym_pusht.envs.pusht import PushTEnv
+
+
+def load_gym_pusht() -> "type[PushTEnv]":
+    """gym-pusht's env class, imported headless; registers `PUSHT_ENV_ID` with gymnasium.
+
+    Call it before `gym.make(PUSHT_ENV_ID)` when not going through `make_env`. A caller's own
+    `SDL_VIDEODRIVER` or `PYGAME_HIDE_SUPPORT_PROMPT` is kept.
+    """
+    # pygame (imported by gym_pusht) wants a display unless told otherwise; workers and CI have none.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # pygame prints an import banner on stdout, where commands print their reports.
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    # Lazy, so that the variables above are set before pygame loads (it reads the banner one at import).
+    from gym_pusht.envs.pusht import PushTEnv
+
+    return PushTEnv
 
 
 def make_env(config: PushTSourceConfig) -> gym.Env:
     """The gym-pusht env an episode runs in (also what a policy evaluation should use)."""
+    load_gym_pusht()
     return gym.make(
         PUSHT_ENV_ID,
         obs_type="pixels_agent_pos",
@@ -33,6 +59,9 @@ def render_top_camera(env: gym.Env) -> np.ndarray:
     fixed linear map costs a policy nothing, where letterboxing would spend a quarter of the pixels on
     padding.
     """
+    # Lazy, like gym_pusht itself (see load_gym_pusht); the env exists, so pygame is loaded already.
+    import pygame
+
     screen = env.unwrapped._draw()  # type: ignore[attr-defined]
     width, height = screen.get_size()
     # Row-major bytes give the same pixels as gym-pusht's transposed surfarray view, but contiguous:

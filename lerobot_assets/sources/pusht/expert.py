@@ -8,8 +8,9 @@ from functools import lru_cache
 import numpy as np
 import pymunk
 import shapely.geometry as sg
-from gym_pusht.envs.pusht import PushTEnv
 from shapely.ops import nearest_points
+
+from lerobot_assets.sources.pusht.env import load_gym_pusht
 
 WORKSPACE = 512.0
 _AGENT_RADIUS = 15.0
@@ -108,17 +109,18 @@ class _PushModel:
     """
 
     def __init__(self) -> None:
+        env_class = load_gym_pusht()
         self.space = pymunk.Space()
         self.space.gravity = 0, 0
         self.space.damping = 0.0
         self.space.add(
-            PushTEnv.add_segment(self.space, (5, 506), (5, 5), 2),
-            PushTEnv.add_segment(self.space, (5, 5), (506, 5), 2),
-            PushTEnv.add_segment(self.space, (506, 5), (506, 506), 2),
-            PushTEnv.add_segment(self.space, (5, 506), (506, 506), 2),
+            env_class.add_segment(self.space, (5, 506), (5, 5), 2),
+            env_class.add_segment(self.space, (5, 5), (506, 5), 2),
+            env_class.add_segment(self.space, (506, 5), (506, 506), 2),
+            env_class.add_segment(self.space, (5, 506), (506, 506), 2),
         )
-        self.agent = PushTEnv.add_circle(self.space, (256, 400), _AGENT_RADIUS)
-        self.block, _ = PushTEnv.add_tee(self.space, (256, 300), 0)
+        self.agent = env_class.add_circle(self.space, (256, 400), _AGENT_RADIUS)
+        self.block, _ = env_class.add_tee(self.space, (256, 300), 0)
         self.k_p, self.k_v, self.dt, self.substeps = 100.0, 20.0, 0.01, 10
 
     def set_state(self, agent_pos: np.ndarray, agent_vel: np.ndarray, block_pose: np.ndarray) -> None:
