@@ -1,4 +1,6 @@
-"""`lerobot-assets record-sim`: PushT episodes into a new dataset, then appended to it."""
+"""`lerobot-assets record-sim`: PushT episodes into a new dataset, then appended to it; `sim-report`."""
+
+import json
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -41,3 +43,25 @@ def test_record_sim_rejects_unknown_encoder(tmp_path):
     assert result.exit_code == 2
     assert "vcodec" in result.output and "nope" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_sim_report_measures_the_episodes_the_library_generates():
+    result = CliRunner().invoke(app, ["sim-report", "--seed", "2", "--episodes", "2", "--max-steps", "80", "--no-top-camera"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # nothing but the JSON on stdout (no pygame banner)
+    config = PushTSourceConfig(max_steps=80, top_camera=False)
+    expected = [generate_episode(seed, config) for seed in (2, 3)]
+    # Seed 2 reaches the goal in 78 steps; seed 3 must not, or the failure path goes untested.
+    assert [ep.success for ep in expected] == [True, False]
+    assert summary["episodes"] == 2 and summary["successes"] == 1 and summary["success_rate"] == 0.5
+    assert summary["frames"] == sum(ep.length for ep in expected) == 78 + 80
+    assert summary["mean_length"] == summary["frames"] / 2
+    assert summary["failed_seeds"] == [3]
+    assert summary["top_camera"] is False and summary["max_steps"] == 80
+    assert summary["steps_per_s"] > 0 and summary["elapsed_s"] > 0
+
+
+def test_sim_report_rejects_a_bad_config():
+    result = CliRunner().invoke(app, ["sim-report", "--episodes", "1", "--expert-noise", "99"])
+    assert result.exit_code == 2
+    assert "expert_noise" in result.output

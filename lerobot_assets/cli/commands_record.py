@@ -1,5 +1,11 @@
-"""`lerobot-assets record-sim`: record PushT episodes into a v3 dataset."""
+"""`lerobot-assets record-sim`: record PushT episodes into a v3 dataset; `sim-report`: how well the
+scripted expert does, without recording.
 
+Like the other command modules, the library is imported inside each command: the simulator stack
+(gymnasium, cv2, pymunk, shapely) should not slow down every `lerobot-assets` start.
+"""
+
+import json
 from pathlib import Path
 
 import typer
@@ -39,3 +45,25 @@ def record_sim(
         f"{report.successes}/{report.episodes} reached the goal ({report.success_rate:.0%}), "
         f"{report.frames_per_s:.1f} frames/s"
     )
+
+
+@app.command("sim-report")
+def sim_report(
+    episodes: int = typer.Option(10, "--episodes", min=0, help="number of episodes to run"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the first episode (episode i uses seed+i)"),
+    max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
+    top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also render the 480x640 top camera (its cost counts in the speed)"),
+    expert_noise: float = typer.Option(0.0, "--expert-noise", min=0.0, help="std (px) of Gaussian noise on each commanded target"),
+) -> None:
+    """Run seeded PushT episodes with the scripted expert, record nothing, and print its success rate and
+    speed as JSON."""
+    from lerobot_assets.sources.pusht import PushTSourceConfig, report
+
+    try:
+        config = PushTSourceConfig(
+            seed=seed, episodes=episodes, max_steps=max_steps, top_camera=top_camera, expert_noise=expert_noise
+        )
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(report(config), indent=2))

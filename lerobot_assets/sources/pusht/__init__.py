@@ -8,7 +8,7 @@ Frame semantics follow LeRobot's `lerobot/pusht`: frame t holds the observation 
 images) on which action t was taken, and `action` is the commanded absolute target of the agent.
 
 Pure library: no Dagster import. `iter_episode_frames` streams frames for a dataset writer;
-`generate_episode(s)` return whole episodes; `report` measures the expert.
+`generate_episode(s)` return whole episodes; `report` measures the expert (`lerobot-assets sim-report`).
 
 - `config`: `PushTSourceConfig`, the recorded features and the constants
 - `expert`: the scripted planner (`PushTExpert`)
