@@ -5,10 +5,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from PIL import Image
 
 from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
 from lerobot_assets.sources.inbox.session import RawEpisode, RawSession
@@ -30,8 +32,6 @@ def _feature_arrays(session: RawSession, ep: RawEpisode) -> tuple[dict[str, np.n
 
 def _png_frames(folder: Path, n: int, prefetch: int = 8) -> Iterator[np.ndarray]:
     """Decoded frames 0..n-1 in order; decoding runs ahead in a thread (zlib releases the GIL)."""
-    from PIL import Image
-
     def load(i: int) -> np.ndarray:
         with Image.open(folder / f"{i:06d}.png") as im:
             return np.asarray(im.convert("RGB"))
@@ -46,8 +46,6 @@ def _png_frames(folder: Path, n: int, prefetch: int = 8) -> Iterator[np.ndarray]
 
 
 def _mp4_frames(path: Path, n: int) -> Iterator[np.ndarray]:
-    import av
-
     count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

@@ -9,7 +9,6 @@ SESSION_FILE = "session.json"
 COMPLETE_MARKER = "_COMPLETE"
 FRAMES_FILE = "frames.parquet"
 EPISODE_PREFIX = "episode_"
-_NUMERIC_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 _RESERVED_COLUMNS = ("timestamp", "task")
 # Index columns the dataset writer numbers itself; a recording must not carry them as features.
 _WRITER_COLUMNS = ("frame_index", "episode_index", "index", "task_index")

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
@@ -25,6 +26,7 @@ from lerobot_assets.sources.inbox.spec import (
     NumericFeatureSpec,
     SessionSpec,
 )
+from lerobot_assets.video.probe import stream_summary, video_frame_count
 
 _PNG_RE = re.compile(r"^(\d+)\.png$")
 
@@ -224,8 +226,6 @@ def _validate_camera(d: Path, key: str, cam: CameraSpec, n: int, problems: list[
 
 
 def _validate_mp4(path: Path, key: str, cam: CameraSpec, n: int, problems: list[RawProblem]) -> RawCamera | None:
-    from lerobot_assets.video.probe import stream_summary, video_frame_count
-
     try:
         summary = stream_summary(path)
         frames = video_frame_count(path)
@@ -244,8 +244,6 @@ def _validate_mp4(path: Path, key: str, cam: CameraSpec, n: int, problems: list[
 
 
 def _validate_png_folder(folder: Path, key: str, cam: CameraSpec, n: int, problems: list[RawProblem]) -> RawCamera | None:
-    from PIL import Image, UnidentifiedImageError
-
     numbers: dict[int, Path] = {}
     for p in folder.iterdir():
         m = _PNG_RE.match(p.name)

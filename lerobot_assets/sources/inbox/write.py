@@ -13,8 +13,11 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from lerobot_assets.sources.inbox.spec import COMPLETE_MARKER, EPISODE_PREFIX, FRAMES_FILE, SESSION_FILE, SessionSpec
+from lerobot_assets.video.config import VideoEncoderConfig
+from lerobot_assets.video.encode import encode_frames
 
 # PNG writing in the background: zlib level 1 keeps a 640x480 frame at ~4 ms and ~17 KB.
 PNG_COMPRESS_LEVEL = 1
@@ -99,8 +102,6 @@ class RawSessionWriter:
                 self._pending.append(self._pool.submit(self._write_png, self._dir / key / f"{i:06d}.png", image))
 
     def _write_png(self, path: Path, image: np.ndarray) -> None:
-        from PIL import Image
-
         try:
             Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         finally:
@@ -115,9 +116,6 @@ class RawSessionWriter:
             fut.result()
         self._pending = []
         if self.camera_format == "mp4":
-            from lerobot_assets.video.config import VideoEncoderConfig
-            from lerobot_assets.video.encode import encode_frames
-
             # Near-lossless H.264: a raw recording should lose as little as the camera allows.
             config = VideoEncoderConfig(vcodec="libx264", crf=10, preset="veryfast", g=self.spec.fps)
             for key, frames in self._video.items():
@@ -185,8 +183,6 @@ def write_session(
 
 
 def png_bytes(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    from PIL import Image
-
     buf = BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
