@@ -245,7 +245,7 @@ def test_pickle_drops_decoders_and_columns() -> None:
     blob = pickle.dumps(ds)
     assert len(blob) < 20_000  # metadata only: no columns, no decoders
     clone = pickle.loads(blob)
-    assert clone._cache is None and clone._columns is None
+    assert clone._file_frames._cache is None and clone._columns is None
     after = clone[7]
     for key, value in before.items():
         assert (value == after[key]) if isinstance(value, str) else torch.equal(value, after[key])

@@ -184,14 +184,15 @@ def test_dataloader_workers_over_s3_match_direct_indexing(s3) -> None:
     # Pickling (spawn workers) carries no reader, index, filesystem, decoder or column.
     blob = pickle.dumps(ds)
     clone = pickle.loads(blob)
-    assert clone._reader is None and clone._index is None and clone._fs is None and clone._columns is None
+    frames = clone._index_frames
+    assert frames._reader is None and frames._index is None and clone._files._fs is None and clone._columns is None
     assert len(blob) < 50_000
     _assert_items_equal(clone[len(ds) - 1], ds[len(ds) - 1], "clone")
 
 
 def test_remote_root_without_index_reads_whole_files_and_warns(s3, caplog, s3_gets) -> None:
     url = f"{s3['url']}/noindex"
-    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.dataset"):
+    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.video_source"):
         remote = LeRobotV3Dataset(url, storage_options=s3["options"])
     assert remote.video_source == "file" and remote.episode_reader is None
     warning = " ".join(r.getMessage() for r in caplog.records)
@@ -205,7 +206,7 @@ def test_remote_root_without_index_reads_whole_files_and_warns(s3, caplog, s3_ge
 
 
 def test_explicit_file_source_on_indexed_remote_root(s3, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.dataset"):
+    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.video_source"):
         remote = LeRobotV3Dataset(f"{s3['url']}/ds", storage_options=s3["options"], video_source="file")
     assert remote.video_source == "file"
     assert "video_source='byte_index'" in " ".join(r.getMessage() for r in caplog.records)
@@ -253,7 +254,7 @@ def test_stale_index_is_refused_or_skipped(s3, tmp_path, caplog) -> None:
         LeRobotV3Dataset(root, video_source="byte_index")
     fs = s3fs.S3FileSystem(**s3["options"])
     fs.put(f"{root}/", f"{BUCKET}/stale/", recursive=True)
-    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.dataset"):
+    with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.video_source"):
         remote = LeRobotV3Dataset(f"{s3['url']}/stale", storage_options=s3["options"])
     assert remote.video_source == "file"
     assert "not using the byte index" in " ".join(r.getMessage() for r in caplog.records)

@@ -5,26 +5,18 @@ Design (why it is fast):
 - Every non-video column of the data parquet files is read once per process, on first access, into
   one contiguous array per feature ordered like the dataset's frames. `ds[i]` is then a handful of
   tensor index operations; no parquet access happens per item.
-- Video frames come from `lerobot_assets.video.decode.decode_frames` with a decoder cache that is
-  created lazily in the process that decodes (each DataLoader worker gets its own; decoders and file
-  handles are never pickled nor shared across a fork).
+- Video frames come from decoders created lazily in the process that decodes (each DataLoader
+  worker gets its own; decoders and file handles are never pickled nor shared across a fork).
 - `__getitems__` (used by torch's DataLoader for a whole batch) decodes all frames a batch needs
   from one video file in a single call, so the decoder visits them in file order.
 
 Remote roots (any fsspec URL: s3://, hf://, memory://...): metadata and data parquet are read
-through fsspec with the same format readers. Video comes from one of two sources:
-- "byte_index": through the per-episode byte index (`meta/byte_index/`, built by
-  `lerobot-assets byte-index ROOT`): an `EpisodeReader` per process fetches each file's header once
-  and one byte range per (camera, episode) segment, keeps them in an LRU bounded by bytes, and
-  decodes with torchcodec's custom frame mappings (or PyAV) from those bytes only. The frames are
-  bit-identical to decoding the whole file, so items equal the "file" source's.
-- "file": each video file opened whole (local path, or an fsspec file object for URLs).
+through fsspec with the same format readers (`files.py`). Video comes from whole files ("file") or
+through the per-episode byte index ("byte_index", fetching only the sampled episodes' bytes); both
+return bit-identical frames. How each works and how the choice is made: `video_source.py`.
 """
 
-import gc
-import logging
 import operator
-import os
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
@@ -32,97 +24,32 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
-from lerobot_assets.byteindex.builder import load_tables
-from lerobot_assets.byteindex.decode import torchcodec_has_frame_mappings
-from lerobot_assets.byteindex.reader import ByteIndex, EpisodeReader
-from lerobot_assets.byteindex.tables import INDEX_DIR, SEGMENTS_NAME
+from lerobot_assets.byteindex.reader import EpisodeReader
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.features import Feature
 from lerobot_assets.format.meta import DatasetMeta
-from lerobot_assets.video.cache import VideoDecoderCache
-from lerobot_assets.video.decode import FrameTimestampError, decode_frames, resolve_backend, unit_float
-
-logger = logging.getLogger(__name__)
+from lerobot_assets.loading.columns import DatasetLayoutError, column_to_numpy, torch_dtype_for
+from lerobot_assets.loading.files import DatasetFiles
+from lerobot_assets.loading.video_source import (
+    VIDEO_SOURCES,
+    FileFrames,
+    IndexFrames,
+    VideoSource,
+    choose_video_source,
+)
+from lerobot_assets.video.decode import unit_float
 
 Item = dict[str, torch.Tensor | str]
-VideoSource = Literal["auto", "file", "byte_index"]
-VIDEO_SOURCES: tuple[str, ...] = ("auto", "file", "byte_index")
 
 # Decoders held per process; a few cameras x a few files in flight is the common case.
 DEFAULT_DECODER_CACHE_SIZE = 64
 # Episode bytes (headers + segments) held per process by the byte-index source: at ~1-5 MB per
 # camera-episode this keeps a few dozen episodes, enough for a batch's and the prefetched ones.
 DEFAULT_EPISODE_CACHE_BYTES = 256 << 20
-
-
-# Fork safety. A decoder whose threads ran in the parent (dav1d, frame-threaded FFmpeg decoders) must
-# never be freed in a forked child: its destructor waits on condition variables of threads that do
-# not exist there, and the DataLoader worker hangs forever (seen with PyAV's libdav1d in
-# pthread_cond_destroy). Two measures:
-# - caches inherited through fork are kept referenced here, never freed (workers leave through
-#   os._exit, so they are not finalized either); so are inherited EpisodeReaders, whose prefetch
-#   threads and sockets exist only in the parent;
-# - garbage still waiting for the cycle collector (e.g. a closed PyAV container) is collected in
-#   the parent just before a fork, once this process has decoded video through a reader.
-_INHERITED_CACHES: list[Any] = []
-_decoded_in_this_process = False
-
-
-def _collect_before_fork() -> None:
-    if _decoded_in_this_process:
-        gc.collect()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_collect_before_fork)
-
-
-class DatasetLayoutError(ValueError):
-    """The dataset's data files do not match its episodes metadata (run `lerobot-assets validate`)."""
-
-
-def _torch_dtype_for(np_dtype: np.dtype) -> np.dtype:
-    """The numpy dtype whose torch tensor matches what LeRobot returns for values of this dtype.
-
-    LeRobot builds items with `torch.tensor(python_value)`, so floats become float32, integers
-    int64 and booleans bool regardless of the stored width.
-    """
-    if np.issubdtype(np_dtype, np.floating):
-        return np.dtype(np.float32)
-    if np.issubdtype(np_dtype, np.bool_):
-        return np.dtype(np.bool_)
-    if np.issubdtype(np_dtype, np.integer):
-        return np.dtype(np.int64)
-    return np_dtype
-
-
-def _column_to_numpy(col: pa.ChunkedArray | pa.Array, shape: list[int]) -> np.ndarray:
-    """Arrow column of scalars or (nested, fixed or variable) lists -> numpy (n, *value_shape)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    n = len(arr)
-    if (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and n:
-        lengths = pc.list_value_length(arr)
-        lo, hi = pc.min_max(lengths).values()
-        if lo != hi:
-            raise DatasetLayoutError(f"list column has rows of unequal length ({lo.as_py()}..{hi.as_py()})")
-    depth = 0
-    while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
-        # flatten() honours slicing offsets for every list flavour.
-        arr = arr.flatten()
-        depth += 1
-    values = arr.to_numpy(zero_copy_only=False)
-    if depth == 0:
-        return values
-    per_row = values.size // n if n else int(np.prod(shape))
-    value_shape = list(shape) if int(np.prod(shape)) == per_row else [per_row]
-    if n * per_row != values.size:
-        raise DatasetLayoutError(f"list column has rows of unequal length (expected {value_shape} per row)")
-    return values.reshape(n, *value_shape)
 
 
 class LeRobotV3Dataset(Dataset):
@@ -164,12 +91,10 @@ class LeRobotV3Dataset(Dataset):
             raise ValueError(f"video_source must be one of {VIDEO_SOURCES}; got {video_source!r}")
         self.storage_options: dict[str, Any] | None = dict(storage_options) if storage_options else None
         meta = DatasetMeta(root, storage_options=self.storage_options)
+        self._files = DatasetFiles(meta, self.storage_options)
         # Path for a local root; the URL (str) for a remote one, whose reads go through fsspec.
-        self.root: Path | str = meta.root
-        self.remote = meta.fs is not None
-        self._fs_root: str | None = meta.fs_root
-        self._fs: Any = meta.fs
-        self._fs_pid: int | None = os.getpid() if meta.fs is not None else None
+        self.root: Path | str = self._files.root
+        self.remote = self._files.remote
         self.info = meta.info
         self.tasks: list[str] = meta.tasks
         self.fps: int = self.info.fps
@@ -200,15 +125,22 @@ class LeRobotV3Dataset(Dataset):
             kind = dtype if dtype in ("image", "string") else "tensor"
             self._plan.append((key, kind + ("+window" if key in self._delta_indices else "")))
 
-        # Filled lazily per process (see _load / _decoder_cache / _episode_reader); dropped when pickled.
+        # Filled lazily per process (see _load); dropped when pickled.
         self._columns: dict[str, Any] | None = None
-        self._cache: VideoDecoderCache | None = None
-        self._cache_pid: int | None = None
-        self._reader: EpisodeReader | None = None
-        self._reader_pid: int | None = None
-        self._prefetched_from: int | None = None  # episode position whose successors were prefetched
-        self._index: ByteIndex | None = None
-        self.video_source: Literal["file", "byte_index"] = self._choose_video_source(video_source)
+        chosen, index = choose_video_source(
+            self._files, video_source, video_backend=self.video_backend, episode_indices=self.episode_indices,
+            video_rel=self._video_rel, video_from=self._video_from, video_path=self.info.video_path,
+        )
+        self.video_source: Literal["file", "byte_index"] = chosen
+        self._file_frames = FileFrames(self._files, self.decoder_cache_size)
+        self._index_frames: IndexFrames | None = None
+        if index is not None:
+            self._index_frames = IndexFrames(
+                self._files, index, video_backend=self.video_backend, episode_indices=self.episode_indices,
+                video_keys=self.video_keys, video_paths=self._video_paths,
+                cache_bytes=self.episode_cache_bytes, prefetch_workers=self.prefetch_workers,
+                prefetch_ahead=self.prefetch_ahead, decoder_cache_size=self.decoder_cache_size,
+            )
 
     # ------------------------------------------------------------------ metadata
     def _select_episodes(self, episodes: list[int] | None) -> None:
@@ -217,7 +149,7 @@ class LeRobotV3Dataset(Dataset):
         for key in self.video_keys:
             cols += [f"videos/{key}/chunk_index", f"videos/{key}/file_index", f"videos/{key}/from_timestamp"]
         if self.remote:
-            table = read_episodes(self._fs_root, columns=cols, fs=self._filesystem())  # type: ignore[arg-type]
+            table = read_episodes(self._files.fs_root, columns=cols, fs=self._files.filesystem())  # type: ignore[arg-type]
         else:
             table = read_episodes(self.root, columns=cols)  # type: ignore[arg-type]
         ep_index = table.column("episode_index").to_numpy()
@@ -258,14 +190,11 @@ class LeRobotV3Dataset(Dataset):
                 if (c, f) not in interned:
                     # info.json's own template, as LeRobot formats it.
                     rel = self.info.video_path.format(video_key=key, chunk_index=c, file_index=f)
-                    interned[(c, f)] = (rel, self._join(rel))
+                    interned[(c, f)] = (rel, self._files.join(rel))
                 rels.append(interned[(c, f)][0])
                 paths.append(interned[(c, f)][1])
             self._video_rel[key] = rels
             self._video_paths[key] = paths
-
-    def _join(self, rel: str) -> str:
-        return f"{self.root}/{rel}" if self.remote else str(self.root / rel)  # type: ignore[operator]
 
     def _check_delta_timestamps(self, delta_timestamps: dict[str, list[float]] | None) -> dict[str, np.ndarray]:
         """Offsets in seconds -> offsets in frames; each must sit on the 1/fps grid (as LeRobot checks)."""
@@ -313,248 +242,36 @@ class LeRobotV3Dataset(Dataset):
 
     # ------------------------------------------------------------------ pickling / per-process state
     def __getstate__(self) -> dict[str, Any]:
-        # Workers started with spawn/forkserver reload the columns (and the byte index) themselves
-        # rather than receiving them through a pipe; decoders, episode readers (threads, sockets)
-        # and filesystem instances never cross processes.
+        # Workers started with spawn/forkserver reload the columns themselves rather than receiving
+        # them through a pipe; the video sources and the root's files drop their per-process state
+        # (decoders, episode readers, filesystem instances) the same way.
         state = self.__dict__.copy()
         state["_columns"] = None
-        state["_cache"] = None
-        state["_cache_pid"] = None
-        state["_reader"] = None
-        state["_reader_pid"] = None
-        state["_prefetched_from"] = None
-        state["_index"] = None
-        state["_fs"] = None
-        state["_fs_pid"] = None
         return state
 
-    def _filesystem(self) -> Any:
-        """This process's fsspec filesystem of a remote root.
-
-        fsspec's async filesystems (s3fs, ...) refuse to run in a forked child, and fsspec's
-        instance cache is per process, so a worker opens its own (same storage_options).
-        """
-        pid = os.getpid()
-        if self._fs is None or self._fs_pid != pid:
-            import fsspec
-
-            self._fs, _ = fsspec.core.url_to_fs(str(self.root), **(self.storage_options or {}))
-            self._fs_pid = pid
-        return self._fs
-
-    def _open_remote_video(self, url: str) -> Any:
-        """File object of a remote video for the "file" source (fsspec's default read-ahead cache)."""
-        return self._filesystem().open(f"{self._fs_root}{url[len(str(self.root)):]}", "rb")
-
-    def _decoder_cache(self) -> VideoDecoderCache:
-        global _decoded_in_this_process
-        pid = os.getpid()
-        if self._cache is None or self._cache_pid != pid:
-            if self._cache is not None:
-                # Inherited through fork: shares file offsets with the parent, so never used here,
-                # and never freed here either (see _INHERITED_CACHES).
-                _INHERITED_CACHES.append(self._cache)
-            if self.remote:
-                self._cache = VideoDecoderCache(max_size=self.decoder_cache_size, opener=self._open_remote_video)
-            else:
-                self._cache = VideoDecoderCache(max_size=self.decoder_cache_size)
-            self._cache_pid = pid
-            _decoded_in_this_process = True
-        return self._cache
-
-    # ------------------------------------------------------------------ byte index
-    def _index_location(self) -> tuple[Any, str]:
-        """(filesystem, its path of the root) as the byte-index code resolves it."""
-        if self.remote:
-            return self._filesystem(), self._fs_root  # type: ignore[return-value]
-        import fsspec
-
-        return fsspec.filesystem("file"), str(Path(self.root).resolve())
-
-    def _index_exists(self) -> bool:
-        fs, base = self._index_location()
-        return bool(fs.exists(f"{base}/{INDEX_DIR}/{SEGMENTS_NAME}"))
-
-    def _load_index(self) -> ByteIndex | None:
-        fs, base = self._index_location()
-        tables = load_tables(fs, base)
-        return None if tables is None else ByteIndex(tables)
-
-    def _byte_index(self) -> ByteIndex:
-        # Reloaded in spawned workers (dropped when pickled); forked ones inherit it (plain data).
-        if self._index is None:
-            self._index = self._load_index()
-            if self._index is None:
-                raise FileNotFoundError(f"{self.root}: byte index {INDEX_DIR}/ missing or unreadable")
-        return self._index
-
-    def _index_backend(self) -> str:
-        # The decoder family the "file" source would use, so both sources return the same frames.
-        return resolve_backend(self.video_backend)
-
-    def _index_problem(self, index: ByteIndex) -> str | None:
-        """Why this index cannot serve this reader's episodes exactly, or None when it can."""
-        if self._index_backend() == "torchcodec" and not torchcodec_has_frame_mappings():
-            return "the installed torchcodec has no custom_frame_mappings (torchcodec >= 0.13 needed)"
-        sizes: dict[str, int] = {}
-        for key in self.video_keys:
-            for pos, ep in enumerate(self.episode_indices.tolist()):
-                try:
-                    seg = index.segment(key, ep)
-                except KeyError:
-                    return f"episode {ep} of {key!r} is not indexed (rebuild the index)"
-                rel = self._video_rel[key][pos]
-                if seg.path != rel or abs(seg.from_timestamp - self._video_from[key][pos]) > 1e-9:
-                    return f"episode {ep} of {key!r} moved since the index was built (rebuild the index)"
-                sizes[rel] = seg.file_size
-        actual = self._video_file_sizes(list(sizes))
-        for rel, size in sizes.items():
-            if actual.get(rel) != size:
-                return f"{rel} is {actual.get(rel)} bytes, the index says {size} (rebuild the index)"
-        return None
-
-    def _video_file_sizes(self, rels: list[str]) -> dict[str, int]:
-        """Current sizes of these video files: a stat each locally, one listing remotely."""
-        if not self.remote:
-            out = {}
-            for rel in rels:
-                try:
-                    out[rel] = os.stat(Path(self.root) / rel).st_size
-                except OSError:
-                    pass
-            return out
-        fs, base = self._index_location()
-        # One (paginated) LIST of the videos prefix instead of a HEAD per file.
-        prefix = self.info.video_path.split("{", 1)[0].rstrip("/") if self.info.video_path else ""
-        top = f"{base}/{prefix}" if prefix else base
-        try:
-            listing = fs.find(top, detail=True)
-        except OSError:
-            listing = {}
-        out = {}
-        for path, info in listing.items():
-            rel = str(path).split(f"{base}/", 1)[-1]
-            if info.get("size") is not None:
-                out[rel] = int(info["size"])
-        for rel in rels:
-            if rel not in out:  # not listed (e.g. an unusual template): ask for the file itself
-                try:
-                    out[rel] = int(fs.info(f"{base}/{rel}")["size"])
-                except (OSError, KeyError):
-                    pass
-        return out
-
-    def _choose_video_source(self, requested: str) -> Literal["file", "byte_index"]:
-        if not self.video_keys:
-            return "file"  # nothing to decode; no index needed
-        if requested == "file" or (requested == "auto" and not self.remote):
-            # Local roots default to files: the OS reads only the pages a decoder touches and the
-            # file source keeps one decoder open per file, whereas the byte-index source parses the
-            # file's moov again for every (camera, episode) it opens (~2 ms on a 30k-frame file).
-            if self.remote:
-                self._warn_whole_files(self._index_exists())
-            return "file"
-        index = self._load_index()
-        if index is None:
-            if requested == "byte_index":
-                raise FileNotFoundError(
-                    f"{self.root}: no byte index under {INDEX_DIR}/; build it with `lerobot-assets byte-index {self.root}`"
-                )
-            if self.remote:
-                self._warn_whole_files(False)
-            return "file"
-        problem = self._index_problem(index)
-        if problem is not None:
-            if requested == "byte_index":
-                raise ValueError(f"{self.root}: the byte index cannot be used: {problem}")
-            logger.warning("%s: not using the byte index: %s; decoding whole video files", self.root, problem)
-            if self.remote:
-                self._warn_whole_files(False)
-            return "file"
-        self._index = index
-        return "byte_index"
-
-    def _warn_whole_files(self, index_exists: bool) -> None:
-        hint = (
-            "pass video_source='byte_index' to fetch only the sampled episodes' bytes"
-            if index_exists
-            else f"build (or rebuild) the per-episode byte index with `lerobot-assets byte-index {self.root}` so that only "
-            "the sampled episodes' bytes are fetched"
-        )
-        logger.warning(
-            "%s: remote dataset read without its byte index: every video file is opened whole through "
-            "fsspec (large downloads per file); %s",
-            self.root,
-            hint,
-        )
-
-    def _episode_reader(self) -> EpisodeReader:
-        """This process's EpisodeReader, created on first use (never inherited, never pickled)."""
-        global _decoded_in_this_process
-        pid = os.getpid()
-        if self._reader is None or self._reader_pid != pid:
-            if self._reader is not None:
-                # Inherited through fork: its threads and connections live in the parent only.
-                _INHERITED_CACHES.append(self._reader)
-            fs, base = self._index_location()
-            self._reader = EpisodeReader(
-                self._byte_index(),
-                base,
-                fs=fs,
-                cache_bytes=self.episode_cache_bytes,
-                prefetch_workers=self.prefetch_workers,
-                # A decoder read outside the fetched bytes is fetched (and counted in
-                # stats().lazy_fetched_bytes) rather than failing a training step.
-                on_gap="fetch",
-                backend=self._index_backend(),  # type: ignore[arg-type]
-                # Decoders stay open per (camera, episode) as the file source keeps them per file.
-                decoder_cache_size=self.decoder_cache_size,
-            )
-            self._reader_pid = pid
-            self._prefetched_from = None
-            _decoded_in_this_process = True
-        return self._reader
-
+    # ------------------------------------------------------------------ video sources
     @property
     def episode_reader(self) -> EpisodeReader | None:
         """This process's byte-index reader (its `stats()`, `bytes_requested`); None for video_source="file"."""
-        return self._episode_reader() if self.video_source == "byte_index" else None
+        return self._index_frames.episode_reader() if self._index_frames is not None else None
 
     def prefetch(self, positions: Sequence[int]) -> None:
         """Start fetching these episodes' bytes (positions in this reader's episode order, every
         camera) in this process's reader; a no-op for video_source="file"."""
-        if self.video_source != "byte_index":
-            return
-        reader = self._episode_reader()
-        wanted = [(key, int(self.episode_indices[p])) for p in positions for key in self.video_keys]
-        # An episode with an open decoder needs no bytes, even if the byte cache dropped them.
-        reader.prefetch([w for w in wanted if not reader.has_open_decoder(*w)])
-
-    def _prefetch_after(self, position: int) -> None:
-        if self.prefetch_ahead <= 0 or self._prefetched_from == position:
-            return
-        self._prefetched_from = position
-        upcoming = range(position + 1, min(position + 1 + self.prefetch_ahead, self.num_episodes))
-        self.prefetch(list(upcoming))
+        if self._index_frames is not None:
+            self._index_frames.prefetch(positions)
 
     def _decode_episode(self, key: str, position: int, timestamps: list[float]) -> torch.Tensor:
         """Frames of `key` at episode-local `timestamps` (the `timestamp` column) via the byte index."""
-        reader = self._episode_reader()
-        episode = int(self.episode_indices[position])
-        try:
-            indices = reader.frame_indices_at(key, episode, timestamps, tolerance_s=self.tolerance_s)
-        except ValueError as e:
-            raise FrameTimestampError(f"{e}; video: {self._video_paths[key][position]}") from e
-        frames = reader.decode(key, episode, indices).data
+        assert self._index_frames is not None
+        frames = self._index_frames.decode_episode(key, position, timestamps, tolerance_s=self.tolerance_s)
         return frames if self.return_uint8 else unit_float(frames)
 
     def close(self) -> None:
         """Release this process's decoders and episode reader (they are recreated on next use)."""
-        if self._cache is not None and self._cache_pid == os.getpid():
-            self._cache.clear()
-        if self._reader is not None and self._reader_pid == os.getpid():
-            self._reader.close()
-            self._reader = None
+        self._file_frames.close()
+        if self._index_frames is not None:
+            self._index_frames.close()
 
     # ------------------------------------------------------------------ data columns
     def _load(self) -> dict[str, Any]:
@@ -567,10 +284,10 @@ class LeRobotV3Dataset(Dataset):
         parts: dict[str, list[tuple[np.ndarray, Any]]] = {k: [] for k in self._data_keys}
         for (chunk, file), positions in by_file.items():
             rel = self.info.data_path.format(chunk_index=chunk, file_index=file)
-            path: Path | str = self._join(rel) if self.remote else Path(self.root) / rel
+            path: Path | str = self._files.join(rel) if self.remote else Path(self.root) / rel
             try:
                 if self.remote:
-                    with self._filesystem().open(f"{self._fs_root}/{rel}", "rb") as f:
+                    with self._files.filesystem().open(f"{self._files.fs_root}/{rel}", "rb") as f:
                         table = pq.read_table(f, columns=self._data_keys)
                 else:
                     table = pq.read_table(path, columns=self._data_keys, memory_map=True)
@@ -586,7 +303,7 @@ class LeRobotV3Dataset(Dataset):
                 elif feature.dtype == "string":
                     parts[key].append((dst, np.asarray(column.to_pylist(), dtype=object)[src]))
                 else:
-                    parts[key].append((dst, _column_to_numpy(column, feature.shape)[src]))
+                    parts[key].append((dst, column_to_numpy(column, feature.shape)[src]))
         for key in self._data_keys:
             feature = self.features[key]
             if feature.dtype == "image":
@@ -597,7 +314,7 @@ class LeRobotV3Dataset(Dataset):
                 out[key] = merged
                 continue
             first = parts[key][0][1]
-            dtype = object if feature.dtype == "string" else _torch_dtype_for(first.dtype)
+            dtype = object if feature.dtype == "string" else torch_dtype_for(first.dtype)
             full = np.empty((n, *first.shape[1:]), dtype=dtype)
             for dst, values in parts[key]:
                 full[dst] = values
@@ -688,14 +405,7 @@ class LeRobotV3Dataset(Dataset):
         return [timestamps[idx]]
 
     def _decode(self, path: str, timestamps: list[float]) -> torch.Tensor:
-        frames = decode_frames(
-            path,
-            timestamps,
-            tolerance_s=self.tolerance_s,
-            backend=self.video_backend,
-            return_uint8=True,
-            cache=self._decoder_cache(),
-        )
+        frames = self._file_frames.decode(path, timestamps, tolerance_s=self.tolerance_s, backend=self.video_backend)
         return frames if self.return_uint8 else unit_float(frames)
 
     def __getitem__(self, idx: int) -> Item:
@@ -709,9 +419,9 @@ class LeRobotV3Dataset(Dataset):
         item: Item = {}
         self._plain_values(idx, cols, item)
         timestamps = cols["_timestamp_list"]
-        by_index = self.video_source == "byte_index"
-        if by_index:
-            self._prefetch_after(int(self._frame_ep[idx]))
+        by_index = self._index_frames is not None
+        if self._index_frames is not None:
+            self._index_frames.prefetch_after(int(self._frame_ep[idx]))
         for key in self.video_keys:
             ep = self._frame_ep[idx]
             if by_index:
@@ -741,13 +451,13 @@ class LeRobotV3Dataset(Dataset):
             self._plain_values(i, cols, item)
             items.append(item)
         timestamps = cols["_timestamp_list"]
-        by_index = self.video_source == "byte_index"
-        if by_index:
+        by_index = self._index_frames is not None
+        if self._index_frames is not None:
             episodes = sorted({int(self._frame_ep[i]) for i in idxs})
             if len(episodes) > 1:
                 # Fetch the batch's segments concurrently; the decodes below wait for them.
                 self.prefetch(episodes)
-            self._prefetch_after(int(self._frame_ep[idxs[-1]]))
+            self._index_frames.prefetch_after(int(self._frame_ep[idxs[-1]]))
         for key in self.video_keys:
             # File source: (path) -> list of (item position, number of timestamps) and the flat
             # timestamp list. Byte-index source: the same per episode position.
