@@ -37,7 +37,10 @@ The thin Dagster layer is expected to be about this (a sketch; nothing here impo
     assets = [model_asset(n) for n in project.models]; checks = [test_check(t) for t in project.tests.values()]
 """
 
+from lerobot_assets.home.layout import default_home
+from lerobot_assets.sql.catalog import CATALOG_RELPATH, Catalog, DataTestResult, ModelResult
 from lerobot_assets.sql.config import ColumnSpec, DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
+from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
 from lerobot_assets.sql.errors import (
     ProjectLoadError,
     ProjectProblem,
@@ -46,19 +49,11 @@ from lerobot_assets.sql.errors import (
     SourceError,
     SqlError,
 )
-from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, default_project_dir, load_project
-from lerobot_assets.sql.runner import (
-    CATALOG_RELPATH,
-    Catalog,
-    DataTestResult,
-    ModelResult,
-    QuerySession,
-    RelationInfo,
-    check_read_only,
-    default_home,
-    to_markdown,
-)
-from lerobot_assets.sql.sources import DatasetRoot, discover_datasets, parse_storage_options
+from lerobot_assets.sql.formatting import to_markdown
+from lerobot_assets.sql.loader import default_project_dir, load_project
+from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject
+from lerobot_assets.sql.remote import parse_storage_options
+from lerobot_assets.sql.session import QuerySession, RelationInfo, check_read_only
 
 __all__ = [
     "CATALOG_RELPATH",

@@ -23,8 +23,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lerobot_assets.sql.project import SqlProject, quote_ident
-from lerobot_assets.sql.sources import ResolvedSource
+from lerobot_assets.sql.project import SqlProject
+from lerobot_assets.sql.quoting import quote_ident
+from lerobot_assets.sql.resolution import ResolvedSource
 
 # Bump when the binder changes what a source relation yields for the same files (new columns, casts):
 # every recorded fingerprint then stops matching, and nothing stale is ever served.

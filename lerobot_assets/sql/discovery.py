@@ -1,0 +1,110 @@
+"""Finding LeRobot v3 dataset roots: every directory holding meta/info.json under a home, plus explicit roots."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+from lerobot_assets.sql.errors import SourceError
+from lerobot_assets.sql.remote import filesystem_for, is_local
+
+INFO_JSON = "meta/info.json"
+# Directories never searched for datasets: our own catalog, VCS/tool folders.
+_SKIP_DIRS = frozenset({"catalog", "__pycache__", "node_modules"})
+_MAX_DISCOVERY_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class DatasetRoot:
+    """One LeRobot v3 dataset root (a directory holding meta/info.json)."""
+
+    name: str  # the `dataset` column: path relative to the home, or the last component of a --root
+    path: str  # fs-native path
+    fs: fsspec.AbstractFileSystem = field(compare=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.path if is_local(self.fs) else self.fs.unstrip_protocol(self.path)
+
+    def join(self, rel: str) -> str:
+        return posixpath.join(self.path, rel)
+
+    def file_url(self, path: str) -> str:
+        """What DuckDB's read_parquet needs: a local path, or a protocol URL served by register_filesystem."""
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
+
+
+def discover_datasets(
+    home: str | os.PathLike[str] | None,
+    roots: Sequence[str | os.PathLike[str]] = (),
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[DatasetRoot]:
+    """Every dataset under `home` (at any depth) plus the explicit `roots`, sorted by name.
+
+    Discovery stops descending at a dataset root, so data/ and videos/ trees are never listed.
+    """
+    found: dict[str, DatasetRoot] = {}
+    by_path: set[tuple[str, str]] = set()
+
+    def add(root: DatasetRoot) -> None:
+        key = (type(root.fs).__name__, root.path)
+        if key in by_path:
+            return  # the same root reached twice (e.g. --root inside --home)
+        if root.name in found:
+            raise SourceError(
+                f"two dataset roots are both named {root.name!r}: {found[root.name].url} and {root.url}; "
+                "rename one or pass it under a different parent"
+            )
+        by_path.add(key)
+        found[root.name] = root
+
+    if home is not None:
+        fs, home_path = filesystem_for(os.fspath(home), storage_options)
+        if fs.isdir(home_path):
+            for path in _walk_for_roots(fs, home_path):
+                rel = posixpath.relpath(path, home_path) if path != home_path else posixpath.basename(home_path)
+                add(DatasetRoot(name=rel, path=path, fs=fs))
+    for item in roots:
+        fs, path = filesystem_for(os.fspath(item), storage_options)
+        if not fs.isfile(posixpath.join(path, INFO_JSON)):
+            raise SourceError(f"{item}: not a LeRobot dataset root (no {INFO_JSON})")
+        add(DatasetRoot(name=posixpath.basename(path.rstrip("/")) or path, path=path, fs=fs))
+    return [found[name] for name in sorted(found)]
+
+
+def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[str]:
+    roots: list[str] = []
+    frontier = [(top, 0)]
+    while frontier:
+        path, depth = frontier.pop()
+        if fs.isfile(posixpath.join(path, INFO_JSON)):
+            roots.append(path)
+            continue  # a dataset root: its subtrees are shards, not datasets
+        if depth >= _MAX_DISCOVERY_DEPTH:
+            continue
+        try:
+            entries = fs.ls(path, detail=True)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            name = posixpath.basename(entry["name"].rstrip("/"))
+            if entry.get("type") != "directory" or name.startswith((".", "_")) or name in _SKIP_DIRS:
+                continue
+            frontier.append((entry["name"].rstrip("/"), depth + 1))
+    return sorted(roots)
+
+
+
+def remote_filesystems(datasets: Sequence[DatasetRoot]) -> list[fsspec.AbstractFileSystem]:
+    """The distinct non-local filesystems of these roots: DuckDB must have them registered for views
+    over remote files to be readable."""
+    seen: dict[int, fsspec.AbstractFileSystem] = {}
+    for root in datasets:
+        if not is_local(root.fs):
+            seen.setdefault(id(root.fs), root.fs)
+    return list(seen.values())
