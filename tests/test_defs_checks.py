@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import lerobot_assets.defs.ingest.assets as assets_module
-import lerobot_assets.tools.merge as merge_module
-from lerobot_assets.defs.datasets.checks import stats_problems
+import lerobot_assets.defs.datasets.assets as merge_module  # the asset calls merge_datasets through its module
+from lerobot_assets.checks.stats import stats_problems
 from lerobot_assets.format.features import Feature
 from lerobot_assets.home import HomeLayout
 from test_defs_support import (

@@ -18,7 +18,7 @@ from lerobot_assets.home.layout import default_home
 
 _HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default $LEROBOT_ASSETS_HOME, else ./.demo_home"
 # What a data home may hold; the demo refuses any other directory rather than write into it.
-_HOME_ENTRIES = {"inbox", "imports", "downloads", "raw", "sessions", "datasets", "previews", "dagster", "catalog"}
+_HOME_ENTRIES = {"inbox", "imports", "downloads", "raw", "sessions", "datasets", "previews", "dagster", "catalog", "checks"}
 _DAGSTER_YAML = "# Written by lerobot-assets.\ntelemetry:\n  enabled: false\n"
 
 

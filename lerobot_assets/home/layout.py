@@ -60,11 +60,19 @@ class HomeLayout:
     def catalog(self) -> Path:
         return self.root / "catalog"
 
+    @property
+    def checks(self) -> Path:
+        return self.root / "checks"
+
     def raw(self, session: str) -> Path:
         return self.raw_root / session
 
     def session(self, session: str) -> Path:
         return self.sessions_root / session
+
+    def session_check(self, session: str) -> Path:
+        """The latest validation record of a session's dataset (see home.validation)."""
+        return self.checks / f"{session}.json"
 
     def dataset(self, name: str = MERGED_DATASET) -> Path:
         return self.datasets_root / name

@@ -9,10 +9,17 @@ from typing import Any
 
 import dagster as dg
 
-from lerobot_assets.defs.ingest.assets import GROUP, merge_plan, session_dataset
+from lerobot_assets.byteindex import build_byte_index
+from lerobot_assets.defs.ingest.assets import GROUP, session_dataset
+from lerobot_assets.defs.ingest.partitions import SESSIONS
 from lerobot_assets.defs.metadata import dataset_metadata, stats_markdown
 from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.format.info import DatasetInfo
+from lerobot_assets.format.stats_json import write_stats
 from lerobot_assets.home import MERGED_DATASET
+from lerobot_assets.home.validation import merge_plan
+from lerobot_assets.stats.dataset import compute_dataset_stats
+from lerobot_assets.tools.merge import merge_datasets
 
 # Merge when sessions were updated and none is mid-run; unlike plain eager(), a session that was
 # registered but never built (or failed) does not hold the merge of all the others back.
@@ -31,10 +38,9 @@ merge_automation = dg.AutomationCondition.eager().without(~dg.AutomationConditio
     ),
 )
 def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    from lerobot_assets.tools.merge import merge_datasets
-
     layout = home.layout()
-    sessions, skipped = merge_plan(context.instance, layout)
+    registered = context.instance.get_dynamic_partitions(SESSIONS)
+    sessions, skipped = merge_plan(layout, registered, context.instance.get_materialized_partitions(session_dataset.key))
     for key, why in skipped.items():
         context.log.warning(f"not merging {key}: {why}")
     if not sessions:
@@ -64,10 +70,6 @@ def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mat
     description="Exact statistics of the merged dataset over all its episodes (meta/stats.json), as a table.",
 )
 def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    from lerobot_assets.format.info import DatasetInfo
-    from lerobot_assets.stats.dataset import compute_dataset_stats
-    from lerobot_assets.format.stats_json import write_stats
-
     root = home.layout().dataset(MERGED_DATASET)
     info = DatasetInfo.load(root)
     stats = compute_dataset_stats(root)
@@ -96,8 +98,6 @@ def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mater
     ),
 )
 def byte_index(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    from lerobot_assets.byteindex import build_byte_index
-
     root = home.layout().dataset(MERGED_DATASET)
 
     def progress(p) -> None:  # one log line per file, not per frame

@@ -1,27 +1,24 @@
 """Ingest: raw_episodes[session] -> session_dataset[session], one partition per recording session.
 
-Each body calls the library (lerobot_assets.home, tools.merge, stats) and returns
+Each body calls the library (lerobot_assets.home) and returns
 metadata; large files are written under the data home, never pickled through an IO manager.
 (No `from __future__ import annotations` here: Dagster reads the annotations at definition time.)
 """
 
-from typing import Any
-
 import dagster as dg
 
-from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, stats_markdown
-from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
+from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata
+from lerobot_assets.defs.ingest.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
 from lerobot_assets.home import (
-    MERGED_DATASET,
-    HomeLayout,
     build_session_dataset,
     normalize_session,
     read_raw_summary,
 )
+from lerobot_assets.home.validation import CHECK_NAME
 
 GROUP = "lerobot"
-SESSION_CHECK = "session_dataset_valid"
+SESSION_CHECK = CHECK_NAME
 
 @dg.asset(
     partitions_def=sessions_partitions,
@@ -66,36 +63,6 @@ def session_dataset(context: dg.AssetExecutionContext, home: DataHome, encoder: 
     metadata["dropped_frames"] = dg.MetadataValue.int(build.dropped_frames)
     metadata["elapsed_s"] = dg.MetadataValue.float(round(build.elapsed_s, 3))
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _failed_sessions(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
-    """Sessions whose latest validation, of their latest materialization, failed."""
-    check_key = dg.AssetCheckKey(session_dataset.key, SESSION_CHECK)
-    infos = instance.event_log_storage.get_asset_check_partition_info([check_key], partition_keys=keys)
-    return {
-        i.partition_key
-        for i in infos
-        if i.partition_key is not None and i.latest_execution_status.value == "FAILED" and i.is_current
-    }
-
-
-def merge_plan(instance: dg.DagsterInstance, layout: HomeLayout) -> tuple[list[str], dict[str, str]]:
-    """(sessions to merge, in registration order; {session: why it is left out})."""
-    keys = list(instance.get_dynamic_partitions(SESSIONS))
-    materialized = instance.get_materialized_partitions(session_dataset.key)
-    failed = _failed_sessions(instance, keys)
-    chosen: list[str] = []
-    skipped: dict[str, str] = {}
-    for key in keys:
-        if key not in materialized:
-            skipped[key] = "not materialized yet"
-        elif key in failed:
-            skipped[key] = f"its latest {SESSION_CHECK} check failed"
-        elif not (layout.session(key) / "meta" / "info.json").is_file():
-            skipped[key] = f"{layout.session(key)} is missing"
-        else:
-            chosen.append(key)
-    return chosen, skipped
 
 
 session_assets = [raw_episodes, session_dataset]

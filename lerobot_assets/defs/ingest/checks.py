@@ -12,29 +12,18 @@ from lerobot_assets.defs.checks_common import validation_result
 from lerobot_assets.defs.ingest.assets import SESSION_CHECK, session_dataset
 from lerobot_assets.defs.ingest.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.home import read_raw_summary
+from lerobot_assets.home.validation import validate_session
 
 
 def session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome) -> dg.AssetCheckResult:
-    from lerobot_assets.format.info import DatasetInfo
-
-    layout = home.layout()
-    session = context.partition_key
-    root = layout.session(session)
-    extra: list[str] = []
+    result = validate_session(home.layout(), context.partition_key)
     expected: dict[str, Any] = {}
-    try:
-        raw = read_raw_summary(layout, session)
-        info = DatasetInfo.load(root)
-        expected = {"expected_episodes": dg.MetadataValue.int(raw.episodes), "expected_frames": dg.MetadataValue.int(raw.frames)}
-        if (info.total_episodes, info.total_frames) != (raw.episodes, raw.frames):
-            extra.append(
-                f"meta/info.json: {info.total_episodes} episodes / {info.total_frames} frames, but the raw "
-                f"session holds {raw.episodes} / {raw.frames}"
-            )
-    except (FileNotFoundError, ValueError) as e:
-        extra.append(str(e))
-    return validation_result(root, extra, expected)
+    if result.expected_episodes is not None and result.expected_frames is not None:
+        expected = {
+            "expected_episodes": dg.MetadataValue.int(result.expected_episodes),
+            "expected_frames": dg.MetadataValue.int(result.expected_frames),
+        }
+    return validation_result(result.report, result.problems, expected)
 
 
 # Partitioned like its asset, so each session's result is recorded (and shown) per session; that
