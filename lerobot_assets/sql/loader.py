@@ -27,7 +27,9 @@ from pydantic import ValidationError
 
 from lerobot_assets.sql.config import DataTestConfig, ModelConfig, SourcesFile
 from lerobot_assets.sql.errors import ProjectLoadError, ProjectProblem
+from lerobot_assets.sql.parsers import JSON_PARSERS
 from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, _env, _Node, _render
+from lerobot_assets.sql.transforms import TRANSFORMS
 
 # The statement types a model or data test may contain: they only read.
 _READ_TYPES = frozenset({duckdb.StatementType.SELECT})
@@ -158,9 +160,6 @@ def _load_sources(path: Path, problems: list[ProjectProblem]) -> dict[tuple[str,
                 # Sources are bound under their bare table name, so it must be unique across groups.
                 problems.append(ProjectProblem(path, line, table.name, f"source table name also used in source {seen_relations[table.name]!r}"))
                 continue
-            from lerobot_assets.sql.parsers import JSON_PARSERS  # local: sources imports us
-            from lerobot_assets.sql.transforms import TRANSFORMS  # local: sources imports us
-
             if table.parser and table.parser not in JSON_PARSERS:
                 problems.append(ProjectProblem(path, line, table.name, f"unknown parser {table.parser!r} (known: {sorted(JSON_PARSERS)})"))
             if table.transform and table.transform not in TRANSFORMS:
