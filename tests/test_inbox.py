@@ -60,6 +60,34 @@ def test_round_trip_values(tmp_path: Path, camera_format: str) -> None:
     np.testing.assert_allclose(t.column("timestamp").to_numpy(), np.arange(5) / 10)
 
 
+@pytest.mark.parametrize("camera_format", ["png", "mp4"])
+def test_preview_frame_is_frame_0_of_episode_0_of_that_camera(tmp_path: Path, camera_format: str) -> None:
+    wrist = "observation.images.wrist"
+    features = {**FEATURES, wrist: {"dtype": "video", "shape": [16, 24, 3]}}
+    # Every (episode, frame, camera) gets its own picture, so a preview of the wrong one shows.
+    episodes = [
+        [{**f, CAM: image(10 * e + t), wrist: 255 - image(10 * e + t, 16, 24)} for t, f in enumerate(episode_frames(3, "a"))]
+        for e in range(2)
+    ]
+    root = inbox.write_session(tmp_path / "s", fps=10, features=features, episodes=episodes, camera_format=camera_format)  # type: ignore[arg-type]
+    session = read_session(root)
+    first = next(inbox.iter_episode_frames(session, session.episodes[0]))
+    pictures = {CAM: lambda i: image(i), wrist: lambda i: 255 - image(i, 16, 24)}
+    for key, picture in pictures.items():
+        frame = inbox.preview_frame(root, key)
+        assert frame is not None and frame.dtype == np.uint8 and frame.shape == picture(0).shape
+        np.testing.assert_array_equal(frame, first[key])  # what the conversion reads as that frame
+        if camera_format == "png":  # lossless
+            np.testing.assert_array_equal(frame, picture(0))
+        else:  # near-lossless H.264: closer to frame 0 than to frame 1 or to episode 1's frame 0
+            error = {i: np.abs(frame.astype(int) - picture(i).astype(int)).mean() for i in (0, 1, 10)}
+            assert error[0] < 3 and error[0] + 1 < min(error[1], error[10]), error
+    assert inbox.preview_frame(root, "observation.images.nope") is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert inbox.preview_frame(empty, CAM) is None
+
+
 def test_incomplete_session_is_not_read(tmp_path: Path) -> None:
     root = make_inbox_session(tmp_path, "s1", [3], complete=False)
     session, problems = validate_session(root)

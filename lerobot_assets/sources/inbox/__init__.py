@@ -9,7 +9,7 @@ implementation. Pure library: no Dagster import.
 - `errors`: `RawProblem` / `RawFormatError`, naming the file and the row
 - `session`: the validated session (`RawSession`) and facts about its folder (fingerprint, size)
 - `validate`: `validate_session` / `read_session`
-- `read`: an episode's frames, decoded, as a dataset writer takes them
+- `read`: an episode's frames, decoded, as a dataset writer takes them; `preview_frame`
 - `write`: `RawSessionWriter` and `write_session`
 
 Every problem names the file and, where it applies, the row (0-based frame number in the episode's
@@ -17,7 +17,7 @@ Every problem names the file and, where it applies, the row (0-based frame numbe
 """
 
 from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
-from lerobot_assets.sources.inbox.read import iter_episode_frames
+from lerobot_assets.sources.inbox.read import iter_episode_frames, preview_frame
 from lerobot_assets.sources.inbox.session import (
     RawCamera,
     RawEpisode,
@@ -60,6 +60,7 @@ __all__ = [
     "is_complete",
     "iter_episode_frames",
     "png_bytes",
+    "preview_frame",
     "read_session",
     "read_spec",
     "session_bytes",

@@ -1,4 +1,4 @@
-"""Reading a validated raw session: an episode's frames as a dataset writer takes them."""
+"""Reading a validated raw session: an episode's frames as a dataset writer takes them; a preview frame."""
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
-from lerobot_assets.sources.inbox.session import RawEpisode, RawSession
+from lerobot_assets.sources.inbox.session import RawEpisode, RawSession, episode_dirs
 
 
 def _feature_arrays(session: RawSession, ep: RawEpisode) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -30,18 +30,23 @@ def _feature_arrays(session: RawSession, ep: RawEpisode) -> tuple[dict[str, np.n
     return arrays, table.column("task").to_pylist()
 
 
+def _png_path(folder: Path, i: int) -> Path:
+    return folder / f"{i:06d}.png"
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def _png_frames(folder: Path, n: int, prefetch: int = 8) -> Iterator[np.ndarray]:
     """Decoded frames 0..n-1 in order; decoding runs ahead in a thread (zlib releases the GIL)."""
-    def load(i: int) -> np.ndarray:
-        with Image.open(folder / f"{i:06d}.png") as im:
-            return np.asarray(im.convert("RGB"))
-
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="png-read") as pool:
-        pending: list[Future[np.ndarray]] = [pool.submit(load, i) for i in range(min(prefetch, n))]
+        pending: list[Future[np.ndarray]] = [pool.submit(_read_png, _png_path(folder, i)) for i in range(min(prefetch, n))]
         for i in range(n):
             frame = pending.pop(0).result()
             if i + prefetch < n:
-                pending.append(pool.submit(load, i + prefetch))
+                pending.append(pool.submit(_read_png, _png_path(folder, i + prefetch)))
             yield frame
 
 
@@ -77,3 +82,24 @@ def iter_episode_frames(session: RawSession, ep: RawEpisode) -> Iterator[dict[st
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def preview_frame(root: Path | str, camera_key: str) -> np.ndarray | None:
+    """Frame 0 of the first episode of camera `camera_key`, as HxWx3 uint8 RGB, from its MP4 or PNG folder.
+
+    Reads the folder as it is (validation is `validate_session`'s job): None when there is no episode
+    folder or the first one holds no file for that camera; an MP4 without a frame raises RawFormatError.
+    """
+    dirs = episode_dirs(Path(root))
+    if not dirs:
+        return None
+    _, ep = dirs[0]
+    mp4 = ep / f"{camera_key}.mp4"
+    if mp4.is_file():
+        frames = _mp4_frames(mp4, 1)
+        try:
+            return next(frames)
+        finally:
+            frames.close()
+    png = _png_path(ep / camera_key, 0)
+    return _read_png(png) if png.is_file() else None
