@@ -76,6 +76,7 @@ def resolve_dataset(
             raise FileNotFoundError(f"{root}: not a LeRobot dataset root ({INFO_PATH} is missing)")
         return root
     repo_id, rev = repo
+    # Lazy: huggingface_hub takes ~0.2 s to import and only a Hub source needs it.
     from huggingface_hub import snapshot_download
 
     target = Path(download_dir)
