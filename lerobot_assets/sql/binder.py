@@ -32,9 +32,9 @@ from lerobot_assets.sql.errors import SourceError
 from lerobot_assets.sql.parsers import JSON_PARSERS
 from lerobot_assets.sql.project import SourceTable, SqlProject
 from lerobot_assets.sql.quoting import quote_ident, sql_literal
-from lerobot_assets.sql.remote import _pa_filesystem, is_local, register_filesystem
+from lerobot_assets.sql.remote import arrow_filesystem, is_local, register_filesystem
 from lerobot_assets.sql.resolution import ResolvedSource, resolve_source
-from lerobot_assets.sql.schemas import SchemaCache, _fingerprint
+from lerobot_assets.sql.schemas import SchemaCache, schema_fingerprint
 from lerobot_assets.sql.transforms import TRANSFORMS
 
 _LISTING_SCHEMA = pa.schema([("path", pa.string()), ("relative_path", pa.string()), ("bytes", pa.int64())])
@@ -49,7 +49,6 @@ class _Group:
     arrow: bool
     raw: set[str | None] = field(default_factory=set)  # raw shard schemas (None: a dataset's shards differ)
     members: list[tuple[DatasetRoot, list[str]]] = field(default_factory=list)
-
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class SourceBinder:
             schema, raw = self.schemas.unified(root, paths, resolved.fingerprints.get(name))
             arrow = self.mode == "session" and not is_local(root.fs)
             # Remote datasets in a session are Arrow-scanned; a pyarrow dataset has one filesystem.
-            key = f"{arrow}|{id(root.fs) if arrow else ''}|{_fingerprint(schema)}"
+            key = f"{arrow}|{id(root.fs) if arrow else ''}|{schema_fingerprint(schema)}"
             group = groups.setdefault(key, _Group(schema=schema, arrow=arrow))
             group.members.append((root, paths))
             group.raw.add(raw)
@@ -197,7 +196,7 @@ class SourceBinder:
             paths,
             schema=full,
             format=pads.ParquetFileFormat(),
-            filesystem=_pa_filesystem(members[0][0].fs),
+            filesystem=arrow_filesystem(members[0][0].fs),
             partitions=partitions,
         )
 
@@ -284,7 +283,6 @@ class SourceBinder:
                 replace_relation(con, name, f"SELECT * FROM {quote_ident(tmp)}", materialized="table")
             finally:
                 con.unregister(tmp)
-
 
 
 def replace_relation(

@@ -20,11 +20,11 @@ import pyarrow as pa
 from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql import freshness
 from lerobot_assets.sql.binder import SourceBinder, replace_relation
-from lerobot_assets.sql.diagnose import _with_culprit
+from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets, remote_filesystems
 from lerobot_assets.sql.errors import QueryError, SourceError, SqlError
 from lerobot_assets.sql.formatting import to_markdown
-from lerobot_assets.sql.incremental import _subset, bind_per_file
+from lerobot_assets.sql.incremental import bind_per_file, only_files
 from lerobot_assets.sql.loader import load_project
 from lerobot_assets.sql.project import SqlProject
 from lerobot_assets.sql.quoting import quote_ident
@@ -84,7 +84,6 @@ class DataTestResult:
     @property
     def passed(self) -> bool:
         return self.failing_rows == 0
-
 
 
 class Catalog:
@@ -253,7 +252,7 @@ class Catalog:
                     then = lambda c: freshness.record(c, name, "table", fingerprint)  # noqa: E731
                 replace_relation(con, name, sql, materialized=model.materialized, then=then)
         except duckdb.Error as exc:
-            raise QueryError(f"model {name} ({model.path}) failed: {_with_culprit(exc, self._files)}") from exc
+            raise QueryError(f"model {name} ({model.path}) failed: {with_culprit(exc, self._files)}") from exc
         q = quote_ident(name)
         row_count = con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]  # type: ignore[index]
         columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {q}").fetchall()]
@@ -296,7 +295,7 @@ class Catalog:
             pending, gone = set(current), set()
         else:
             pending, gone = freshness.changed_files(current, previous)
-        sql = bind_per_file(con, self.project, binder, name, _subset(resolved, roots, pending), self.vars)
+        sql = bind_per_file(con, self.project, binder, name, only_files(resolved, roots, pending), self.vars)
         q = quote_ident(name)
 
         def record_all(c: duckdb.DuckDBPyConnection) -> None:
@@ -338,7 +337,7 @@ class Catalog:
                 failing = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # type: ignore[index]
                 cols, rows = _fetch(con, f"SELECT * FROM ({sql}) LIMIT {int(self.preview_rows)}")
             except duckdb.Error as exc:
-                raise QueryError(f"data test {name} ({test.path}) failed to run: {_with_culprit(exc, self._files)}") from exc
+                raise QueryError(f"data test {name} ({test.path}) failed to run: {with_culprit(exc, self._files)}") from exc
         finally:
             con.close()
         return DataTestResult(
@@ -354,7 +353,6 @@ class Catalog:
     def run_data_tests(self, model: str | None = None) -> list[DataTestResult]:
         tests = self.project.tests_for(model) if model else list(self.project.tests.values())
         return [self.run_data_test(t.name) for t in tests]
-
 
 
 def _schemas_of(

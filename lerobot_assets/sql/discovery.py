@@ -99,7 +99,6 @@ def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[str]:
     return sorted(roots)
 
 
-
 def remote_filesystems(datasets: Sequence[DatasetRoot]) -> list[fsspec.AbstractFileSystem]:
     """The distinct non-local filesystems of these roots: DuckDB must have them registered for views
     over remote files to be readable."""

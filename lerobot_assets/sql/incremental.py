@@ -40,5 +40,6 @@ def bind_per_file(
     return project.compile(name, vars, relations)
 
 
-def _subset(resolved: ResolvedSource, roots: Mapping[str, DatasetRoot], keys: set[freshness.FileKey]) -> ResolvedSource:
+def only_files(resolved: ResolvedSource, roots: Mapping[str, DatasetRoot], keys: set[freshness.FileKey]) -> ResolvedSource:
+    """`resolved` restricted to the files whose (dataset, path relative to its root) is in `keys`."""
     return resolved.subset(lambda dataset, path: (dataset, posixpath.relpath(path, roots[dataset].path)) in keys)

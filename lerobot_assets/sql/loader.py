@@ -13,6 +13,7 @@ per model, deps = refs + source assets; one check per data test) from `load_proj
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from lerobot_assets.sql.config import DataTestConfig, ModelConfig, SourcesFile
 from lerobot_assets.sql.errors import ProjectLoadError, ProjectProblem
 from lerobot_assets.sql.parsers import JSON_PARSERS
-from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, _env, _Node, _render
+from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, jinja_env, render_sql
 from lerobot_assets.sql.transforms import TRANSFORMS
 
 # The statement types a model or data test may contain: they only read.
@@ -39,10 +40,6 @@ _JINJA_FUNCTIONS = ("ref", "source", "config", "var")
 def default_project_dir() -> Path:
     """`dbt_style_sql/` at the repository root (next to the `lerobot_assets` package)."""
     return Path(__file__).resolve().parents[2] / "dbt_style_sql"
-
-
-
-# ---- loading -------------------------------------------------------------------------------------
 
 
 def load_project(root: str | Path | None = None, vars: Mapping[str, Any] | None = None) -> SqlProject:
@@ -191,13 +188,12 @@ def _line_of(text: str, pattern: str) -> int:
     return 1
 
 
-
-def _analyse(path: Path, project: SqlProject, problems: list[ProjectProblem], *, is_test: bool) -> _Node | None:
+def _analyse(path: Path, project: SqlProject, problems: list[ProjectProblem], *, is_test: bool) -> SqlModel | DataTest | None:
     """Static analysis of one file: the Jinja AST gives refs/sources/config with exact line numbers."""
     name = path.stem
     raw = path.read_text()
     try:
-        ast = _env.parse(raw)
+        ast = jinja_env.parse(raw)
     except jinja2.TemplateSyntaxError as exc:
         problems.append(ProjectProblem(path, exc.lineno or 1, name, f"Jinja syntax error: {exc.message}"))
         return None
@@ -276,7 +272,7 @@ def _analyse(path: Path, project: SqlProject, problems: list[ProjectProblem], *,
     )
     # Refs and sources compile to plain quoted relation names, so the compiled SQL is final and parseable.
     try:
-        sql = _render(raw, path, project, project.vars, this=name)
+        sql = render_sql(raw, path, project, project.vars, this=name)
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None) or 1
         problems.append(ProjectProblem(path, line, name, f"Jinja error: {exc}"))
@@ -288,7 +284,6 @@ def _analyse(path: Path, project: SqlProject, problems: list[ProjectProblem], *,
     if is_test:
         return DataTest(**common, sql=sql, config=config)  # type: ignore[arg-type]
     return SqlModel(**common, sql=sql, config=config)  # type: ignore[arg-type]
-
 
 
 _LINE_RE = re.compile(r"LINE (\d+):( ?)(.*)")
@@ -417,7 +412,5 @@ def _find_cycle(start: str, models: Mapping[str, SqlModel], candidates: set[str]
 
 
 def _closest(name: str, options: Iterable[str]) -> str | None:
-    import difflib
-
     hits = difflib.get_close_matches(name, list(options), n=1)
     return hits[0] if hits else None

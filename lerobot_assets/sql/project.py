@@ -169,22 +169,20 @@ class SqlProject:
         merged = {**self.vars, **(vars or {})}
         if merged == self.vars and not relations:
             return node.sql
-        return _render(node.raw_sql, node.path, self, merged, this=node.name, relations=relations)
-
+        return render_sql(node.raw_sql, node.path, self, merged, this=node.name, relations=relations)
 
 
 # ---- rendering ---------------------------------------------------------------------------------
 
 
-_env = jinja2.Environment(
+jinja_env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
 )
 
 
-
-def _render(
+def render_sql(
     raw: str,
     path: Path,
     project: SqlProject,
@@ -214,5 +212,5 @@ def _render(
             raise jinja2.UndefinedError(f"var {name!r} has no value and no default")
         return default
 
-    template = _env.from_string(raw)
+    template = jinja_env.from_string(raw)
     return template.render(ref=ref, source=source, config=config, var=var, this=quote_ident(this))

@@ -65,10 +65,9 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-
-def _pa_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
+def arrow_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
+    """The pyarrow view of an fsspec filesystem: pyarrow's own for local paths, so reads skip Python."""
     return pafs.LocalFileSystem() if is_local(fs) else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-
 
 
 def register_filesystem(con: duckdb.DuckDBPyConnection, fs: fsspec.AbstractFileSystem) -> None:

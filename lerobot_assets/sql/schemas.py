@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.sql.discovery import DatasetRoot
 from lerobot_assets.sql.errors import SourceError
-from lerobot_assets.sql.remote import _pa_filesystem, is_local
+from lerobot_assets.sql.remote import arrow_filesystem, is_local
 
 
 def _normalize_type(t: pa.DataType) -> pa.DataType:
@@ -21,7 +21,6 @@ def _normalize_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(t):
         return pa.struct([pa.field(f.name, _normalize_type(f.type), f.nullable) for f in t])
     return t
-
 
 
 class SchemaCache:
@@ -53,7 +52,7 @@ class SchemaCache:
                     unread.append(path)
             todo = unread
         if todo:
-            filesystem = _pa_filesystem(root.fs)
+            filesystem = arrow_filesystem(root.fs)
 
             def one(path: str) -> pa.Schema:
                 try:
@@ -93,9 +92,9 @@ class SchemaCache:
             )
         except (pa.ArrowException, ValueError) as exc:
             raise SourceError(f"{root.url}: parquet shards have incompatible schemas: {exc}") from exc
-        return merged.remove_metadata(), (_fingerprint(distinct[0]) if len(distinct) == 1 else None)
+        return merged.remove_metadata(), (schema_fingerprint(distinct[0]) if len(distinct) == 1 else None)
 
 
-
-def _fingerprint(schema: pa.Schema) -> str:
+def schema_fingerprint(schema: pa.Schema) -> str:
+    """Field names and types as one string, to group shards and datasets whose schemas are equal."""
     return "\x1f".join(f"{f.name}\x1e{f.type}" for f in schema)

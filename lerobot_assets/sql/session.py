@@ -17,10 +17,10 @@ import pyarrow as pa
 from lerobot_assets.sql import freshness
 from lerobot_assets.sql.binder import SourceBinder
 from lerobot_assets.sql.catalog import CATALOG_RELPATH
-from lerobot_assets.sql.diagnose import _with_culprit
+from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError
-from lerobot_assets.sql.incremental import _subset, bind_per_file
+from lerobot_assets.sql.incremental import bind_per_file, only_files
 from lerobot_assets.sql.loader import load_project
 from lerobot_assets.sql.project import SqlProject
 from lerobot_assets.sql.quoting import quote_ident, sql_literal
@@ -41,7 +41,6 @@ class RelationInfo:
     detail: str  # "source lerobot.episodes from asset lerobot_dataset" / "model (table)"
 
 
-
 @dataclass
 class _Context:
     project: SqlProject
@@ -60,7 +59,6 @@ def _context(
         project = load_project(project, vars=vars)
     datasets = discover_datasets(home, roots, storage_options)
     return _Context(project, datasets, dict(vars or {}))
-
 
 
 class QuerySession:
@@ -166,7 +164,7 @@ class QuerySession:
 
     def query_error(self, exc: duckdb.Error) -> QueryError:
         """DuckDB's message, plus the unreadable file when the failure came from inside a shard."""
-        return QueryError(_with_culprit(exc, self._binder.parquet_files))
+        return QueryError(with_culprit(exc, self._binder.parquet_files))
 
     def close(self) -> None:
         self._con.close()
@@ -176,7 +174,6 @@ class QuerySession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
 
 
 def check_read_only(sql: str) -> None:
@@ -196,7 +193,6 @@ def check_read_only(sql: str) -> None:
             f"refused: {kind.name} statement. This SQL is read-only: only queries (SELECT, WITH, FROM, "
             "DESCRIBE, SUMMARIZE, SHOW) are allowed; writes, DDL, COPY/EXPORT, ATTACH, SET and PRAGMA are not."
         )
-
 
 
 _ATTACHED = "__lerobot_catalog"
@@ -283,7 +279,7 @@ def _bind_incremental(
     finally:
         con.unregister("__lerobot_reused_files")
     if pending:
-        sql = bind_per_file(con, project, binder, name, _subset(resolved, roots, pending), ctx.vars)
+        sql = bind_per_file(con, project, binder, name, only_files(resolved, roots, pending), ctx.vars)
         con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached} UNION ALL BY NAME ({sql})")
     else:
         con.execute(f"CREATE TEMP VIEW {q} AS SELECT * FROM {cached}")
