@@ -5,6 +5,11 @@ video files, episodes metadata, tasks, stats, info) through a redo journal (see 
 unlike LeRobot, which keeps a ParquetWriter open (no footer) and buffers episode metadata until
 `finalize()`, a killed process leaves a dataset holding exactly the episodes saved so far, and
 `DatasetWriter.open()` resumes recording into it.
+
+What is derived from one episode's frames (videos, data rows, statistics) lives in `episode.py`.
+This module stays above 500 lines because the writer's state (write positions, pending background
+commits) is read and, on a failed commit, rolled back by every step of `save_episode()`; splitting
+the staging steps out would spread that state over several objects.
 """
 
 import fcntl
@@ -14,7 +19,6 @@ import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.episodes import episodes_schema
-from lerobot_assets.format.features import Feature, arrow_type, data_columns, data_schema, with_index_features
+from lerobot_assets.format.features import Feature, data_schema, with_index_features
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import (
     DEFAULT_CHUNK_SIZE,
@@ -41,17 +45,16 @@ from lerobot_assets.format.layout import (
 )
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
+from lerobot_assets.recording.episode import EpisodeBuffer, episode_stats, episode_table, finish_videos, png_bytes
 from lerobot_assets.recording.frames import validate_frame
 from lerobot_assets.recording.positions import Location, WritePositions
 from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
 from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
-from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.config import VideoEncoderConfig
-from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_info_block
-from lerobot_assets.video.streaming import EpisodeVideo, PendingEpisode, StreamingVideoEncoder
+from lerobot_assets.video.streaming import EpisodeVideo, StreamingVideoEncoder
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -77,24 +80,6 @@ class EpisodeSummary:
         if self._future is not None:
             self._future.result()
         return self
-
-
-@dataclass
-class _Episode:
-    """One episode's frames: recorded by the caller's thread, then committed (maybe elsewhere)."""
-
-    directory: Path
-    buffer: dict[str, list[Any]]
-    visual_acc: dict[str, ImageStatsAccumulator]
-    tasks: list[str] = field(default_factory=list)
-    index: int = -1
-    start: int = -1
-    video: PendingEpisode | None = None
-
-    def discard(self) -> None:
-        if self.video is not None:
-            self.video.cancel()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class DatasetWriter:
@@ -137,7 +122,7 @@ class DatasetWriter:
                 feed_timeout_s=feed_timeout_s,
                 fill_dropped=True,
             )
-        self._episode: _Episode | None = None
+        self._episode: EpisodeBuffer | None = None
         self._next_episode = info.total_episodes
         self._next_frame = info.total_frames
         self._assigned_tasks = list(self.tasks)
@@ -280,13 +265,13 @@ class DatasetWriter:
                 ep.buffer[key].append(np.array(value, copy=True))
             elif feature.dtype == "image":
                 ep.visual_acc[key].update(value)
-                ep.buffer[key].append(_png_bytes(value))
+                ep.buffer[key].append(png_bytes(value))
             else:
                 ep.buffer[key].append(value)
         ep.tasks.append(task)
 
-    def _start_episode(self) -> _Episode:
-        ep = _Episode(
+    def _start_episode(self) -> EpisodeBuffer:
+        ep = EpisodeBuffer(
             directory=Path(tempfile.mkdtemp(prefix="episode-", dir=self.root / STAGING_DIR)),
             buffer={k: [] for k in self.info.features if k not in INDEX_FEATURES},
             visual_acc={k: ImageStatsAccumulator() for k in self.info.camera_keys},
@@ -332,7 +317,7 @@ class DatasetWriter:
         for future in pending:
             future.result()
 
-    def _commit_in_background(self, ep: _Episode, summary: EpisodeSummary) -> None:
+    def _commit_in_background(self, ep: EpisodeBuffer, summary: EpisodeSummary) -> None:
         if self._failure is not None:
             ep.discard()
             raise RuntimeError(f"episode {ep.index} was not saved: an earlier episode failed") from self._failure
@@ -342,12 +327,12 @@ class DatasetWriter:
             self._failure = e
             raise
 
-    def _commit(self, ep: _Episode, summary: EpisodeSummary) -> None:
+    def _commit(self, ep: EpisodeBuffer, summary: EpisodeSummary) -> None:
         """Publish one episode; on failure the in-memory state returns to what is on disk."""
         n = len(ep.tasks)
         commit = Commit(self.root)
         try:
-            videos = self._finish_videos(ep)
+            videos = finish_videos(ep, self.info, self.encoder, self.encoder_threads)
             ep_tasks = summary.tasks
             new_tasks = [t for t in ep_tasks if t not in self.tasks]
             all_tasks = self.tasks + new_tasks
@@ -359,8 +344,8 @@ class DatasetWriter:
                 "index": np.arange(ep.start, ep.start + n, dtype=np.int64),
                 "task_index": np.array([task_ids[t] for t in ep.tasks], dtype=np.int64),
             }
-            table = self._episode_table(ep, index_values)
-            ep_stats = self._episode_stats(ep, index_values, videos)
+            table = episode_table(self.info.features, ep, index_values)
+            ep_stats = episode_stats(self.info.features, ep, index_values, videos)
             row: dict[str, Any] = {
                 "episode_index": ep.index,
                 "tasks": ep_tasks,
@@ -401,79 +386,7 @@ class DatasetWriter:
         summary.video_files = {k: video_path(k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()}
         summary.dropped_frames = {k: v.dropped for k, v in videos.items()}
 
-    # ------------------------------------------------------------------ episode pieces
-    def _finish_videos(self, ep: _Episode) -> dict[str, EpisodeVideo]:
-        keys = self.info.video_keys
-        n = len(ep.tasks)
-        if not keys:
-            return {}
-        if ep.video is not None:
-            results, ep.video = ep.video.wait(), None
-            for key, r in results.items():
-                if r.frames != n:
-                    raise RuntimeError(
-                        f"camera {key!r}: the encoder wrote {r.frames} frames for an episode of {n}; "
-                        "the episode was not saved"
-                    )
-                if r.dropped:
-                    logger.warning(
-                        "episode %d, camera %s: %d frame(s) dropped on a full encoder queue, each replaced "
-                        "by a repeat of the previous frame",
-                        ep.index, key, r.dropped,
-                    )
-            return results
-
-        def encode(key: str) -> tuple[str, EpisodeVideo]:
-            path = ep.directory / f"{key}.mp4"
-            frames = ep.buffer[key]
-            acc = ep.visual_acc[key]
-            for frame in frames:
-                acc.update(frame)
-            count = encode_frames(frames, path, self.info.fps, self.encoder, threads=self.encoder_threads)
-            return key, EpisodeVideo(path, acc.stats(), count, 0, acc.hist)
-
-        # One thread per camera: PyAV releases the GIL while encoding.
-        with ThreadPoolExecutor(max_workers=len(keys)) as pool:
-            return dict(pool.map(encode, keys))
-
-    def _episode_table(self, ep: _Episode, index_values: dict[str, np.ndarray]) -> pa.Table:
-        schema = data_schema(self.info.features)
-        arrays = []
-        for key in data_columns(self.info.features):
-            feature = self.info.features[key]
-            if key in index_values:
-                arrays.append(pa.array(index_values[key], type=arrow_type(feature)))
-            elif feature.dtype == "image":
-                arrays.append(pa.array([{"bytes": b, "path": None} for b in ep.buffer[key]], arrow_type(feature)))
-            elif feature.dtype == "string":
-                arrays.append(pa.array(ep.buffer[key], pa.string()))
-            else:
-                stacked = np.stack(ep.buffer[key])
-                t = arrow_type(feature)
-                if pa.types.is_fixed_size_list(t):
-                    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), t.list_size))
-                else:
-                    arrays.append(pa.array(stacked.reshape(-1), type=t))
-        return pa.Table.from_arrays(arrays, schema=schema)
-
-    def _episode_stats(self, ep: _Episode, index_values: dict[str, np.ndarray], videos: dict) -> Stats:
-        stats: Stats = {}
-        for key, feature in self.info.features.items():
-            if feature.dtype == "string":
-                continue
-            if key in index_values:
-                stats[key] = numeric_stats(index_values[key])
-            elif feature.dtype == "video":
-                s = videos[key].stats
-                if s is None:
-                    raise RuntimeError(f"camera {key!r}: the encoder returned no image statistics")
-                stats[key] = s
-            elif feature.dtype == "image":
-                stats[key] = ep.visual_acc[key].stats()
-            else:
-                stats[key] = numeric_stats(np.stack(ep.buffer[key]))
-        return stats
-
+    # ------------------------------------------------------------------ staging an episode's files
     def _stage_videos(
         self, commit: Commit, videos: dict[str, EpisodeVideo], n: int, row: dict[str, Any]
     ) -> dict[str, tuple[Location, float]]:
@@ -602,16 +515,6 @@ class DatasetWriter:
         if exc_type is not None:
             self.clear_episode_buffer()
         self.finalize()
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    from lerobot_assets.stats.image import to_hwc_uint8
-
-    buf = BytesIO()
-    Image.fromarray(to_hwc_uint8(image)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def _encoder_from_info(info: DatasetInfo) -> VideoEncoderConfig:
