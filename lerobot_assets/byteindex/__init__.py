@@ -19,8 +19,11 @@ from lerobot_assets.byteindex.decode import (
     frame_mappings_json,
     torchcodec_has_frame_mappings,
 )
-from lerobot_assets.byteindex.mp4 import Mp4Error, Mp4Info, SampleTable, codec_name, parse_mp4
-from lerobot_assets.byteindex.reader import ByteIndex, EpisodeBytes, EpisodeReader, RangeFetcher, ReaderStats, Segment
+from lerobot_assets.byteindex.fetch import RangeFetcher
+from lerobot_assets.byteindex.lookup import ByteIndex, Segment
+from lerobot_assets.byteindex.mp4 import Mp4Error, Mp4Info, codec_name, parse_mp4
+from lerobot_assets.byteindex.reader import EpisodeBytes, EpisodeReader, ReaderStats
+from lerobot_assets.byteindex.sample_table import SampleTable
 from lerobot_assets.byteindex.source import BufferSource, FileSource, RangesSource
 from lerobot_assets.byteindex.sparse import SparseFile, SparseReadError
 from lerobot_assets.byteindex.spans import EpisodeSpan, TrackTimeline

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lerobot_assets.byteindex.mp4 import SampleTable
+from lerobot_assets.byteindex.sample_table import SampleTable
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import torch
 
 from lerobot_assets.byteindex.builder import load_tables
 from lerobot_assets.byteindex.decode import torchcodec_has_frame_mappings
-from lerobot_assets.byteindex.reader import ByteIndex, EpisodeReader
+from lerobot_assets.byteindex.lookup import ByteIndex
+from lerobot_assets.byteindex.reader import EpisodeReader
 from lerobot_assets.byteindex.tables import INDEX_DIR, SEGMENTS_NAME
 from lerobot_assets.loading.files import DatasetFiles
 from lerobot_assets.loading.fork import keep_inherited, note_decoding
