@@ -15,7 +15,7 @@ from typing import Any
 import av
 
 from lerobot_assets.video.files import atomic_output
-from lerobot_assets.video.probe import _packet_span, _summary_of, _video_stream
+from lerobot_assets.video.probe import first_video_stream, packet_span, summarize_stream
 
 PathLike = str | os.PathLike[str]
 
@@ -32,16 +32,16 @@ def segment_durations_s(inputs: list[PathLike]) -> list[float]:
     out = []
     for path in inputs:
         with av.open(str(path)) as container:
-            stream = _video_stream(container, path)
-            _, first, end = _packet_span(container, stream)
+            stream = first_video_stream(container, path)
+            _, first, end = packet_span(container, stream)
             out.append(float((end - first) * Fraction(stream.time_base)))
     return out
 
 
 def _describe(path: Path) -> dict[str, Any]:
     with av.open(str(path)) as container:
-        stream = _video_stream(container, path)
-        info = _summary_of(stream, with_extradata=True)
+        stream = first_video_stream(container, path)
+        info = summarize_stream(stream, with_extradata=True)
         first = next((p for p in container.demux(stream) if p.size > 0), None)
         info["starts_with_keyframe"] = bool(first is not None and first.is_keyframe)
     return info
@@ -93,7 +93,7 @@ def concatenate_videos(inputs: list[PathLike], output: PathLike, check: bool = T
             last_dts: int | None = None
             for path in paths:
                 with av.open(str(path)) as src:
-                    in_stream = _video_stream(src, path)
+                    in_stream = first_video_stream(src, path)
                     if out_stream is None:
                         out_stream = out.add_stream_from_template(in_stream, opaque=True)
                         # Not carried by the template; without it the muxer guesses a time base.

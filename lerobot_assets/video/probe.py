@@ -12,7 +12,8 @@ from lerobot_assets.video.config import VideoEncoderConfig
 PathLike = str | os.PathLike[str]
 
 
-def _video_stream(container: av.container.InputContainer, path: PathLike) -> av.video.stream.VideoStream:
+def first_video_stream(container: av.container.InputContainer, path: PathLike) -> av.video.stream.VideoStream:
+    """The container's first video stream; ValueError naming `path` when it has none."""
     if not container.streams.video:
         raise ValueError(f"No video stream in {path}")
     return container.streams.video[0]
@@ -33,11 +34,12 @@ def pixel_channels(pix_fmt: str) -> int:
 def stream_summary(path: PathLike) -> dict[str, Any]:
     """codec, width, height, pix_fmt, fps (Fraction), time_base (Fraction) of the video stream."""
     with av.open(str(path)) as container:
-        stream = _video_stream(container, path)
-        return _summary_of(stream)
+        stream = first_video_stream(container, path)
+        return summarize_stream(stream)
 
 
-def _summary_of(stream: av.video.stream.VideoStream, with_extradata: bool = False) -> dict[str, Any]:
+def summarize_stream(stream: av.video.stream.VideoStream, with_extradata: bool = False) -> dict[str, Any]:
+    """`stream_summary`'s fields of an open stream (and its codec extradata, for stream-copy checks)."""
     ctx = stream.codec_context
     rate = stream.base_rate or stream.average_rate or stream.guessed_rate
     summary: dict[str, Any] = {
@@ -53,7 +55,7 @@ def _summary_of(stream: av.video.stream.VideoStream, with_extradata: bool = Fals
     return summary
 
 
-def _packet_span(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, int, int]:
+def packet_span(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, int, int]:
     """(frames, first pts, end pts) in stream time_base, over the real packets of `stream`.
 
     Demux yields a trailing empty packet per stream when flushing; it carries no frame.
@@ -75,8 +77,8 @@ def _packet_span(container: av.container.InputContainer, stream: av.video.stream
 def video_frame_count(path: PathLike) -> int:
     """Exact number of frames: the packets of the video stream (one frame each in MP4)."""
     with av.open(str(path)) as container:
-        stream = _video_stream(container, path)
-        return _packet_span(container, stream)[0]
+        stream = first_video_stream(container, path)
+        return packet_span(container, stream)[0]
 
 
 def video_duration_ticks(path: PathLike) -> tuple[int, Fraction]:
@@ -86,8 +88,8 @@ def video_duration_ticks(path: PathLike) -> tuple[int, Fraction]:
     durations equals the joined file's duration with no float drift.
     """
     with av.open(str(path)) as container:
-        stream = _video_stream(container, path)
-        _, first, end = _packet_span(container, stream)
+        stream = first_video_stream(container, path)
+        _, first, end = packet_span(container, stream)
         return end - first, Fraction(stream.time_base)
 
 
@@ -100,8 +102,8 @@ def video_duration_s(path: PathLike) -> float:
 def video_stream_info(path: PathLike) -> dict[str, Any]:
     """Stream-derived part of the info.json video block, in LeRobot's key order."""
     with av.open(str(path)) as container:
-        stream = _video_stream(container, path)
-        summary = _summary_of(stream)
+        stream = first_video_stream(container, path)
+        summary = summarize_stream(stream)
         has_audio = bool(container.streams.audio)
     pix_fmt = summary["pix_fmt"]
     return {
