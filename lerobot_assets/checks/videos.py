@@ -6,13 +6,13 @@ import math
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
+from lerobot_assets.video.probe import UnreadableVideoError, VideoScan, scan_video
 
 
 def check_video_files(run: ValidationRun) -> None:
@@ -36,32 +36,34 @@ def check_video_files(run: ValidationRun) -> None:
     # Demuxing is I/O and C work; a few threads overlap it across files.
     workers = max(1, min(4, os.cpu_count() or 1, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda job: _probe_packets(run.root / job[1]), jobs))
-    for (key, rel, positions), probe in zip(jobs, results):
-        _check_video_segments(run, key, rel, positions, probe)
+        results = list(pool.map(lambda job: _scan(run.root / job[1]), jobs))
+    for (key, rel, positions), scan in zip(jobs, results):
+        _check_video_segments(run, key, rel, positions, scan)
 
 
-def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: list[int], probe: "_VideoProbe") -> None:
+def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: list[int], scan: VideoScan | str) -> None:
     eps, info = run.eps, run.info
     assert eps is not None and info is not None
     first_ep = int(eps.index[positions[0]])
-    if probe.error is not None:
-        missing = probe.error == "missing"
-        msg = "video file is missing" if missing else f"unreadable video: {probe.error}"
+    if isinstance(scan, str):
+        missing = scan == "missing"
+        msg = "video file is missing" if missing else f"unreadable video: {scan}"
         run.error(rel, first_ep, f"{msg} (referenced by {episode_list(eps.index[positions])})")
         return
+    width, height, file_codec = scan.summary["width"], scan.summary["height"], scan.summary["codec"]
     feature = info.features[key]
     if len(feature.shape) == 3:
         names = feature.names if isinstance(feature.names, list) else None
         h, w = (feature.shape[1], feature.shape[2]) if names and names[0] == "channels" else feature.shape[:2]
-        if (probe.height, probe.width) != (h, w):
-            run.error(rel, None, f"resolution {probe.width}x{probe.height} but info.json says {w}x{h}")
+        if (height, width) != (h, w):
+            run.error(rel, None, f"resolution {width}x{height} but info.json says {w}x{h}")
     codec = (feature.info or {}).get("video.codec")
-    if codec and probe.codec and codec != probe.codec:
-        run.warn(rel, None, f"codec {probe.codec} but info.json says {codec}")
+    if codec and file_codec and codec != file_codec:
+        run.warn(rel, None, f"codec {file_codec} but info.json says {codec}")
     fps = info.fps
     half = 0.5 / fps
-    pts = probe.pts
+    # Seconds, sorted: presentation order whatever the decode order.
+    pts = np.sort(scan.packets.pts) * float(scan.packets.time_base)  # type: ignore[arg-type]
     v = eps.video[key]
     segments = []
     for k in positions:
@@ -71,9 +73,9 @@ def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: lis
         if not (math.isfinite(start) and math.isfinite(stop)):
             run.error(rel, ep, f"from/to timestamps {start}, {stop} are not finite", check="video_ts")
             continue
-        if start < -half or stop > probe.duration + half or stop <= start:
+        if start < -half or stop > scan.duration_s + half or stop <= start:
             run.error(rel, ep, f"segment [{start:.6f}, {stop:.6f}] s is outside the video's duration "
-                                f"{probe.duration:.6f} s", check="video_range")
+                                f"{scan.duration_s:.6f} s", check="video_range")
             continue
         if abs((stop - start) - length / fps) > half:
             run.error(rel, ep, f"segment lasts {stop - start:.6f} s but the episode's {length} frames "
@@ -99,54 +101,11 @@ def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: lis
                        check="video_overlap")
 
 
-class _VideoProbe:
-    """Packet timestamps (seconds, sorted) and stream facts of one video file."""
-
-    def __init__(self) -> None:
-        self.error: str | None = None
-        self.pts = np.empty(0)
-        self.duration = 0.0
-        self.width = 0
-        self.height = 0
-        self.codec: str | None = None
-
-
-def _probe_packets(path: Path) -> _VideoProbe:
-    """Demux (never decode) every packet of the first video stream; one pass over the file."""
-    import av  # local: only video checks need PyAV
-
-    probe = _VideoProbe()
+def _scan(path: Path) -> VideoScan | str:
+    """The file's packets and stream facts, or why there are none ("missing" or the reader's reason)."""
     if not path.is_file():
-        probe.error = "missing"
-        return probe
+        return "missing"
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                probe.error = "no video stream"
-                return probe
-            stream = container.streams.video[0]
-            tb = Fraction(stream.time_base)
-            ctx = stream.codec_context
-            probe.width, probe.height = ctx.width, ctx.height
-            probe.codec = ctx.codec.canonical_name if ctx.codec is not None else None
-            ticks: list[int] = []
-            end = 0
-            for packet in container.demux(stream):
-                # The flush packet at the end carries no frame.
-                if packet.pts is None or packet.size == 0:
-                    continue
-                ticks.append(packet.pts)
-                end = max(end, packet.pts + (packet.duration or 0))
-            if stream.duration is not None:
-                probe.duration = float(stream.duration * tb)
-            elif container.duration is not None:
-                probe.duration = container.duration / 1_000_000
-            else:
-                probe.duration = float(end * tb)
-            probe.pts = np.sort(np.asarray(ticks, dtype=np.int64)) * float(tb)
-    except av.error.FFmpegError as e:
-        # str(e) repeats the path, which the problem line already names.
-        probe.error = e.strerror or str(e)
-    except (OSError, ValueError) as e:
-        probe.error = str(e)
-    return probe
+        return scan_video(path)
+    except UnreadableVideoError as e:
+        return str(e)

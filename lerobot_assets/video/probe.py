@@ -1,11 +1,14 @@
 """Facts about an MP4's video stream, read from the container (demux only, never decode)."""
 
 import os
+from array import array
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from lerobot_assets.video.config import VideoEncoderConfig
 
@@ -55,23 +58,87 @@ def summarize_stream(stream: av.video.stream.VideoStream, with_extradata: bool =
     return summary
 
 
-def packet_span(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, int, int]:
-    """(frames, first pts, end pts) in stream time_base, over the real packets of `stream`.
+@dataclass(frozen=True)
+class PacketScan:
+    """The real packets of a video stream, from one demux pass (no decoding)."""
+
+    pts: np.ndarray  # int64 ticks of `time_base`, in demux (decode) order
+    first: int  # smallest pts (0 without packets)
+    end: int  # largest pts + duration (0 without packets)
+    time_base: Fraction | None
+
+    @property
+    def count(self) -> int:
+        """Frames: one packet each in MP4."""
+        return int(self.pts.shape[0])
+
+
+def scan_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> PacketScan:
+    """Every real packet of `stream`.
 
     Demux yields a trailing empty packet per stream when flushing; it carries no frame.
     """
-    count = 0
+    ticks = array("q")  # 8 bytes a packet, not a Python int each
     first: int | None = None
     end: int | None = None
     for packet in container.demux(stream):
         if packet.size == 0 or packet.pts is None:
             continue
-        count += 1
         pts = packet.pts
+        ticks.append(pts)
         stop = pts + (packet.duration or 0)
         first = pts if first is None else min(first, pts)
         end = stop if end is None else max(end, stop)
-    return count, first or 0, end or 0
+    time_base = Fraction(stream.time_base) if stream.time_base is not None else None
+    return PacketScan(np.asarray(ticks, dtype=np.int64), first or 0, end or 0, time_base)
+
+
+def packet_span(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, int, int]:
+    """(frames, first pts, end pts) in stream time_base, over the real packets of `stream`."""
+    scan = scan_packets(container, stream)
+    return scan.count, scan.first, scan.end
+
+
+class UnreadableVideoError(ValueError):
+    """A file that cannot be opened or demuxed as a video, or has no video stream. The message is
+    the reason only (FFmpeg's, without the path), for callers that name the file themselves."""
+
+
+@dataclass(frozen=True)
+class VideoScan:
+    """One demux pass over a video file: its stream summary, its packets and its duration."""
+
+    summary: dict[str, Any]  # stream_summary's fields
+    packets: PacketScan
+    duration_s: float  # the stream's declared duration, else the container's, else the packets' end
+
+
+def scan_video(path: PathLike) -> VideoScan:
+    """Demux (never decode) every packet of the first video stream; one pass over the file.
+
+    Raises UnreadableVideoError when the file cannot be read as a video (a missing file included).
+    """
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnreadableVideoError("no video stream")
+            stream = container.streams.video[0]
+            summary = summarize_stream(stream)
+            packets = scan_packets(container, stream)
+            if stream.duration is not None:
+                duration = float(stream.duration * packets.time_base)
+            elif container.duration is not None:
+                duration = container.duration / 1_000_000
+            else:
+                duration = float(packets.end * packets.time_base)
+    except UnreadableVideoError:
+        raise
+    except av.error.FFmpegError as e:
+        # str(e) repeats the path, which the caller names itself.
+        raise UnreadableVideoError(e.strerror or str(e)) from e
+    except (OSError, ValueError) as e:
+        raise UnreadableVideoError(str(e)) from e
+    return VideoScan(summary, packets, duration)
 
 
 def video_frame_count(path: PathLike) -> int:
