@@ -15,7 +15,7 @@ import pyarrow as pa
 from lerobot_assets.format.features import Feature, arrow_type, data_columns, data_schema
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.stats_json import Stats
-from lerobot_assets.stats.image import ImageStatsAccumulator
+from lerobot_assets.stats.image import ImageStatsAccumulator, to_hwc_uint8
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
@@ -125,9 +125,7 @@ def episode_stats(
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    from lerobot_assets.stats.image import to_hwc_uint8
+    from PIL import Image  # imported lazily: only image features need it
 
     buf = BytesIO()
     Image.fromarray(to_hwc_uint8(image)).save(buf, format="PNG", compress_level=1)
