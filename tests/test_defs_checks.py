@@ -52,7 +52,7 @@ def test_healthy_run_materializes_everything(instance: dg.DagsterInstance, home:
     make_inbox_session(home, "a", [4, 3])
     result = _session_and_merge(instance, home, "inbox-a")
     assert result.success
-    assert materialized(result) == {"raw_episodes", "session_dataset", "lerobot_dataset", "dataset_stats"}
+    assert materialized(result) == {"raw_episodes", "session_dataset", "session_videos", "lerobot_dataset", "dataset_stats"}
     assert all(checks(result).values()) and len(checks(result)) == 4
 
 
@@ -62,7 +62,7 @@ def test_missing_video_file_blocks_downstream(instance: dg.DagsterInstance, home
     result = _session_and_merge(instance, home, "inbox-a")
     assert not result.success
     assert checks(result) == {"session_dataset_valid": False}
-    assert materialized(result) == {"raw_episodes", "session_dataset"}  # lerobot_dataset never ran
+    assert materialized(result) == {"raw_episodes", "session_dataset", "session_videos"}  # lerobot_dataset never ran
     problems = check_metadata(result, "session_dataset_valid")["problems"]
     assert "videos/observation.images.cam/chunk-000/file-000.mp4" in problems
     assert not HomeLayout(home).dataset().exists()

@@ -82,7 +82,7 @@ def test_multiprocess_job(tmp_path: Path) -> None:
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert 'Launching subprocess for "session_dataset"' in out
+    assert 'Launching subprocess for "session_build"' in out
     meta = DatasetMeta(tmp_path / "home" / "sessions" / "sim-s0000-0001")
     assert (meta.info.total_episodes, meta.info.total_frames) == (2, 24)
 

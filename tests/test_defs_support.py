@@ -86,10 +86,10 @@ def resources(home: Path, **sim: Any) -> dict[str, Any]:
 
 
 def session_defs() -> list[Any]:
-    from lerobot_assets.defs.ingest.assets import raw_episodes, session_dataset
+    from lerobot_assets.defs.ingest.assets import raw_episodes, session_build
     from lerobot_assets.defs.ingest.checks import session_dataset_valid
 
-    return [raw_episodes, session_dataset, session_dataset_valid]
+    return [raw_episodes, session_build, session_dataset_valid]
 
 
 def dataset_defs() -> list[Any]:

@@ -4,6 +4,7 @@ What the UI shows for every materialization, so a dataset can be judged without 
 """
 
 import base64
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from lerobot_assets.home import RawSummary
+from lerobot_assets.format.meta import DatasetMeta
+from lerobot_assets.home import RawSummary, raw_preview
+from lerobot_assets.video.summary import camera_videos, episode_first_frame
 
 PREVIEW_MAX_WIDTH = 320
 
@@ -19,21 +22,6 @@ PREVIEW_MAX_WIDTH = 320
 def dir_bytes(root: Path) -> int:
     """Bytes of the files of a dataset (the writer's scratch and lock files excluded)."""
     return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file() and ".staging" not in p.parts)
-
-
-def first_video_frame(path: Path, at_s: float = 0.0) -> np.ndarray | None:
-    """The first frame at or after `at_s` of a video file, as HWC uint8 RGB (PyAV: no torch import)."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                if frame.time is None or frame.time + 1e-6 >= at_s:
-                    return frame.to_ndarray(format="rgb24")
-    except Exception:  # a preview must never fail a materialization
-        return None
-    return None
 
 
 def preview_png(image: np.ndarray | None, out: Path) -> bytes | None:
@@ -85,8 +73,6 @@ def stats_markdown(stats: dict[str, dict[str, Any]]) -> str:
 
 def dataset_metadata(root: Path, preview_out: Path) -> dict[str, Any]:
     """Metadata of a v3 dataset root: counts, duration, bytes, codecs, preview, stats table."""
-    from lerobot_assets.format.meta import DatasetMeta
-
     meta = DatasetMeta(root)
     info = meta.info
     frames = int(info.total_frames)
@@ -108,36 +94,42 @@ def dataset_metadata(root: Path, preview_out: Path) -> dict[str, Any]:
     }
     if info.video_keys and meta.num_episodes:
         key = info.video_keys[-1]  # the last camera is the widest view in our sources (PushT: top)
-        row = meta.episode(0)
-        image = first_video_frame(meta.episode_video_file(row, key), float(row[f"videos/{key}/from_timestamp"]))
-        md |= preview_metadata(preview_png(image, preview_out), preview_out, f"episode 0, {key}, frame 0")
+        md |= preview_metadata(preview_png(_safe_preview(episode_first_frame, root, key), preview_out), preview_out, f"episode 0, {key}, frame 0")
     return md
 
 
-def raw_preview(summary: RawSummary) -> np.ndarray | None:
-    """Frame 0 of episode 0 of the last camera of a raw session."""
-    if not summary.cameras or not summary.episodes:
+def videos_metadata(root: Path, preview_dir: Path) -> dict[str, Any]:
+    """Metadata of a dataset's encoded videos: a table with one row per camera, and each camera's
+    frame 0 of episode 0 as a preview."""
+    cameras = camera_videos(root)
+    rows = ["| camera | codec | size | pix_fmt | files | bytes | duration_s |", "|---|---|---|---|---|---|---|"]
+    rows += [
+        f"| `{c.key}` | {c.codec} | {c.width}x{c.height} | {c.pix_fmt} | {c.files} | {c.bytes:,} | {c.duration_s:.2f} |"
+        for c in cameras
+    ]
+    md: dict[str, Any] = {
+        "cameras": dg.MetadataValue.md("\n".join(rows) if cameras else "_no video features_"),
+        "video_files": dg.MetadataValue.int(sum(c.files for c in cameras)),
+        "bytes": dg.MetadataValue.int(sum(c.bytes for c in cameras)),
+        "duration_s": dg.MetadataValue.float(max((c.duration_s for c in cameras), default=0.0)),
+        "codec": dg.MetadataValue.json({c.key: c.codec for c in cameras}),
+    }
+    previews = []
+    for c in cameras:
+        out = preview_dir / f"{c.key}.png"
+        png = preview_png(_safe_preview(episode_first_frame, root, c.key), out)
+        if png is not None:
+            previews.append(f"**{c.key}**\n\n![{c.key}](data:image/png;base64,{base64.b64encode(png).decode()})")
+    if previews:
+        md["preview"] = dg.MetadataValue.md("\n\n".join(previews))
+    return md
+
+
+def _safe_preview(read: Callable[..., np.ndarray | None], *args: Any) -> np.ndarray | None:
+    try:
+        return read(*args)
+    except Exception:  # a preview must never fail a materialization
         return None
-    source = Path(summary.source)
-    if summary.format == "lerobot-v3":
-        from lerobot_assets.format.meta import DatasetMeta
-
-        meta = DatasetMeta(source)
-        if not meta.video_keys:
-            return None
-        key = meta.video_keys[-1]
-        row = meta.episode(0)
-        return first_video_frame(meta.episode_video_file(row, key), float(row[f"videos/{key}/from_timestamp"]))
-    from lerobot_assets.sources.inbox import episode_dirs
-
-    key = list(summary.cameras)[-1]
-    _, ep = episode_dirs(source)[0]
-    if (ep / f"{key}.mp4").is_file():
-        return first_video_frame(ep / f"{key}.mp4")
-    from PIL import Image
-
-    with Image.open(ep / key / "000000.png") as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def raw_metadata(summary: RawSummary, preview_out: Path) -> dict[str, Any]:
@@ -160,10 +152,7 @@ def raw_metadata(summary: RawSummary, preview_out: Path) -> dict[str, Any]:
         md["success_rate"] = dg.MetadataValue.float(float(summary.details["success_rate"]))
     if summary.details:
         md["details"] = dg.MetadataValue.json(summary.details)
-    try:
-        image = raw_preview(summary)
-    except Exception:  # a preview must never fail a materialization
-        image = None
+    image = _safe_preview(raw_preview, summary)
     md |= preview_metadata(preview_png(image, preview_out), preview_out, "episode 0, frame 0")
     return md
 

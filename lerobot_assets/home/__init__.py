@@ -17,7 +17,7 @@ from lerobot_assets.home.keys import (
     sim_session_keys,
 )
 from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, MERGED_DATASET, HomeLayout, default_home
-from lerobot_assets.home.raw import RawSummary, normalize_session, read_raw_summary
+from lerobot_assets.home.raw import RawSummary, normalize_session, raw_preview, read_raw_summary
 
 __all__ = [
     "DEFAULT_HOME",
@@ -35,6 +35,7 @@ __all__ = [
     "normalize_session",
     "overlapping_sim_sessions",
     "parse_session_key",
+    "raw_preview",
     "read_raw_summary",
     "sim_session_key",
     "sim_session_keys",

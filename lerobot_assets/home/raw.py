@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from lerobot_assets.checks.validate import validate_dataset
 from lerobot_assets.format.atomic import replace_dir
 from lerobot_assets.format.meta import DatasetMeta
@@ -19,6 +21,7 @@ from lerobot_assets.home.scratch import Progress, scratch_dir
 from lerobot_assets.sources import inbox
 from lerobot_assets.sources.lerobot_import import hub_repo, read_import, resolve_dataset
 from lerobot_assets.tools.merge import dataset_fingerprint
+from lerobot_assets.video.summary import episode_first_frame
 
 if TYPE_CHECKING:  # imported lazily at run time: the simulator pulls in gym and pygame
     from lerobot_assets.sources.pusht import PushTSourceConfig
@@ -196,3 +199,15 @@ def _normalize_import(key: SessionKey, layout: HomeLayout, say: Progress) -> Raw
     out.mkdir(parents=True, exist_ok=True)
     summary.save(out / MANIFEST)
     return summary
+
+
+def raw_preview(summary: RawSummary) -> np.ndarray | None:
+    """Frame 0 of episode 0 of the last camera of a session's raw episodes (the widest view in our
+    sources: PushT's top camera), HWC uint8 RGB; None when the session has no camera or episode."""
+    if not summary.cameras or not summary.episodes:
+        return None
+    source = Path(summary.source)
+    if summary.format == "lerobot-v3":
+        keys = DatasetMeta(source).video_keys
+        return episode_first_frame(source, keys[-1]) if keys else None
+    return inbox.preview_frame(source, list(summary.cameras)[-1])

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 
 from lerobot_assets.byteindex import build_byte_index
-from lerobot_assets.defs.ingest.assets import GROUP, session_dataset
+from lerobot_assets.defs.ingest.assets import GROUP, SESSION_DATASET, SESSION_VIDEOS
 from lerobot_assets.defs.ingest.partitions import SESSIONS
 from lerobot_assets.defs.metadata import dataset_metadata, stats_markdown
 from lerobot_assets.defs.resources import DataHome
@@ -28,7 +28,10 @@ merge_automation = dg.AutomationCondition.eager().without(~dg.AutomationConditio
 
 @dg.asset(
     group_name=GROUP,
-    deps=[dg.AssetDep(session_dataset, partition_mapping=dg.AllPartitionMapping())],
+    deps=[
+        dg.AssetDep(SESSION_DATASET, partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep(SESSION_VIDEOS, partition_mapping=dg.AllPartitionMapping()),
+    ],
     kinds={"parquet"},
     automation_condition=merge_automation,
     description=(
@@ -40,7 +43,7 @@ merge_automation = dg.AutomationCondition.eager().without(~dg.AutomationConditio
 def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
     layout = home.layout()
     registered = context.instance.get_dynamic_partitions(SESSIONS)
-    sessions, skipped = merge_plan(layout, registered, context.instance.get_materialized_partitions(session_dataset.key))
+    sessions, skipped = merge_plan(layout, registered, context.instance.get_materialized_partitions(SESSION_DATASET))
     for key, why in skipped.items():
         context.log.warning(f"not merging {key}: {why}")
     if not sessions:
@@ -88,9 +91,11 @@ def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mater
 
 @dg.asset(
     group_name=GROUP,
-    deps=[lerobot_dataset],
+    # The bytes it indexes are the session videos, stream-copied into the merged dataset; it is rebuilt
+    # when the merged dataset changes, not each time a session's videos do (the merge comes first).
+    deps=[lerobot_dataset, dg.AssetDep(SESSION_VIDEOS, partition_mapping=dg.AllPartitionMapping())],
     kinds={"parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets(SESSION_VIDEOS)),
     description=(
         "Per-episode byte index of every video file of the merged dataset (meta/byte_index/: files, segments, "
         "frames tables), so training from remote storage fetches each file's header once and one byte range "

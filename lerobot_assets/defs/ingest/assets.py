@@ -1,13 +1,16 @@
-"""Ingest: raw_episodes[session] -> session_dataset[session], one partition per recording session.
+"""Ingest: raw_episodes[session] -> session_dataset[session] + session_videos[session], one partition per
+recording session.
 
 Each body calls the library (lerobot_assets.home) and returns
 metadata; large files are written under the data home, never pickled through an IO manager.
 (No `from __future__ import annotations` here: Dagster reads the annotations at definition time.)
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
-from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata
+from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, videos_metadata
 from lerobot_assets.defs.ingest.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
 from lerobot_assets.home import (
@@ -37,17 +40,40 @@ def raw_episodes(context: dg.AssetExecutionContext, home: DataHome, sim: SimSour
     return dg.MaterializeResult(metadata=raw_metadata(summary, layout.previews / "raw_episodes" / f"{session}.png"))
 
 
-@dg.asset(
+SESSION_DATASET = dg.AssetKey("session_dataset")
+SESSION_VIDEOS = dg.AssetKey("session_videos")
+
+
+# One build writes both: the videos are encoded while the frames stream into the dataset, so
+# making them an asset of their own costs no second pass over the data. Either may be selected
+# alone (the build is the same); only the selected ones are reported materialized.
+@dg.multi_asset(
     partitions_def=sessions_partitions,
-    group_name=GROUP,
-    deps=[raw_episodes],
-    kinds={"parquet"},
-    description=(
-        "One session as a LeRobot v3.0 dataset under sessions/<session>/, written by the library's "
-        "DatasetWriter (imports: stream-copied), built beside the old one and swapped in whole."
-    ),
+    can_subset=True,
+    specs=[
+        dg.AssetSpec(
+            SESSION_DATASET,
+            group_name=GROUP,
+            deps=[raw_episodes],
+            kinds={"parquet"},
+            description=(
+                "One session as a LeRobot v3.0 dataset under sessions/<session>/, written by the library's "
+                "DatasetWriter (imports: stream-copied), built beside the old one and swapped in whole."
+            ),
+        ),
+        dg.AssetSpec(
+            SESSION_VIDEOS,
+            group_name=GROUP,
+            deps=[raw_episodes],
+            kinds={"mp4"},
+            description=(
+                "The session dataset's encoded camera videos (videos/<camera>/chunk-*/file-*.mp4): per camera the "
+                "codec, size, files, bytes, duration and a preview frame."
+            ),
+        ),
+    ],
 )
-def session_dataset(context: dg.AssetExecutionContext, home: DataHome, encoder: VideoEncoderResource) -> dg.MaterializeResult:
+def session_build(context: dg.AssetExecutionContext, home: DataHome, encoder: VideoEncoderResource) -> Iterator[dg.MaterializeResult]:
     layout = home.layout()
     session = context.partition_key
     summary = read_raw_summary(layout, session)
@@ -62,7 +88,12 @@ def session_dataset(context: dg.AssetExecutionContext, home: DataHome, encoder: 
     metadata = dataset_metadata(build.root, layout.previews / "session_dataset" / f"{session}.png")
     metadata["dropped_frames"] = dg.MetadataValue.int(build.dropped_frames)
     metadata["elapsed_s"] = dg.MetadataValue.float(round(build.elapsed_s, 3))
-    return dg.MaterializeResult(metadata=metadata)
+    if SESSION_DATASET in context.selected_asset_keys:
+        yield dg.MaterializeResult(asset_key=SESSION_DATASET, metadata=metadata)
+    if SESSION_VIDEOS in context.selected_asset_keys:
+        yield dg.MaterializeResult(
+            asset_key=SESSION_VIDEOS, metadata=videos_metadata(build.root, layout.previews / "session_videos" / session)
+        )
 
 
-session_assets = [raw_episodes, session_dataset]
+session_assets = [raw_episodes, session_build]

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from lerobot_assets.defs.checks_common import validation_result
-from lerobot_assets.defs.ingest.assets import SESSION_CHECK, session_dataset
+from lerobot_assets.defs.ingest.assets import SESSION_CHECK, SESSION_DATASET
 from lerobot_assets.defs.ingest.partitions import sessions_partitions
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.home.validation import validate_session
@@ -31,7 +31,7 @@ def session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
     session_dataset_valid = dg.asset_check(
-        asset=session_dataset,
+        asset=SESSION_DATASET,
         name=SESSION_CHECK,
         blocking=True,
         partitions_def=sessions_partitions,

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from lerobot_assets.defs.ingest.assets import session_dataset
+from lerobot_assets.defs.ingest.assets import SESSION_DATASET
 from lerobot_assets.defs.ingest.jobs import session_job
 from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
@@ -84,7 +84,7 @@ def registered_sessions_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
     keys = list(context.instance.get_dynamic_partitions(SESSIONS))
     requested = set(json.loads(context.cursor)) if context.cursor else set()
     requested &= set(keys)  # forget removed sessions: the cursor stays as small as the partition set
-    materialized = context.instance.get_materialized_partitions(session_dataset.key)
+    materialized = context.instance.get_materialized_partitions(SESSION_DATASET)
     todo = [k for k in keys if k not in requested and k not in materialized and k.startswith(("sim-", "import-"))]
     requested |= set(todo)
     cursor = json.dumps(sorted(requested))
