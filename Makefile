@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 HOME_DIR ?= $(CURDIR)/.demo_home
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast ui install sysdeps browser clean-demo
+.PHONY: demo test test-fast lint ui install sysdeps browser clean-demo
 
 sysdeps:
 	@if ! ldconfig -p | grep -q libavcodec.so || ! command -v ffprobe >/dev/null; then \
@@ -38,10 +38,15 @@ demo: install
 ui: install
 	$(VENV)/bin/lerobot-assets ui --home $(HOME_DIR)
 
-test: install browser
+# Lint and types first: they take seconds and name the line, before minutes of tests.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint browser
 	SDL_VIDEODRIVER=dummy $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: lint
 	SDL_VIDEODRIVER=dummy $(VENV)/bin/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 clean-demo:
