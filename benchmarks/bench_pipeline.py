@@ -62,10 +62,10 @@ def library_session(layout: Any, key: str, sim: Any) -> int:
 
 
 def library_merge(layout: Any, keys: list[str]) -> dict[str, Any]:
-    from lerobot_assets.format.info import DatasetInfo
     from lerobot_assets.checks.validate import validate_dataset
-    from lerobot_assets.stats.dataset import compute_dataset_stats
+    from lerobot_assets.format.info import DatasetInfo
     from lerobot_assets.format.stats_json import write_stats
+    from lerobot_assets.stats.dataset import compute_dataset_stats
     from lerobot_assets.tools.merge import merge_datasets
 
     root = layout.dataset()
@@ -118,8 +118,8 @@ def main() -> None:
     import dagster as dg
 
     from lerobot_assets.defs.definitions import defs
-    from lerobot_assets.sources.pusht import PushTSourceConfig
     from lerobot_assets.home import HomeLayout, sim_session_keys
+    from lerobot_assets.sources.pusht import PushTSourceConfig
 
     sim_fields = {"max_steps": args.max_steps, "top_camera": args.top_camera}
     sim = PushTSourceConfig(**sim_fields)

@@ -31,7 +31,7 @@ os.environ.setdefault("SVT_LOG", "1")
 import av  # noqa: E402
 
 from lerobot_assets.recording import DatasetWriter  # noqa: E402
-from lerobot_assets.sources.pusht import PushTSourceConfig, TOP_CAMERA_KEY, iter_episode_frames  # noqa: E402
+from lerobot_assets.sources.pusht import TOP_CAMERA_KEY, PushTSourceConfig, iter_episode_frames  # noqa: E402
 from lerobot_assets.video.config import VideoEncoderConfig  # noqa: E402
 
 FPS = 10

@@ -9,10 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from lerobot_assets.format import DatasetMeta
-from lerobot_assets.sources.lerobot_import import ImportSpec, hub_repo, register_import, resolve_dataset
-from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     CAM,
     FIXTURE,
@@ -26,6 +22,10 @@ from test_defs_support import (
     read_json,
     tree,
 )
+
+from lerobot_assets.format import DatasetMeta
+from lerobot_assets.home import HomeLayout
+from lerobot_assets.sources.lerobot_import import ImportSpec, hub_repo, register_import, resolve_dataset
 
 
 def test_sim_session(instance: dg.DagsterInstance, home: Path) -> None:

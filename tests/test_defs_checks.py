@@ -8,12 +8,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import lerobot_assets.defs.ingest.assets as assets_module
-import lerobot_assets.defs.datasets.assets as merge_module  # the asset calls merge_datasets through its module
-from lerobot_assets.checks.stats import stats_problems
-from lerobot_assets.format.features import Feature
-from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     add_sessions,
     check_metadata,
@@ -27,6 +21,12 @@ from test_defs_support import (
     resources,
     session_defs,
 )
+
+import lerobot_assets.defs.datasets.assets as merge_module  # the asset calls merge_datasets through its module
+import lerobot_assets.defs.ingest.assets as assets_module
+from lerobot_assets.checks.stats import stats_problems
+from lerobot_assets.format.features import Feature
+from lerobot_assets.home import HomeLayout
 
 
 def _session_and_merge(instance: dg.DagsterInstance, home: Path, key: str) -> dg.ExecuteInProcessResult:

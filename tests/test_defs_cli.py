@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from test_defs_support import TINY_SIM, make_inbox_session, read_json
 
 from lerobot_assets.format import DatasetMeta
-from test_defs_support import TINY_SIM, make_inbox_session, read_json
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

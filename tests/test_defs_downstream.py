@@ -5,8 +5,6 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
-
-from lerobot_assets.home import HomeLayout
 from test_defs_support import (
     checks,
     materialize_dataset,
@@ -15,6 +13,8 @@ from test_defs_support import (
     metadata,
     resources,
 )
+
+from lerobot_assets.home import HomeLayout
 
 
 def downstream_defs() -> list:

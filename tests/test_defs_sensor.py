@@ -7,10 +7,6 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.defs.ingest.sensors import inbox_sensor, registered_sessions_sensor
-from lerobot_assets.sources.inbox import COMPLETE_MARKER
 from test_defs_support import (
     failure_messages,
     make_inbox_session,
@@ -18,6 +14,10 @@ from test_defs_support import (
     metadata,
     tree,
 )
+
+from lerobot_assets.defs.ingest.sensors import inbox_sensor, registered_sessions_sensor
+from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.sources.inbox import COMPLETE_MARKER
 
 
 def _tick(instance: dg.DagsterInstance, home: Path, cursor: str | None) -> dg.SensorResult:

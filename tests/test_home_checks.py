@@ -5,11 +5,12 @@ import json
 import shutil
 from pathlib import Path
 
+from test_defs_support import make_inbox_session
+
 from lerobot_assets.checks.merged import merged_totals
 from lerobot_assets.home import HomeLayout, build_session_dataset, normalize_session
 from lerobot_assets.home.validation import merge_plan, read_check_record, validate_session
 from lerobot_assets.tools.merge import merge_datasets
-from test_defs_support import make_inbox_session
 
 
 def _built(home: Path, folder: str, lengths: list[int]) -> tuple[HomeLayout, str]:

@@ -8,9 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_defs_support import CAM, FEATURES, episode_frames, image, make_inbox_session
 
-from lerobot_assets.sources import inbox
-from lerobot_assets.sources.inbox import RawFormatError, read_session, validate_session
 from lerobot_assets.home import (
     inbox_session_key,
     next_free_seed,
@@ -19,7 +18,8 @@ from lerobot_assets.home import (
     sim_session_key,
     sim_session_keys,
 )
-from test_defs_support import CAM, FEATURES, episode_frames, image, make_inbox_session
+from lerobot_assets.sources import inbox
+from lerobot_assets.sources.inbox import RawFormatError, read_session, validate_session
 
 
 def _rewrite_frames(path: Path, **columns: pa.Array) -> None:

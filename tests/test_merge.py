@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import FIXTURE, make_frame, record
+
 from lerobot_assets.format import DatasetMeta
 from lerobot_assets.recording import DatasetWriter
 from lerobot_assets.tools.merge import SOURCES_PATH, merge_datasets

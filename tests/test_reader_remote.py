@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import FIXTURE, record
 from torch.utils.data import DataLoader
 
-from helpers import FIXTURE, record
 from lerobot_assets.byteindex import ByteIndex, EpisodeReader, build_byte_index
 from lerobot_assets.byteindex.tables import INDEX_DIR
 from lerobot_assets.format.meta import DatasetMeta

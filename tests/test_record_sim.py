@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from lerobot_assets.checks.validate import validate_dataset
 from lerobot_assets.cli import app
 from lerobot_assets.format import DatasetMeta
-from lerobot_assets.checks.validate import validate_dataset
 from lerobot_assets.sources.pusht import PUSHT_TASK, PushTSourceConfig, generate_episode
 from lerobot_assets.video.probe import video_frame_count
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from lerobot_assets.cli import app
 from lerobot_assets.checks.validate import NotAV3DatasetError, Problem, validate_dataset
+from lerobot_assets.cli import app
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot-v3-tiny"
 DATA = "data/chunk-000/file-000.parquet"

@@ -3,13 +3,12 @@
 import json
 
 import pytest
+from helpers import FIXTURE
 
 from lerobot_assets.video.config import X26X_PRESETS, VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_frame_count
 from lerobot_assets.video.synthetic import moving_scene
-from helpers import FIXTURE
-
 
 
 def test_defaults_map_to_lerobot_options():

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import FIXTURE
 
 from lerobot_assets.video import cache as cache_module
 from lerobot_assets.video import decode as decode_module
@@ -19,7 +20,6 @@ from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.decode import FrameTimestampError, decode_frames
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.synthetic import moving_scene, psnr
-from helpers import FIXTURE
 
 FPS = 30
 

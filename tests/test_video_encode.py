@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import FIXTURE
 
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.decode import decode_frames
@@ -20,7 +21,6 @@ from lerobot_assets.video.probe import (
     video_info_block,
 )
 from lerobot_assets.video.synthetic import moving_scene, psnr
-from helpers import FIXTURE
 
 FIXTURE_KEYS = ("observation.images.front", "observation.images.wrist")
 

@@ -14,14 +14,13 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import FEATURES, FIXTURE, TASKS, make_frame, record
 
 from lerobot_assets.format import DatasetMeta, data_schema, episodes_schema
 from lerobot_assets.recording import DatasetWriter
 from lerobot_assets.recording.commit import JOURNAL, Commit, recover
 from lerobot_assets.stats.image import spatial_stride
 from lerobot_assets.video.probe import video_frame_count
-
-from helpers import FEATURES, FIXTURE, TASKS, make_frame, record
 
 
 @pytest.fixture(scope="module")

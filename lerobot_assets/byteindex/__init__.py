@@ -25,8 +25,8 @@ from lerobot_assets.byteindex.mp4 import Mp4Error, Mp4Info, codec_name, parse_mp
 from lerobot_assets.byteindex.reader import EpisodeBytes, EpisodeReader, ReaderStats
 from lerobot_assets.byteindex.sample_table import SampleTable
 from lerobot_assets.byteindex.source import BufferSource, FileSource, RangesSource
-from lerobot_assets.byteindex.sparse import SparseFile, SparseReadError
 from lerobot_assets.byteindex.spans import EpisodeSpan, TrackTimeline
+from lerobot_assets.byteindex.sparse import SparseFile, SparseReadError
 from lerobot_assets.byteindex.tables import INDEX_DIR, ByteIndexTables
 
 __all__ = [

@@ -213,7 +213,7 @@ MEDIA_SPECS: dict[str, tuple[str, bool, tuple[int, ...]]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sample_media() -> dict[str, MediaFile]:
     """The MEDIA_SPECS files, generated once per process into a temp dir removed at exit."""
     directory = Path(tempfile.mkdtemp(prefix="byteindex-media-"))

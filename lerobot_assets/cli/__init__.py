@@ -10,10 +10,13 @@ app = typer.Typer(
 )
 
 # Registering modules decorate `app` with their commands; imported for that side effect.
+# Import order is registration order, which is the order `--help` lists the commands in: not sorted.
+# isort: off
 from lerobot_assets.cli import commands_sql  # noqa: E402,F401
 from lerobot_assets.cli import commands_dataset  # noqa: E402,F401
 from lerobot_assets.cli import commands_byte_index  # noqa: E402,F401
 from lerobot_assets.cli import commands_pipeline  # noqa: E402,F401
 from lerobot_assets.cli import commands_record  # noqa: E402,F401
+# isort: on
 
 __all__ = ["app"]

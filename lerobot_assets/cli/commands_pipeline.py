@@ -215,8 +215,8 @@ def register_import_command(
     import dagster as dg
 
     from lerobot_assets.defs.ingest.partitions import SESSIONS
-    from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
     from lerobot_assets.home import HomeLayout, import_session_key
+    from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
 
     try:
         spec = ImportSpec(name=name, source=source, revision=revision)

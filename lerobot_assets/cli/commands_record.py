@@ -25,8 +25,8 @@ def record_sim(
     top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
 ) -> None:
     """Record seeded PushT simulation episodes (scripted expert) into the dataset at ROOT."""
-    from lerobot_assets.sources.pusht.record import record_pusht
     from lerobot_assets.sources.pusht import PushTSourceConfig
+    from lerobot_assets.sources.pusht.record import record_pusht
     from lerobot_assets.video.config import VideoEncoderConfig
 
     try:

@@ -14,8 +14,8 @@ import pyarrow as pa
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import STATS_PATH, data_path, video_path
-from lerobot_assets.format.tasks import read_tasks
 from lerobot_assets.format.stats_json import Stats, read_stats, stats_from_json
+from lerobot_assets.format.tasks import read_tasks
 
 
 def is_remote_root(root: Path | str) -> bool:

@@ -43,6 +43,7 @@ from lerobot_assets.format.layout import (
     next_chunk_file,
     video_path,
 )
+from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.episode import EpisodeBuffer, episode_stats, episode_table, finish_videos, png_bytes
@@ -50,7 +51,6 @@ from lerobot_assets.recording.frames import validate_frame
 from lerobot_assets.recording.positions import Location, WritePositions
 from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
-from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
 from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.probe import video_info_block

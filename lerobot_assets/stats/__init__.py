@@ -7,8 +7,8 @@ right for the whole dataset rather than an average of per-episode quantiles.
 """
 
 from lerobot_assets.stats.image import ImageStatsAccumulator, image_stats_from_histogram
-from lerobot_assets.stats.numeric import QUANTILES, STAT_KEYS, numeric_stats
 from lerobot_assets.stats.merge import merge_moments
+from lerobot_assets.stats.numeric import QUANTILES, STAT_KEYS, numeric_stats
 
 __all__ = [
     "ImageStatsAccumulator",

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from lerobot_assets.format.features import Feature
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import IMAGE_HIST_PATH
-from lerobot_assets.stats.image import image_stats_from_histogram
 from lerobot_assets.format.stats_json import Stats, unflatten_stats
+from lerobot_assets.stats.image import image_stats_from_histogram
 from lerobot_assets.stats.merge import merge_moments
 from lerobot_assets.stats.numeric import QUANTILES, numeric_stats
 

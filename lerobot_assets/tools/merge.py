@@ -41,11 +41,11 @@ from lerobot_assets.format.layout import (
     video_path,
 )
 from lerobot_assets.format.meta import DatasetMeta
+from lerobot_assets.format.stats_json import flatten_stats, stats_to_json
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.positions import WritePositions
 from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats, read_image_histograms
-from lerobot_assets.format.stats_json import flatten_stats, stats_to_json
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.probe import video_duration_s
