@@ -100,7 +100,7 @@ def run_round(path: str, ds: LeRobotV3Dataset, ds_u8: LeRobotV3Dataset, order: l
 
     def raw(lo: int, hi: int) -> None:
         for idx in raw_indices[lo:hi]:
-            raw_decoder.get_frames_at([idx]).data
+            raw_decoder.get_frames_at([idx])
 
     def reader(lo: int, hi: int) -> None:
         for i in order[lo:hi]:

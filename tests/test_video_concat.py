@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import FIXTURE
 
 from lerobot_assets.video.concat import concatenate_videos, segment_durations_s
 from lerobot_assets.video.config import VideoEncoderConfig
@@ -14,7 +15,6 @@ from lerobot_assets.video.decode import decode_frames
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_duration_s, video_frame_count
 from lerobot_assets.video.synthetic import moving_scene
-from helpers import FIXTURE
 
 LENGTHS = (20, 25, 15)
 
@@ -170,7 +170,7 @@ def test_error_mid_write_removes_temp_and_keeps_existing_output(tmp_path):
     before = out.read_bytes()
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 4)
-    with pytest.raises(Exception):
+    with pytest.raises(av.error.InvalidDataError):
         concatenate_videos([segs[0], garbage], out, check=False)
     assert out.read_bytes() == before
     assert _leftovers(tmp_path) == []

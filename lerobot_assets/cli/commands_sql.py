@@ -11,7 +11,7 @@ import json
 import math
 import shutil
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -22,7 +22,7 @@ EXIT_DATA_ERROR = 1
 EXIT_BAD_QUERY = 2
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"

@@ -62,20 +62,20 @@ def resolve_backend(backend: str | None) -> str:
 def _tolerance_error(
     path: str, timestamps: Sequence[float], loaded: Sequence[float], tolerance_s: float, backend: str
 ) -> FrameTimestampError:
-    bad = [(q, l) for q, l in zip(timestamps, loaded) if not abs(l - q) < tolerance_s]
+    bad = [(q, near) for q, near in zip(timestamps, loaded) if not abs(near - q) < tolerance_s]
     return FrameTimestampError(
         f"{len(bad)} of {len(timestamps)} query timestamps violate the tolerance "
         f"(|nearest loaded - query| >= tolerance_s={tolerance_s}): the closest frame that can be "
         "loaded is too far away in time (synchronisation problem during recording, or a query "
         "outside the video). "
         f"queried timestamps: {[float(q) for q, _ in bad]}; "
-        f"nearest loaded timestamps: {[round(float(l), 6) for _, l in bad]}; "
+        f"nearest loaded timestamps: {[round(float(near), 6) for _, near in bad]}; "
         f"all queried: {[float(t) for t in timestamps]}; video: {path}; backend: {backend}"
     )
 
 
 def _within(loaded: Sequence[float], timestamps: Sequence[float], tolerance_s: float) -> bool:
-    return all(abs(l - q) < tolerance_s for l, q in zip(loaded, timestamps))
+    return all(abs(near - q) < tolerance_s for near, q in zip(loaded, timestamps))
 
 
 def _decode_torchcodec(entry: DecoderEntry, timestamps: list[float], tolerance_s: float) -> torch.Tensor:
