@@ -300,3 +300,14 @@ def test_cli_info() -> None:
         "observation.images.wrist: av1 80x64 yuv420p 30 fps, 1 file, 9,991 bytes",
     ):
         assert expected in out, (expected, out)
+
+
+def test_relative_root_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lerobot-assets validate tiny` from the parent folder: the same verdict as the absolute path."""
+    import shutil
+
+    shutil.copytree(FIXTURE, tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    report = validate_dataset("tiny")
+    assert report.ok, [str(p) for p in report.problems]
+    assert (report.num_episodes, report.num_frames, report.num_data_files) == (3, 60, 1)

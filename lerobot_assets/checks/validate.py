@@ -64,7 +64,9 @@ def validate_dataset(
     Raises NotAV3DatasetError when `root` is not a LeRobot v3 dataset; any other fault becomes a
     Problem in the returned report (`report.ok` is False when there is at least one error).
     """
-    run = ValidationRun(Path(root), tolerance_s, max_problems_per_check, check_videos)
+    # Absolute once, here: the files found under the root are compared with the paths the metadata
+    # names relative to it, and a relative root made every file look unreferenced.
+    run = ValidationRun(Path(root).absolute(), tolerance_s, max_problems_per_check, check_videos)
     if not load_info(run):
         return run.report
     check_info_features(run)
