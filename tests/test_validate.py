@@ -189,6 +189,14 @@ def test_stats_missing_entry_and_wrong_shape(copy: Path) -> None:
     assert [str(p) for p in report.warnings] == ["WARNING meta/stats.json: timestamp: stat 'q99' is missing"]
 
 
+def test_null_video_path_with_video_features_is_an_error_not_a_crash(copy: Path) -> None:
+    info = json.loads((copy / "meta/info.json").read_text())
+    info["video_path"] = None
+    (copy / "meta/info.json").write_text(json.dumps(info, indent=4))
+    errors = _errors(copy)
+    _only(errors, "meta/info.json", None, "video_path is null but the dataset has video features")
+
+
 def test_not_a_v3_dataset(tmp_path: Path) -> None:
     with pytest.raises(NotAV3DatasetError, match="meta/info.json is missing"):
         validate_dataset(tmp_path)

@@ -151,7 +151,7 @@ class LeRobotV3Dataset(Dataset):
         if self.remote:
             table = read_episodes(self._files.fs_root, columns=cols, fs=self._files.filesystem())  # type: ignore[arg-type]
         else:
-            table = read_episodes(self.root, columns=cols)  # type: ignore[arg-type]
+            table = read_episodes(self.root, columns=cols)
         ep_index = table.column("episode_index").to_numpy()
         if episodes is not None:
             wanted = np.asarray(sorted(set(int(e) for e in episodes)), dtype=np.int64)
@@ -183,13 +183,16 @@ class LeRobotV3Dataset(Dataset):
         self._video_rel: dict[str, list[str]] = {}  # relative to the root (the byte index's paths)
         self._video_paths: dict[str, list[str]] = {}  # what the "file" source opens: path or URL
         for key in self.video_keys:
+            template = self.info.video_path
+            if template is None:
+                raise DatasetLayoutError(f"{self.root}: info.json has video feature {key!r} but video_path is null")
             self._video_from[key] = col(f"videos/{key}/from_timestamp").astype(np.float64)
             interned: dict[tuple[int, int], tuple[str, str]] = {}
             rels, paths = [], []
             for c, f in zip(col(f"videos/{key}/chunk_index").tolist(), col(f"videos/{key}/file_index").tolist()):
                 if (c, f) not in interned:
                     # info.json's own template, as LeRobot formats it.
-                    rel = self.info.video_path.format(video_key=key, chunk_index=c, file_index=f)
+                    rel = template.format(video_key=key, chunk_index=c, file_index=f)
                     interned[(c, f)] = (rel, self._files.join(rel))
                 rels.append(interned[(c, f)][0])
                 paths.append(interned[(c, f)][1])
