@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -149,6 +150,32 @@ def test_backend_selection(video, monkeypatch):
     got = decode_frames(path, [0.2], return_uint8=True, cache=cache)
     assert torch.equal(got, want)
     assert cache.entry(path)._approx is None  # torchcodec was never opened
+
+
+def test_header_without_rate_or_frame_count_decodes_in_exact_mode(video, monkeypatch):
+    """torchcodec reports average_fps/num_frames as None when the header lacks them: exact mode, same frames."""
+    import torchcodec.decoders
+
+    path, _ = video
+    real = torchcodec.decoders.VideoDecoder
+
+    class HeaderlessApproximate:
+        def __init__(self, source, seek_mode="exact"):
+            self._decoder = real(source, seek_mode=seek_mode)
+            self.metadata = self._decoder.metadata
+            if seek_mode == "approximate":
+                self.metadata = SimpleNamespace(average_fps=None, num_frames=None, begin_stream_seconds=None)
+
+        def __getattr__(self, name):
+            return getattr(self._decoder, name)
+
+    ts = [0.0, 5 / FPS, 11 / FPS]
+    want = decode_frames(path, ts, backend="pyav", return_uint8=True, cache=VideoDecoderCache(1))
+    monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", HeaderlessApproximate)
+    cache = VideoDecoderCache(1)
+    got = decode_frames(path, ts, backend="torchcodec", return_uint8=True, cache=cache)
+    assert cache.entry(path)._exact is not None  # the approximate mapping was skipped
+    assert (got.int() - want.int()).abs().float().mean() < 1.0
 
 
 def test_default_cache_is_lazy_and_shared(video):

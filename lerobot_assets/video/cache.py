@@ -109,9 +109,10 @@ class DecoderEntry:
 
             decoder = VideoDecoder(self._source(), seek_mode="approximate")
             meta = decoder.metadata
-            self.fps = float(meta.average_fps)
+            # A header without rate or frame count keeps 0, which sends decoding to exact mode.
+            self.fps = float(meta.average_fps or 0.0)
             self.begin_s = float(meta.begin_stream_seconds or 0.0)
-            self.num_frames = int(meta.num_frames)
+            self.num_frames = int(meta.num_frames or 0)
             self._approx = decoder
         return self._approx
 
