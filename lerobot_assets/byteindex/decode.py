@@ -154,17 +154,20 @@ def _decode_pyav(
         sparse.phase = "decode"
         stream = container.streams.video[0]
         stream.thread_count = max(1, num_threads)
+        time_base = stream.time_base
+        if time_base is None:
+            raise RuntimeError("PyAV reports no time base for the video stream")
         container.seek(min(wanted), stream=stream, backward=True, any_frame=False)
         remaining = len(wanted)
         for frame in container.decode(stream):
-            positions = wanted.get(frame.pts)
-            if positions is None:
+            pts = frame.pts
+            if pts is None or (positions := wanted.get(pts)) is None:
                 continue
             rgb = frame.to_ndarray(format="rgb24")
             for p in positions:
                 out[p] = rgb
-                out_pts[p] = float(frame.pts * stream.time_base)
-            del wanted[frame.pts]
+                out_pts[p] = float(pts * time_base)
+            del wanted[pts]
             remaining -= 1
             if remaining == 0:
                 break

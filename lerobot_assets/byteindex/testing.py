@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +77,13 @@ def encode_episode(
         frames = synthetic_frames(n_frames, height, width, seed, noise)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise ValueError(f"{codec} is not a video encoder")
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
         stream.time_base = fractions.Fraction(1, fps * TIME_BASE_PER_FRAME)
-        stream.options = options if options is not None else encoder_options(codec, gop)
+        stream.options = dict(options if options is not None else encoder_options(codec, gop))
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="rgb24")
             frame.pts = i * TIME_BASE_PER_FRAME
@@ -150,7 +152,7 @@ def make_multi_episode_mp4(
 
 def write_minimal_dataset(
     root: str | Path,
-    videos: dict[str, list[tuple[int, int, str | Path, Sequence[int], Sequence[tuple[float, float]]]]],
+    videos: Mapping[str, Sequence[tuple[int, int, str | Path, Sequence[int], Sequence[tuple[float, float]]]]],
     *,
     fps: int = 30,
 ) -> None:

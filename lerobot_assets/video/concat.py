@@ -8,14 +8,13 @@ existing file): it is written to a temp sibling and renamed over the target when
 """
 
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 
 from lerobot_assets.video.files import atomic_output
-from lerobot_assets.video.probe import first_video_stream, packet_span, summarize_stream
+from lerobot_assets.video.probe import first_video_stream, packet_span, stream_time_base, summarize_stream
 
 PathLike = str | os.PathLike[str]
 
@@ -34,7 +33,7 @@ def segment_durations_s(inputs: list[PathLike]) -> list[float]:
         with av.open(str(path)) as container:
             stream = first_video_stream(container, path)
             _, first, end = packet_span(container, stream)
-            out.append(float((end - first) * Fraction(stream.time_base)))
+            out.append(float((end - first) * stream_time_base(stream, path)))
     return out
 
 
@@ -98,8 +97,8 @@ def concatenate_videos(inputs: list[PathLike], output: PathLike, check: bool = T
                         out_stream = out.add_stream_from_template(in_stream, opaque=True)
                         # Not carried by the template; without it the muxer guesses a time base.
                         out_stream.time_base = in_stream.time_base
-                        out_tb = Fraction(in_stream.time_base)
-                    in_tb = Fraction(in_stream.time_base)
+                        out_tb = stream_time_base(in_stream, path)
+                    in_tb = stream_time_base(in_stream, path)
                     scale = in_tb / out_tb  # 1 unless check=False let differing time bases in
                     # Segment starts at `offset`: shift by offset minus its own start (0 for ours).
                     start = in_stream.start_time or 0
@@ -122,6 +121,6 @@ def concatenate_videos(inputs: list[PathLike], output: PathLike, check: bool = T
                         last_dts = packet.dts
                         packet.stream = out_stream
                         out.mux(packet)
-                    if first is None:
+                    if first is None or end is None:  # set together, by the first real packet
                         raise ValueError(f"Cannot concatenate {path}: it has no video frames")
                     offset += round((end - first) * scale)

@@ -39,7 +39,7 @@ def _to_video_frame(arr: np.ndarray, fmt: str) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, fmt)
     plane = frame.planes[0]
     if plane.line_size == arr.shape[1] * arr.shape[2] and plane.buffer_size == arr.nbytes:
-        plane.update(arr)
+        plane.update(arr)  # type: ignore[arg-type]  # PyAV's stub says bytes; update() takes any buffer
         return frame
     return av.VideoFrame.from_ndarray(arr, format=fmt)
 
@@ -81,6 +81,8 @@ class Mp4FrameWriter:
         options = {"movflags": "faststart"} if self.faststart else {}
         self._container = av.open(str(self.path), "w", format="mp4", options=options)
         stream = self._container.add_stream(self.config.vcodec, rate=self.rate, options=self.options)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise ValueError(f"{self.config.vcodec} is not a video encoder")
         stream.width = width
         stream.height = height
         stream.pix_fmt = self.config.pix_fmt

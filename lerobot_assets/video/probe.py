@@ -22,6 +22,13 @@ def first_video_stream(container: av.container.InputContainer, path: PathLike) -
     return container.streams.video[0]
 
 
+def stream_time_base(stream: av.video.stream.VideoStream, path: PathLike) -> Fraction:
+    """The stream's time base as an exact Fraction; ValueError naming `path` when it has none."""
+    if stream.time_base is None:
+        raise ValueError(f"No time base on the video stream of {path}")
+    return Fraction(stream.time_base)
+
+
 def pixel_channels(pix_fmt: str) -> int:
     """Number of colour channels a pixel format carries (LeRobot's substring rule)."""
     name = pix_fmt.lower()
@@ -126,11 +133,11 @@ def scan_video(path: PathLike) -> VideoScan:
             summary = summarize_stream(stream)
             packets = scan_packets(container, stream)
             if stream.duration is not None:
-                duration = float(stream.duration * packets.time_base)
+                duration = float(stream.duration * _known_time_base(packets))
             elif container.duration is not None:
                 duration = container.duration / 1_000_000
             else:
-                duration = float(packets.end * packets.time_base)
+                duration = float(packets.end * _known_time_base(packets))
     except UnreadableVideoError:
         raise
     except av.error.FFmpegError as e:
@@ -139,6 +146,12 @@ def scan_video(path: PathLike) -> VideoScan:
     except (OSError, ValueError) as e:
         raise UnreadableVideoError(str(e)) from e
     return VideoScan(summary, packets, duration)
+
+
+def _known_time_base(scan: PacketScan) -> Fraction:
+    if scan.time_base is None:
+        raise UnreadableVideoError("the video stream has no time base")
+    return scan.time_base
 
 
 def video_frame_count(path: PathLike) -> int:
@@ -157,7 +170,7 @@ def video_duration_ticks(path: PathLike) -> tuple[int, Fraction]:
     with av.open(str(path)) as container:
         stream = first_video_stream(container, path)
         _, first, end = packet_span(container, stream)
-        return end - first, Fraction(stream.time_base)
+        return end - first, stream_time_base(stream, path)
 
 
 def video_duration_s(path: PathLike) -> float:

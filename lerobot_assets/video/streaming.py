@@ -171,8 +171,13 @@ class _CameraEncoder(threading.Thread):
             frame, fill = item if isinstance(item, tuple) else (item, 0)
             if frame is _FILL:
                 # Frames dropped at the end of the episode: repeat the last one in their place.
+                # There is one: fills are owed only with keep_last, and an episode's first frame
+                # always finds its queue empty.
+                last = self._last
+                if last is None:
+                    raise RuntimeError(f"{self.path}: frames to fill but no frame was written before them")
                 for _ in range(fill):
-                    writer.write(self._last)
+                    writer.write(last)
                 continue
             arr = as_hwc_uint8(frame)
             # Frames dropped before this one: repeat the last frame in their place (the first one
