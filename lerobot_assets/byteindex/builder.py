@@ -383,6 +383,7 @@ def _stat_files(
 
 
 def _stat_file(fs: AbstractFileSystem, full: str, mode: Fingerprint) -> _FileState:
+    mtime_ns: int | None
     if isinstance(fs, LocalFileSystem):
         st = os.stat(full)
         size, mtime_ns, tag = st.st_size, st.st_mtime_ns, None

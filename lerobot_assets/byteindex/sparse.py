@@ -126,7 +126,7 @@ class SparseFile(io.RawIOBase):
         out[: len(data)] = data
         return len(data)
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             size = self._size - self._pos
         return bytes(self._read(size))

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,7 @@ def index_features() -> dict[str, Feature]:
     }
 
 
-def with_index_features(user: dict[str, Feature | dict]) -> dict[str, Feature]:
+def with_index_features(user: Mapping[str, Feature | dict[str, Any]]) -> dict[str, Feature]:
     feats: dict[str, Feature] = {}
     for key, spec in user.items():
         if key in INDEX_FEATURES:
@@ -120,7 +121,7 @@ def data_schema(features: dict[str, Feature]) -> pa.Schema:
     """The data parquet schema, with the `huggingface` metadata the `datasets` library reads."""
     cols = data_columns(features)
     hf = {k: _hf_feature(features[k]) for k in cols}
-    payload = {"info": {"features": hf}}
+    payload: dict[str, Any] = {"info": {"features": hf}}
     fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     payload["fingerprint"] = fingerprint
     return pa.schema(

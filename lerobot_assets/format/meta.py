@@ -38,20 +38,21 @@ class DatasetMeta:
     def __init__(self, root: Path | str, *, storage_options: dict[str, Any] | None = None, fs: Any = None) -> None:
         self.fs: Any = None
         self.fs_root: str | None = None
+        where: Path | str  # what info.json and tasks are read from: fs_root with a filesystem, else root
         if fs is not None:
             self.root: Path | str = str(root).rstrip("/")
             self.fs, self.fs_root = fs, str(root).rstrip("/")
+            where = self.fs_root
         elif is_remote_root(root):
             import fsspec
 
             self.root = str(root).rstrip("/")
             self.fs, path = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
-            self.fs_root = path.rstrip("/")
+            self.fs_root = where = path.rstrip("/")
         else:
             text = str(root)
             # file:// URLs are local paths (read with pathlib as before, not through fsspec).
-            self.root = Path(text[len("file://"):] if text.startswith("file://") else root)
-        where = self.fs_root if self.fs is not None else self.root
+            self.root = where = Path(text[len("file://"):] if text.startswith("file://") else root)
         self.info = DatasetInfo.load(where, fs=self.fs)
         self.tasks: list[str] = read_tasks(where, fs=self.fs)
 
@@ -59,7 +60,7 @@ class DatasetMeta:
     def episodes(self) -> pa.Table:
         if self.fs is not None:
             return read_episodes(self.fs_root, fs=self.fs)  # type: ignore[arg-type]
-        return read_episodes(self.root)  # type: ignore[arg-type]
+        return read_episodes(self.root)
 
     @cached_property
     def stats(self) -> Stats:

@@ -118,7 +118,10 @@ def episode_stats(
                 raise RuntimeError(f"camera {key!r}: the encoder returned no image statistics")
             stats[key] = s
         elif feature.dtype == "image":
-            stats[key] = ep.visual_acc[key].stats()
+            s = ep.visual_acc[key].stats()
+            if s is None:
+                raise RuntimeError(f"image {key!r}: no frame was accumulated for its statistics")
+            stats[key] = s
         else:
             stats[key] = numeric_stats(np.stack(ep.buffer[key]))
     return stats

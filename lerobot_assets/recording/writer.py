@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ class DatasetWriter:
         root: Path | str,
         *,
         fps: int,
-        features: dict[str, Feature | dict],
+        features: Mapping[str, Feature | dict[str, Any]],
         robot_type: str | None = None,
         encoder: VideoEncoderConfig | None = None,
         chunks_size: int = DEFAULT_CHUNK_SIZE,
@@ -337,7 +338,7 @@ class DatasetWriter:
             new_tasks = [t for t in ep_tasks if t not in self.tasks]
             all_tasks = self.tasks + new_tasks
             task_ids = {t: i for i, t in enumerate(all_tasks)}
-            index_values = {
+            index_values: dict[str, np.ndarray] = {
                 "timestamp": (np.arange(n, dtype=np.float64) / self.info.fps).astype(np.float32),
                 "frame_index": np.arange(n, dtype=np.int64),
                 "episode_index": np.full(n, ep.index, dtype=np.int64),

@@ -91,11 +91,10 @@ def compute_dataset_stats(root: Path, episodes: pa.Table | None = None) -> Stats
         ep_ids = episodes.column("episode_index").to_pylist()
         rows = episodes.to_pylist()
         for key in visual:
-            per_ep = [unflatten_stats(r).get(key) for r in rows]
-            per_ep = [s for s in per_ep if s]
+            per_ep = [s for r in rows if (s := unflatten_stats(r).get(key))]
             have = hists.get(key, {})
             if have and all(e in have for e in ep_ids):
-                total = sum(have[e] for e in ep_ids)
+                total = np.sum([have[e] for e in ep_ids], axis=0)
                 frames = int(sum(int(np.asarray(s["count"])[0]) for s in per_ep)) if per_ep else len(ep_ids)
                 stats[key] = image_stats_from_histogram(total, frames)
             elif per_ep:

@@ -270,7 +270,7 @@ class _Output:
             for r in src_rows:
                 files.setdefault((r[f"videos/{key}/chunk_index"], r[f"videos/{key}/file_index"]), []).append(r)
             for (c, f), eps in files.items():
-                src_file = src.video_file(key, c, f)
+                src_file = Path(src.video_file(key, c, f))  # sources are local roots
                 loc = self.video_loc[key]
                 offset = 0.0
                 if loc is not None:
@@ -321,7 +321,7 @@ class _Output:
                     k: numeric_stats(column_to_numpy(part.column(k))) for k in INDEX_FEATURES
                 }
                 tables.append(part)
-            size = src.data_file(c, f).stat().st_size
+            size = Path(src.data_file(c, f)).stat().st_size  # sources are local roots
             loc, existing = self.data_loc, []
             if loc is not None:
                 current = commit.latest(self.root / data_path(*loc))

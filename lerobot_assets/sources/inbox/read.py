@@ -1,6 +1,6 @@
 """Reading a validated raw session: an episode's frames as a dataset writer takes them; a preview frame."""
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ def _png_frames(folder: Path, n: int, prefetch: int = 8) -> Iterator[np.ndarray]
             yield frame
 
 
-def _mp4_frames(path: Path, n: int) -> Iterator[np.ndarray]:
+def _mp4_frames(path: Path, n: int) -> Generator[np.ndarray, None, None]:
     count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

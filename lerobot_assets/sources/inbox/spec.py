@@ -1,10 +1,10 @@
 """The raw-v1 format's names (files, folders, marker) and the schema of `session.json`."""
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FORMAT = "lerobot-assets/raw-v1"
+FORMAT: Final = "lerobot-assets/raw-v1"
 SESSION_FILE = "session.json"
 COMPLETE_MARKER = "_COMPLETE"
 FRAMES_FILE = "frames.parquet"
