@@ -1,7 +1,9 @@
 """LeRobotV3Dataset (map-style reader): values, dtypes and shapes as LeRobot returns them, video
 frames at from_timestamp + timestamp, delta_timestamps windows, episode subsets, DataLoader workers."""
 
+import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lerobot_assets.checks.validate import validate_dataset
-from lerobot_assets.loading import LeRobotV3Dataset
+from lerobot_assets.loading import DatasetLayoutError, LeRobotV3Dataset
 from lerobot_assets.video.decode import FrameTimestampError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot-v3-tiny"
@@ -176,6 +178,16 @@ def test_subset_windows_stay_inside_their_episode() -> None:
     assert sub[20]["index"].tolist() == [45, 45, 46]
     assert sub[20]["index_is_pad"].tolist() == [True, False, False]
     assert sub[19]["index"].tolist() == [18, 19, 19]
+
+
+def test_null_video_path_with_video_features_names_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(FIXTURE, root)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["video_path"] = None
+    (root / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetLayoutError, match=re.escape(str(root)) + ": info.json has video feature .* but video_path is null"):
+        LeRobotV3Dataset(root)
 
 
 def test_out_of_range() -> None:
