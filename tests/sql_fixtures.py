@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,6 +480,9 @@ def moto_s3(bucket: str = "lerobot") -> Iterator[str]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
+        # moto keeps its buckets per process, not per server: without a reset, objects an earlier test
+        # uploaded under the same prefix would show up here as extra files.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
         # region us-east-1: s3fs's mkdir would send a location constraint that moto rejects
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         yield endpoint
