@@ -11,15 +11,15 @@ For the Dagster layer:
 
 For ad-hoc SQL (the CLI): `QuerySession.open(home, roots)` — read-only, sources and models as views.
 
-The thin Dagster layer is expected to be about this (a sketch; nothing here imports dagster):
+`lerobot_assets/defs/sql_models.py` is that Dagster layer; nothing here imports dagster. Its shape:
 
     project = load_project()
 
     def model_asset(name):  # a factory, so each asset closes over its own name
         model = project.models[name]
-        @dg.asset(name=name, deps=project.upstream_assets(name), description=model.description, group_name="sql")
-        def _asset(data_home: DataHome) -> dg.MaterializeResult:
-            r = Catalog(data_home.path, project=project).materialize(name)
+        @dg.asset(name=name, deps=[dg.AssetKey(d) for d in project.upstream_assets(name)], group_name="sql")
+        def _asset(home: DataHome) -> dg.MaterializeResult:
+            r = Catalog(home.layout().root, project=project).materialize(name)
             return dg.MaterializeResult(metadata={
                 "dagster/row_count": r.row_count,
                 "dagster/column_schema": dg.TableSchema([dg.TableColumn(c, t) for c, t in r.columns]),
@@ -28,13 +28,22 @@ The thin Dagster layer is expected to be about this (a sketch; nothing here impo
 
     def test_check(test):
         @dg.asset_check(asset=test.model, name=test.name, blocking=test.blocking, description=test.description)
-        def _check(data_home: DataHome) -> dg.AssetCheckResult:
-            r = Catalog(data_home.path, project=project).run_data_test(test.name)
+        def _check(home: DataHome) -> dg.AssetCheckResult:
+            r = Catalog(home.layout().root, project=project).run_data_test(test.name)
             return dg.AssetCheckResult(passed=r.passed, metadata={
                 "failing_rows": r.failing_rows, "preview": dg.MetadataValue.md(r.preview_markdown)})
         return _check
 
-    assets = [model_asset(n) for n in project.models]; checks = [test_check(t) for t in project.tests.values()]
+Modules, in an order where each imports only from those before it:
+    errors, config, quoting      errors; sources.yml and config() models; quote_ident, sql_literal
+    remote, discovery            fsspec filesystems; finding dataset roots (DatasetRoot)
+    parsers, transforms          the JSON parsers and SQL transforms a source may name
+    project, loader              the loaded project (and rendering a node's SQL); load_project and its checks
+    resolution, schemas          which files each source has; their parquet schemas
+    binder, freshness            sources as DuckDB relations; which catalog tables are still current
+    diagnose, incremental        naming a broken file; an incremental model over only some files
+    formatting, catalog          Markdown previews; the catalog file (Catalog, ModelResult, DataTestResult)
+    session                      the read-only QuerySession (reuses the catalog's current tables)
 """
 
 from lerobot_assets.home.layout import default_home
