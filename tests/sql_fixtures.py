@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
 def find_lerobot_fixture() -> Path:
     """The LeRobot-written tiny dataset vendored in tests/fixtures."""
     from helpers import FIXTURE
@@ -101,7 +102,10 @@ def _indices(n_episodes: int, per_file: int, chunks_size: int) -> tuple[np.ndarr
     return file_no // chunks_size, file_no % chunks_size
 
 
-def _list(values: np.ndarray, width: int, value_type: pa.DataType = pa.float64()) -> pa.Array:
+_FLOAT64 = pa.float64()
+
+
+def _list(values: np.ndarray, width: int, value_type: pa.DataType = _FLOAT64) -> pa.Array:
     flat = pa.array(values.reshape(-1), type=value_type)
     offsets = pa.array(np.arange(0, len(flat) + 1, width, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, flat)
@@ -468,8 +472,8 @@ def moto_s3(bucket: str = "lerobot") -> Iterator[str]:
 
     Dummy credentials are set in the environment for the duration (s3fs/botocore need some).
     """
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
 
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")

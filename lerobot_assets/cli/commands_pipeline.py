@@ -19,7 +19,12 @@ from lerobot_assets.home.layout import default_home
 _HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default $LEROBOT_ASSETS_HOME, else ./.demo_home"
 # What a data home may hold; the demo refuses any other directory rather than write into it.
 _HOME_ENTRIES = {"inbox", "imports", "downloads", "raw", "sessions", "datasets", "previews", "dagster", "catalog", "checks"}
-_DAGSTER_YAML = "# Written by lerobot-assets.\ntelemetry:\n  enabled: false\n"
+# Pools default to one slot: the SQL models and checks share the DuckDB catalog file, which takes
+# one writer process at a time, so Dagster queues their steps instead of letting them collide.
+_DAGSTER_YAML = (
+    "# Written by lerobot-assets.\ntelemetry:\n  enabled: false\n"
+    "concurrency:\n  pools:\n    default_limit: 1\n"
+)
 
 
 def _prepare_home(home: Path | None, fresh_instance: bool) -> Path:

@@ -17,7 +17,7 @@ from lerobot_assets.defs.ingest.checks import session_checks
 from lerobot_assets.defs.ingest.jobs import SESSION_SELECTION, ingest_jobs
 from lerobot_assets.defs.ingest.sensors import ingest_sensors
 from lerobot_assets.defs.resources import default_resources
-from lerobot_assets.defs.sql_models import build_sql_defs
+from lerobot_assets.defs.sql.assets import build_sql_defs
 
 # Headless defaults for every process that loads the code location (webserver, daemon, run
 # workers): pygame needs no display, and SVT-AV1 prints only errors instead of a banner per video.

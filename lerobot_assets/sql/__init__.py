@@ -11,7 +11,7 @@ For the Dagster layer:
 
 For ad-hoc SQL (the CLI): `QuerySession.open(home, roots)` — read-only, sources and models as views.
 
-`lerobot_assets/defs/sql_models.py` is that Dagster layer; nothing here imports dagster. Its shape:
+`lerobot_assets/defs/sql/assets.py` is that Dagster layer; nothing here imports dagster. Its shape:
 
     project = load_project()
 
@@ -51,6 +51,7 @@ from lerobot_assets.sql.catalog import CATALOG_RELPATH, Catalog, DataTestResult,
 from lerobot_assets.sql.config import ColumnSpec, DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
 from lerobot_assets.sql.errors import (
+    CatalogBusyError,
     ProjectLoadError,
     ProjectProblem,
     QueryError,
@@ -65,6 +66,7 @@ from lerobot_assets.sql.remote import parse_storage_options
 from lerobot_assets.sql.session import QuerySession, RelationInfo, check_read_only
 
 __all__ = [
+    "CatalogBusyError",
     "CATALOG_RELPATH",
     "Catalog",
     "ColumnSpec",

@@ -134,7 +134,7 @@ class SourceBinder:
             group = groups.setdefault(key, _Group(schema=schema, arrow=arrow))
             group.members.append((root, paths))
             group.raw.add(raw)
-        for i, group in enumerate(groups.values()):
+        for group in groups.values():
             if group.arrow:
                 rel = f"__lerobot_src_{table.name}_{len(self._arrow_relations)}"
                 self._arrow_relations.append(rel)

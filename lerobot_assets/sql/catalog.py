@@ -22,7 +22,7 @@ from lerobot_assets.sql import freshness
 from lerobot_assets.sql.binder import SourceBinder, replace_relation
 from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets, remote_filesystems
-from lerobot_assets.sql.errors import QueryError, SourceError, SqlError
+from lerobot_assets.sql.errors import CatalogBusyError, QueryError, SourceError, SqlError
 from lerobot_assets.sql.formatting import to_markdown
 from lerobot_assets.sql.incremental import bind_per_file, only_files
 from lerobot_assets.sql.loader import load_project
@@ -104,7 +104,6 @@ class Catalog:
         project: SqlProject | str | os.PathLike[str] | None = None,
         path: str | os.PathLike[str] | None = None,
         vars: Mapping[str, Any] | None = None,
-        lock_timeout_s: float = 120.0,
         preview_rows: int = 10,
     ) -> None:
         self.home = os.fspath(home) if home is not None else default_home()
@@ -112,7 +111,6 @@ class Catalog:
         self.storage_options = dict(storage_options or {})
         self.project = project if isinstance(project, SqlProject) else load_project(project, vars=vars)
         self.vars = dict(vars or {})
-        self.lock_timeout_s = lock_timeout_s
         self.preview_rows = preview_rows
         if path is None:
             fs, home_path = filesystem_for(self.home, self.storage_options)
@@ -124,22 +122,23 @@ class Catalog:
 
     # -- connection --
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """Open the catalog file (waiting while another process holds its lock) with the filesystems of
-        remote roots registered, so views over remote files are readable."""
+        """Open the catalog file with the filesystems of remote roots registered, so views over remote
+        files are readable.
+
+        DuckDB lets one process write a file at a time. Dagster steps that use the catalog share the
+        `duckdb_catalog` pool, so the instance queues them (pool limit 1) instead of this waiting on the
+        lock; anything else holding it is an error that says so.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                # Dagster's multiprocess executor runs several model steps at once; DuckDB allows one
-                # writer process per file, so wait for the lock instead of failing the step.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise CatalogBusyError(
+                f"{self.path}: the catalog is in use by another process ({exc}); wait for it to finish "
+                f"(Dagster runs queue on the duckdb_catalog pool when its limit is 1)"
+            ) from exc
         for fs in remote_filesystems(self._datasets_cached()):
             register_filesystem(con, fs)
         return con
@@ -292,7 +291,7 @@ class Catalog:
         chain = freshness.chain_hash(self.project, name, self.vars)
         previous = freshness.read_file_states(con, name) if record is not None and record.chain_hash == chain else None
         if previous is None:
-            pending, gone = set(current), set()
+            pending, gone = set(current), set[freshness.FileKey]()
         else:
             pending, gone = freshness.changed_files(current, previous)
         sql = bind_per_file(con, self.project, binder, name, only_files(resolved, roots, pending), self.vars)

@@ -44,3 +44,7 @@ class QueryError(SqlError):
 
 class ReadOnlyError(QueryError):
     """The statement would write or change state, and the query session is read-only."""
+
+
+class CatalogBusyError(SqlError):
+    """Another process holds the catalog file's lock (DuckDB takes one writer process per file)."""

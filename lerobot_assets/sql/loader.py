@@ -14,6 +14,7 @@ per model, deps = refs + source assets; one check per data test) from `load_proj
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -42,7 +43,7 @@ def default_project_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "dbt_style_sql"
 
 
-def load_project(root: str | Path | None = None, vars: Mapping[str, Any] | None = None) -> SqlProject:
+def load_project(root: str | os.PathLike[str] | None = None, vars: Mapping[str, Any] | None = None) -> SqlProject:
     """Load and check the project; raises `ProjectLoadError` listing every problem found."""
     root = Path(root) if root is not None else default_project_dir()
     problems: list[ProjectProblem] = []

@@ -32,7 +32,7 @@ def _video_segments_sql(relation: str, dataset_expr: str, schema: pa.Schema) -> 
         return None
     structs = []
     for key in keys:
-        col = lambda f: quote_ident(f"videos/{key}/{f}")  # noqa: E731
+        col = lambda f, key=key: quote_ident(f"videos/{key}/{f}")  # noqa: E731
         structs.append(
             f"{{'video_key': {sql_literal(key)}, 'chunk_index': {col('chunk_index')}, 'file_index': {col('file_index')}, "
             f"'from_timestamp': {col('from_timestamp')}, 'to_timestamp': {col('to_timestamp')}}}"

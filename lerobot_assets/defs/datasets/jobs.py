@@ -3,7 +3,7 @@
 import dagster as dg
 
 from lerobot_assets.defs.datasets.assets import dataset_assets
-from lerobot_assets.defs.sql_models import SQL_SELECTION
+from lerobot_assets.defs.sql.assets import SQL_SELECTION
 
 # Everything downstream of the sessions: the merged dataset, its stats, its byte index, the SQL models.
 DATASET_SELECTION = dg.AssetSelection.assets(*dataset_assets) | SQL_SELECTION

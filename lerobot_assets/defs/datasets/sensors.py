@@ -6,7 +6,7 @@ to date without a click."""
 import dagster as dg
 
 from lerobot_assets.defs.datasets.assets import dataset_assets
-from lerobot_assets.defs.sql_models import SQL_SELECTION
+from lerobot_assets.defs.sql.assets import SQL_SELECTION
 
 merge_automation_sensor = dg.AutomationConditionSensorDefinition(
     "merge_automation_sensor",

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, videos_metadata
 from lerobot_assets.defs.ingest.partitions import sessions_partitions
+from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, videos_metadata
 from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
 from lerobot_assets.home import (
     build_session_dataset,

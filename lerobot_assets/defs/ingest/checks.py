@@ -15,7 +15,7 @@ from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.home.validation import validate_session
 
 
-def session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome) -> dg.AssetCheckResult:
+def _session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome) -> dg.AssetCheckResult:
     result = validate_session(home.layout(), context.partition_key)
     expected: dict[str, Any] = {}
     if result.expected_episodes is not None and result.expected_frames is not None:
@@ -36,7 +36,7 @@ with warnings.catch_warnings():
         blocking=True,
         partitions_def=sessions_partitions,
         description="The session's v3 dataset passes the library validator and holds exactly its raw episodes and frames.",
-    )(session_dataset_valid)
+    )(_session_dataset_valid)
 
 
 session_checks = [session_dataset_valid]

@@ -94,4 +94,4 @@ def register_import_session() -> None:
     add_import()
 
 
-ingest_jobs = [session_job, session_job_multiprocess, register_sim_sessions, register_import_session]
+ingest_jobs: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [session_job, session_job_multiprocess, register_sim_sessions, register_import_session]

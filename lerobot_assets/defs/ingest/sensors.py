@@ -18,8 +18,8 @@ from lerobot_assets.defs.ingest.assets import SESSION_DATASET
 from lerobot_assets.defs.ingest.jobs import session_job
 from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.sources.inbox import COMPLETE_MARKER
 from lerobot_assets.home import inbox_session_key
+from lerobot_assets.sources.inbox import COMPLETE_MARKER
 
 
 def scan_inbox(home: DataHome) -> dict[str, str]:

@@ -1,19 +1,22 @@
-"""The dbt_style_sql models as Dagster assets on DuckDB; their SQL data tests as asset checks.
+"""The dbt_style_sql models as Dagster assets on DuckDB (their data tests are checks: checks.py).
 
 The project is parsed when the code location loads, so an unknown ref or source, a cycle or SQL
 that does not parse fails loading with the file, line and name (ProjectLoadError).
 """
 
+from typing import Any
+
 import dagster as dg
 
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.sql import Catalog, DataTest, load_project
+from lerobot_assets.defs.sql.checks import CATALOG_POOL, data_test_check
+from lerobot_assets.sql import Catalog, SqlProject, load_project
 
 SQL_GROUP = "sql"
 SQL_SELECTION = dg.AssetSelection.groups(SQL_GROUP)
 
 
-def _model_asset(project, name: str) -> dg.AssetsDefinition:
+def _model_asset(project: SqlProject, name: str) -> dg.AssetsDefinition:
     model = project.models[name]
 
     @dg.asset(
@@ -24,10 +27,11 @@ def _model_asset(project, name: str) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         description=model.description or f"dbt-style model {model.path.name} ({model.materialized})",
         metadata={"materialized": model.materialized, "sql_file": str(model.path)},
+        pool=CATALOG_POOL,
     )
     def _asset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
         result = Catalog(home.layout().root, project=project).materialize(name)
-        metadata = {
+        metadata: dict[str, Any] = {
             "dagster/row_count": dg.MetadataValue.int(result.row_count),
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(column, str(dtype)) for column, dtype in result.columns]
@@ -53,29 +57,8 @@ def _model_asset(project, name: str) -> dg.AssetsDefinition:
     return _asset
 
 
-def _test_check(project, test: DataTest) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=dg.AssetKey(test.model),
-        name=test.name,
-        blocking=test.blocking,
-        description=test.description or f"SQL data test {test.name}: returns the failing rows",
-    )
-    def _check(home: DataHome) -> dg.AssetCheckResult:
-        result = Catalog(home.layout().root, project=project).run_data_test(test.name)
-        return dg.AssetCheckResult(
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR if test.blocking else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "failing_rows": dg.MetadataValue.int(result.failing_rows),
-                "preview": dg.MetadataValue.md(result.preview_markdown),
-            },
-        )
-
-    return _check
-
-
 def build_sql_defs() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     project = load_project()
     assets = [_model_asset(project, name) for name in project.models]
-    checks = [_test_check(project, test) for test in project.tests.values()]
+    checks = [data_test_check(project, test) for test in project.tests.values()]
     return assets, checks
