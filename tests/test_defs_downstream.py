@@ -20,7 +20,7 @@ from lerobot_assets.home import HomeLayout
 def downstream_defs() -> list:
     from lerobot_assets.defs.datasets.assets import byte_index
     from lerobot_assets.defs.datasets.checks import byte_index_matches_ffprobe
-    from lerobot_assets.defs.sql_models import build_sql_defs
+    from lerobot_assets.defs.sql.assets import build_sql_defs
 
     sql_assets, sql_checks = build_sql_defs()
     return [byte_index, byte_index_matches_ffprobe, *sql_assets, *sql_checks]
@@ -79,7 +79,7 @@ def test_failing_sql_data_test_is_a_failed_check(instance: dg.DagsterInstance, h
     info["total_frames"] += 7  # info.json now disagrees with the episodes metadata
     info_path.write_text(json.dumps(info, indent=4))
 
-    from lerobot_assets.defs.sql_models import build_sql_defs
+    from lerobot_assets.defs.sql.assets import build_sql_defs
 
     sql_assets, sql_checks = build_sql_defs()
     result = dg.materialize([*sql_assets, *sql_checks], instance=instance, resources=resources(home), raise_on_error=False)
