@@ -215,22 +215,33 @@ def register_import_command(
     home: Path = typer.Option(None, "--home", help=_HOME_HELP),
     revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit"),
 ) -> None:
-    """Register an existing LeRobot v3 dataset as a session of the home."""
+    """Register an existing LeRobot v3 dataset as a session of the home.
+
+    A local SOURCE is stored as an absolute path and must be a dataset root (meta/info.json) now.
+    """
+    from pydantic import ValidationError
+
+    from lerobot_assets.home import HomeLayout, import_session_key
+    from lerobot_assets.sources.lerobot_import import ImportSpec, checked_source, register_import
+
+    # Every argument is checked before the home is touched: a typo must not leave a new home behind.
+    try:
+        spec = ImportSpec(name=name, source=source, revision=revision)
+        key = import_session_key(spec.name)
+        spec = spec.model_copy(update={"source": checked_source(spec.source, spec.revision)})
+    except ValidationError as e:
+        typer.echo(f"error: {'; '.join(err['msg'] for err in e.errors())}", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     home = _prepare_home(home, fresh_instance=False)
     import dagster as dg
 
     from lerobot_assets.defs.ingest.partitions import SESSIONS
-    from lerobot_assets.home import HomeLayout, import_session_key
-    from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
 
-    try:
-        spec = ImportSpec(name=name, source=source, revision=revision)
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     register_import(HomeLayout(home).imports, spec)
-    key = import_session_key(name)
     instance = dg.DagsterInstance.get()
     if not instance.has_dynamic_partition(SESSIONS, key):
         instance.add_dynamic_partitions(SESSIONS, [key])
-    typer.echo(f"registered {key} -> {source}")
+    typer.echo(f"registered {key} -> {spec.source}")

@@ -13,9 +13,11 @@ from typing import Literal
 
 SESSION_KINDS = ("sim", "inbox", "import")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}"
-_KEY_RE = re.compile(rf"^(sim|inbox|import)-({_NAME})$")
-_NAME_RE = re.compile(rf"^{_NAME}$")
-_SIM_RE = re.compile(r"^s(\d+)-(\d+)$")
+# Matched with fullmatch, never match + `$`: `$` also matches before a final newline, which let
+# "name\n" through to become a file name.
+_KEY_RE = re.compile(rf"(sim|inbox|import)-({_NAME})")
+_NAME_RE = re.compile(_NAME)
+_SIM_RE = re.compile(r"s(\d+)-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,13 @@ class SessionKey:
         """Seeds of a sim session, in episode order."""
         if self.kind != "sim":
             raise ValueError(f"{self.key} is not a sim session")
-        m = _SIM_RE.match(self.name)
+        m = _SIM_RE.fullmatch(self.name)
         assert m is not None  # checked by parse_session_key
         return list(range(int(m.group(1)), int(m.group(2)) + 1))
 
 
 def parse_session_key(key: str) -> SessionKey:
-    m = _KEY_RE.match(key)
+    m = _KEY_RE.fullmatch(key)
     if m is None:
         raise ValueError(
             f"session {key!r} is not a session name: expected sim-s<first>-<last>, inbox-<folder> or "
@@ -43,7 +45,7 @@ def parse_session_key(key: str) -> SessionKey:
         )
     kind, name = m.group(1), m.group(2)
     if kind == "sim":
-        s = _SIM_RE.match(name)
+        s = _SIM_RE.fullmatch(name)
         if s is None or int(s.group(2)) < int(s.group(1)):
             raise ValueError(f"sim session {key!r}: expected sim-s<first seed>-<last seed> with first <= last, e.g. sim-s0000-0009")
     return SessionKey(key, kind, name)  # type: ignore[arg-type]
@@ -61,13 +63,13 @@ def sim_session_keys(sessions: int, episodes: int, first_seed: int = 0) -> list[
 
 
 def inbox_session_key(folder: str) -> str:
-    if not _NAME_RE.match(folder):
+    if not _NAME_RE.fullmatch(folder):
         raise ValueError(f"inbox folder {folder!r} cannot name a session: use letters, digits, '.', '_', '-' (first a letter or digit)")
     return f"inbox-{folder}"
 
 
 def import_session_key(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ValueError(f"import name {name!r}: use letters, digits, '.', '_', '-' (first a letter or digit)")
     return f"import-{name}"
 

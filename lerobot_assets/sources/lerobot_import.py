@@ -14,12 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lerobot_assets.format.atomic import write_atomic
 from lerobot_assets.format.layout import INFO_PATH
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+# All matched with fullmatch: `$` after match() also accepts a final newline ("name\n" became a
+# registry file named with a newline).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 # `owner/name` as the Hub spells repo ids (letters, digits, '-', '_', '.').
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_HF_URL_RE = re.compile(r"^hf://datasets/([^@]+?)(?:@(.+))?/?$")
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HF_URL_RE = re.compile(r"hf://datasets/([^@]+?)(?:@(.+))?/?")
 
 
 class ImportSpec(BaseModel):
@@ -34,7 +37,7 @@ class ImportSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
+        if not _NAME_RE.fullmatch(v):
             raise ValueError(f"import name {v!r} must match {_NAME_RE.pattern}")
         return v
 
@@ -48,14 +51,30 @@ class ImportSpec(BaseModel):
 
 def hub_repo(source: str, revision: str | None = None) -> tuple[str, str | None] | None:
     """(repo_id, revision) when `source` names a Hub dataset, None when it is a local path."""
-    m = _HF_URL_RE.match(source)
+    m = _HF_URL_RE.fullmatch(source)
     if m:
         return m.group(1), revision or m.group(2)
     if source.startswith(("/", ".", "~", "file://")) or Path(source).expanduser().exists():
         return None
-    if _REPO_ID_RE.match(source):
+    if _REPO_ID_RE.fullmatch(source):
         return source, revision
     return None
+
+
+def checked_source(source: str, revision: str | None = None) -> str:
+    """`source` as it is registered: a Hub reference unchanged (it is fetched when the session is
+    built); a local path made absolute against the current directory, links resolved, and required
+    to be a v3 dataset root now, so that a typo fails here, naming the path, and not at build time in
+    another working directory.
+    """
+    if hub_repo(source, revision) is not None:
+        return source
+    root = Path(source.removeprefix("file://")).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"import source {root}: no such directory (a local dataset root, or a Hub repo id owner/name)")
+    if not (root / INFO_PATH).is_file():
+        raise FileNotFoundError(f"import source {root}: not a LeRobot dataset root ({INFO_PATH} is missing)")
+    return str(root)
 
 
 def resolve_dataset(
@@ -102,12 +121,20 @@ def import_spec_path(imports_dir: Path | str, name: str) -> Path:
 
 
 def register_import(imports_dir: Path | str, spec: ImportSpec) -> Path:
-    """Record an import under the data home; returns the registry file. Re-registering overwrites."""
+    """Record an import under the data home; returns the registry file. Re-registering overwrites.
+
+    A local source is stored absolute and must be a dataset root (see `checked_source`); nothing is
+    written when it is not.
+    """
+    spec = spec.model_copy(update={"source": checked_source(spec.source, spec.revision)})
     path = import_spec_path(imports_dir, spec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(spec.model_dump(), indent=2) + "\n")
-    tmp.replace(path)
+    text = json.dumps(spec.model_dump(), indent=2) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    write_atomic(path, write)
     return path
 
 

@@ -1,0 +1,77 @@
+"""Hostile and careless input against the writer, atomic file operations, the data home and the
+recording / pipeline commands: each test fails on the defect it names and passes once it is fixed."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hostile_support import assert_one_line_error, run_cli
+
+from lerobot_assets.home.keys import import_session_key, inbox_session_key, parse_session_key
+from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot-v3-tiny"
+
+
+# ---------------------------------------------------------------- item 9: session names, import sources
+@pytest.mark.parametrize("bad", ["nl\n", "ok\n", "a\nb", "x" * 200, "-lead", ""])
+def test_session_names_are_checked_whole(bad):
+    # `$` matches before a final newline: "nl\n" used to pass and name a file with a newline.
+    with pytest.raises(ValueError, match="import name"):
+        import_session_key(bad)
+    with pytest.raises(ValueError, match="inbox folder"):
+        inbox_session_key(bad)
+    with pytest.raises(ValueError, match="not a session name"):
+        parse_session_key(f"import-{bad}")
+    with pytest.raises(ValueError):
+        ImportSpec(name=bad, source=str(FIXTURE))
+
+
+def test_sim_session_keys_are_checked_whole():
+    with pytest.raises(ValueError, match="not a session name|sim session"):
+        parse_session_key("sim-s0000-0009\n")
+
+
+def test_register_import_refuses_a_name_with_a_newline(tmp_path):
+    home = tmp_path / "home"
+    proc = run_cli(["register-import", "nl\n", str(FIXTURE), "--home", str(home)], cwd=tmp_path)
+    assert_one_line_error(proc, 2, "import name")
+    assert not list((home / "imports").glob("*")) if (home / "imports").exists() else True
+
+
+def test_register_import_refuses_a_missing_source_naming_it(tmp_path):
+    home = tmp_path / "home"
+    proc = run_cli(["register-import", "gone", "/nonexistent/dataset", "--home", str(home)], cwd=tmp_path)
+    assert_one_line_error(proc, 2, "/nonexistent/dataset")
+    assert not (home / "imports/gone.json").exists()
+    # Failing early: the home was not even created for a command that could not work.
+    assert not home.exists()
+
+
+def test_register_import_refuses_a_directory_that_is_not_a_dataset(tmp_path):
+    (tmp_path / "plain").mkdir()
+    proc = run_cli(["register-import", "plain", "./plain", "--home", str(tmp_path / "home")], cwd=tmp_path)
+    assert_one_line_error(proc, 2, str(tmp_path / "plain"))
+
+
+def test_register_import_stores_a_relative_source_resolved(tmp_path):
+    home = tmp_path / "home"
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work/ds").symlink_to(FIXTURE, target_is_directory=True)
+    proc = run_cli(["register-import", "rel", "ds", "--home", str(home)], cwd=tmp_path / "work")
+    assert proc.returncode == 0, proc.stderr
+    stored = json.loads((home / "imports/rel.json").read_text())
+    # Stored as the dataset it named from where the user stood, not relative to whoever reads it.
+    assert stored["source"] == str(FIXTURE.resolve())
+
+
+def test_register_import_library_call_resolves_and_checks(tmp_path, monkeypatch):
+    monkeypatch.chdir(FIXTURE.parent)
+    path = register_import(tmp_path / "imports", ImportSpec(name="tiny", source=FIXTURE.name))
+    assert json.loads(path.read_text())["source"] == str(FIXTURE.resolve())
+    with pytest.raises(FileNotFoundError, match="/nonexistent"):
+        register_import(tmp_path / "imports", ImportSpec(name="gone", source="/nonexistent"))
+    assert not (tmp_path / "imports/gone.json").exists()
+    # Hub sources stay as given: they are resolved (downloaded) when the session is built.
+    hub = register_import(tmp_path / "imports", ImportSpec(name="hub", source="lerobot/pusht"))
+    assert json.loads(hub.read_text())["source"] == "lerobot/pusht"
