@@ -41,12 +41,11 @@ from lerobot_assets.loading.video_source import (
     VideoSource,
     choose_video_source,
 )
+from lerobot_assets.video.cache import cache_size_from_env
 from lerobot_assets.video.decode import unit_float
 
 Item = dict[str, torch.Tensor | str]
 
-# Decoders held per process; a few cameras x a few files in flight is the common case.
-DEFAULT_DECODER_CACHE_SIZE = 64
 # Episode bytes (headers + segments) held per process by the byte-index source: at ~1-5 MB per
 # camera-episode this keeps a few dozen episodes, enough for a batch's and the prefetched ones.
 DEFAULT_EPISODE_CACHE_BYTES = 256 << 20
@@ -66,6 +65,8 @@ class LeRobotV3Dataset(Dataset):
     one (it covers the selected episodes and the video files still have the indexed sizes), files
     otherwise (local roots: files are as cheap to read sparsely, and decoders stay open per file).
     Both sources return bit-identical frames.
+    `decoder_cache_size`: decoders kept open per process; default the environment's
+    LEROBOT_ASSETS_VIDEO_DECODER_CACHE_SIZE, else video/cache.py's default (see there).
     Byte-index knobs: `episode_cache_bytes` (per-process LRU of fetched bytes), `prefetch_workers`
     (parallel fetches: a batch's segments are fetched concurrently) and `prefetch_ahead` (when an
     item enters a new episode, start fetching the next N episodes of this reader's order — useful
@@ -80,7 +81,7 @@ class LeRobotV3Dataset(Dataset):
         tolerance_s: float = 1e-4,
         return_uint8: bool = False,
         video_backend: str | None = None,
-        decoder_cache_size: int = DEFAULT_DECODER_CACHE_SIZE,
+        decoder_cache_size: int | None = None,
         storage_options: dict[str, Any] | None = None,
         video_source: VideoSource = "auto",
         episode_cache_bytes: int = DEFAULT_EPISODE_CACHE_BYTES,
@@ -104,7 +105,12 @@ class LeRobotV3Dataset(Dataset):
         self.tolerance_s = float(tolerance_s)
         self.return_uint8 = bool(return_uint8)
         self.video_backend = video_backend
-        self.decoder_cache_size = int(decoder_cache_size)
+        # None: video/cache.py's one default and one override (its environment variable), the same
+        # as every other decoder cache; an explicit argument wins. (A second default here used to
+        # make the documented variable a no-op for the reader.)
+        self.decoder_cache_size: int | None = (
+            cache_size_from_env() if decoder_cache_size is None else int(decoder_cache_size)
+        )
         self.episode_cache_bytes = int(episode_cache_bytes)
         self.prefetch_workers = int(prefetch_workers)
         self.prefetch_ahead = int(prefetch_ahead)

@@ -14,6 +14,7 @@ frames; decoders, readers and filesystems are per process and never pickled (see
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -185,7 +186,8 @@ def warn_whole_files(root: Path | str, index_exists: bool) -> None:
 class FileFrames:
     """Frames decoded from whole video files through this process's decoder cache."""
 
-    def __init__(self, files: DatasetFiles, decoder_cache_size: int) -> None:
+    def __init__(self, files: DatasetFiles, decoder_cache_size: int | None) -> None:
+        """`decoder_cache_size`: None is an unbounded cache."""
         self._files = files
         self.decoder_cache_size = decoder_cache_size
         self._cache: VideoDecoderCache | None = None
@@ -251,7 +253,7 @@ class IndexFrames:
         cache_bytes: int,
         prefetch_workers: int,
         prefetch_ahead: int,
-        decoder_cache_size: int,
+        decoder_cache_size: int | None,
     ) -> None:
         self._files = files
         self._index: ByteIndex | None = index
@@ -262,7 +264,9 @@ class IndexFrames:
         self.cache_bytes = cache_bytes
         self.prefetch_workers = prefetch_workers
         self.prefetch_ahead = prefetch_ahead
-        self.decoder_cache_size = decoder_cache_size
+        # The episode reader counts decoders with an int; its byte budget still bounds an
+        # "unbounded" (None) count.
+        self.decoder_cache_size = sys.maxsize if decoder_cache_size is None else decoder_cache_size
         self._reader: EpisodeReader | None = None
         self._reader_pid: int | None = None
         self._prefetched_from: int | None = None  # episode position whose successors were prefetched

@@ -75,3 +75,24 @@ def test_register_import_library_call_resolves_and_checks(tmp_path, monkeypatch)
     # Hub sources stay as given: they are resolved (downloaded) when the session is built.
     hub = register_import(tmp_path / "imports", ImportSpec(name="hub", source="lerobot/pusht"))
     assert json.loads(hub.read_text())["source"] == "lerobot/pusht"
+
+
+# ---------------------------------------------------------------- item 16: one decoder-cache default, one override
+def test_reader_decoder_cache_follows_the_environment(monkeypatch):
+    from lerobot_assets.loading import LeRobotV3Dataset
+    from lerobot_assets.video.cache import CACHE_SIZE_ENV_VARS, DEFAULT_DECODER_CACHE_SIZE
+
+    for name in CACHE_SIZE_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    ds = LeRobotV3Dataset(FIXTURE)
+    assert ds.decoder_cache_size == DEFAULT_DECODER_CACHE_SIZE
+    assert ds._file_frames.decoder_cache().max_size == DEFAULT_DECODER_CACHE_SIZE
+    monkeypatch.setenv(CACHE_SIZE_ENV_VARS[0], "3")
+    ds = LeRobotV3Dataset(FIXTURE)
+    # The documented variable used to be ignored here: the reader always passed 64.
+    assert ds.decoder_cache_size == 3 and ds._file_frames.decoder_cache().max_size == 3
+    ds[0]  # decodes through that cache
+    monkeypatch.setenv(CACHE_SIZE_ENV_VARS[0], "none")
+    assert LeRobotV3Dataset(FIXTURE)._file_frames.decoder_cache().max_size is None
+    # An explicit argument still wins over the environment.
+    assert LeRobotV3Dataset(FIXTURE, decoder_cache_size=5)._file_frames.decoder_cache().max_size == 5
