@@ -5,23 +5,53 @@ A reader (or a crash) therefore sees either the old or the new file, never a par
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+_TEMP_ATTEMPTS = 100
+
+
+def _candidates(parent: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    for _ in range(_TEMP_ATTEMPTS):
+        yield parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+
 
 def temp_sibling(path: Path, suffix: str = "") -> Path:
-    """A fresh temp path in the target's directory (same filesystem, so rename is atomic)."""
+    """A fresh, empty temp file in the target's directory (same filesystem, so rename is atomic).
+
+    Created with mode 0666 less the umask, like any file the user's process writes: mkstemp's
+    0600 would make every published file private to its writer (other users and services could
+    not read the datasets).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    for candidate in _candidates(path.parent, f".{path.name}.", f".tmp{suffix}"):
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"{path.parent}: no free temp name for {path.name} after {_TEMP_ATTEMPTS} tries")
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A fresh directory `parent/<prefix><random>`, mode 0777 less the umask (mkdtemp's 0700 would
+    make a dataset built in it and swapped into place private to its writer)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for candidate in _candidates(parent, prefix, ""):
+        try:
+            candidate.mkdir(0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: no free temp directory name {prefix}* after {_TEMP_ATTEMPTS} tries")
 
 
 def write_atomic(path: Path, writer: Callable[[Path], None], suffix: str = "") -> None:

@@ -1,9 +1,10 @@
 """Scratch directories beside a target, so the final rename into place is atomic."""
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from lerobot_assets.format.atomic import make_temp_dir
 
 Progress = Callable[[str], None]
 
@@ -15,4 +16,4 @@ def scratch_dir(parent: Path, session: str) -> Path:
     # run's), not those of a session whose name merely starts with this one.
     for stale in parent.glob(f".tmp-{session}~*"):
         shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{session}~", dir=parent))
+    return make_temp_dir(parent, f".tmp-{session}~")

@@ -16,7 +16,6 @@ import fcntl
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lerobot_assets.format.atomic import make_temp_dir
 from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import Feature, data_schema, with_index_features
 from lerobot_assets.format.info import DatasetInfo
@@ -273,7 +273,7 @@ class DatasetWriter:
 
     def _start_episode(self) -> EpisodeBuffer:
         ep = EpisodeBuffer(
-            directory=Path(tempfile.mkdtemp(prefix="episode-", dir=self.root / STAGING_DIR)),
+            directory=make_temp_dir(self.root / STAGING_DIR, "episode-"),
             buffer={k: [] for k in self.info.features if k not in INDEX_FEATURES},
             visual_acc={k: ImageStatsAccumulator() for k in self.info.camera_keys},
         )

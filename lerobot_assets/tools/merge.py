@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lerobot_assets.format.atomic import replace_dir
+from lerobot_assets.format.atomic import make_temp_dir, replace_dir
 from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import data_schema
 from lerobot_assets.format.info import DatasetInfo
@@ -152,7 +151,7 @@ def _merge_locked(
 
     # Rebuild beside the output, then swap: the old dataset stays intact until the new one is whole.
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.rebuild-", dir=output.parent))
+    tmp = make_temp_dir(output.parent, f".{output.name}.rebuild-")
     try:
         out = _Output.create(tmp, infos[0])
         for (name, root), fp in zip(sources, fingerprints):

@@ -2,6 +2,7 @@
 recording / pipeline commands: each test fails on the defect it names and passes once it is fixed."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,33 @@ def test_reader_decoder_cache_follows_the_environment(monkeypatch):
     assert LeRobotV3Dataset(FIXTURE)._file_frames.decoder_cache().max_size is None
     # An explicit argument still wins over the environment.
     assert LeRobotV3Dataset(FIXTURE, decoder_cache_size=5)._file_frames.decoder_cache().max_size == 5
+
+
+# ---------------------------------------------------------------- item 15: modes follow the umask
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_created_files_and_directories_respect_the_umask(tmp_path, umask):
+    from helpers import record
+
+    from lerobot_assets.tools.merge import merge_datasets
+
+    old = os.umask(umask)
+    try:
+        w, _ = record(tmp_path / "rec", [5, 4])
+        w.finalize()
+        merge_datasets([("a", tmp_path / "rec"), ("b", tmp_path / "rec")], tmp_path / "out/merged")
+        register_import(tmp_path / "imports", ImportSpec(name="tiny", source=str(FIXTURE)))
+    finally:
+        os.umask(old)
+    file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+    for root in (tmp_path / "rec", tmp_path / "out/merged", tmp_path / "imports"):
+        modes = _modes(root)
+        files = {p: m for p, m in modes.items() if (root / p).is_file()}
+        dirs = {p: m for p, m in modes.items() if (root / p).is_dir()}
+        assert "meta/info.json" in files or root.name == "imports"
+        # mkstemp / mkdtemp made every file 0600 and a merged root 0700, whatever the umask.
+        assert {p: oct(m) for p, m in files.items() if m != file_mode} == {}, root
+        assert {p: oct(m) for p, m in dirs.items() if m != dir_mode} == {}, root
