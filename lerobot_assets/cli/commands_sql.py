@@ -20,6 +20,7 @@ from lerobot_assets.cli import app
 
 EXIT_DATA_ERROR = 1
 EXIT_BAD_QUERY = 2
+EXIT_USAGE = 2
 
 
 class OutputFormat(StrEnum):
@@ -35,13 +36,14 @@ def sql_command(
         None,
         "--home",
         help="Data home searched for datasets (any folder with meta/info.json, at any depth). "
-        "Default: $LEROBOT_ASSETS_HOME, else ./.demo_home. Local path or fsspec URL.",
+        "Default: $LEROBOT_ASSETS_HOME, else ./.demo_home; with --root and no --home, no home: only the roots "
+        "are queried. Local path or fsspec URL.",
     ),
     root: list[str] = typer.Option(
         [],
         "--root",
-        help="An extra dataset root (local path or URL such as s3://bucket/ds); repeatable. "
-        "Its `dataset` name is the last path component.",
+        help="A dataset root (local path or URL such as s3://bucket/ds); repeatable. Without --home only the "
+        "roots are queried. Its `dataset` name is the last path component.",
     ),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
     list_relations: bool = typer.Option(False, "--list", help="List the views (sources and models) and their columns."),
@@ -80,11 +82,13 @@ def sql_command(
     if not list_relations and not query:
         typer.echo("error: give a QUERY, or --list to see the views", err=True)
         raise typer.Exit(EXIT_BAD_QUERY)
+    # --root alone means exactly those datasets: a .demo_home in the working directory must not join in.
+    home = home if home is not None or root else default_home()
     try:
         options = parse_storage_options(storage_option)
         variables = parse_storage_options(var)  # same key=value (JSON when it parses) convention
         session = QuerySession.open(
-            home or default_home(),
+            home,
             root,
             storage_options=options,
             vars=variables,
@@ -97,7 +101,7 @@ def sql_command(
 
     with session:
         if not session.datasets:
-            typer.echo(f"note: no datasets found under {home or default_home()} (and no --root)", err=True)
+            typer.echo(f"note: no datasets found under {home} (and no --root)", err=True)
         if session.catalog_note:
             typer.echo(f"note: {session.catalog_note}", err=True)
         if list_relations:
@@ -125,11 +129,19 @@ def sql_command(
 @app.command("catalog")
 def catalog_command(
     home: str = typer.Option(
-        None, "--home", help="Data home (default: $LEROBOT_ASSETS_HOME, else ./.demo_home). Local path or fsspec URL."
+        None,
+        "--home",
+        help="Data home (default: $LEROBOT_ASSETS_HOME, else ./.demo_home; with --root and no --home, no home: "
+        "only the roots are built). Local path or fsspec URL.",
     ),
-    root: list[str] = typer.Option([], "--root", help="An extra dataset root (path or URL); repeatable."),
+    root: list[str] = typer.Option(
+        [], "--root", help="A dataset root (path or URL); repeatable. Without --home only the roots are built."
+    ),
     catalog: str = typer.Option(
-        None, "--catalog", help="The catalog file (default: <home>/catalog/metadata.duckdb; required for a remote home)."
+        None,
+        "--catalog",
+        help="The catalog file (default: <home>/catalog/metadata.duckdb; required for a remote home, and for "
+        "--root without --home).",
     ),
     model: list[str] = typer.Option([], "--model", help="Only this model and what it refs; repeatable."),
     force: bool = typer.Option(False, "--force", help="Rebuild every table and recompute every file."),
@@ -146,10 +158,15 @@ def catalog_command(
 
     from lerobot_assets.sql import Catalog, ProjectLoadError, QueryError, SourceError, SqlError, default_home, parse_storage_options
 
+    if root and home is None and catalog is None:
+        # Without a home there is nowhere implied to put the catalog; the default home is not the roots' place.
+        typer.echo("error: --root without --home builds a catalog of those roots only: give --catalog FILE (or --home DIR)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    home = home if home is not None or root else default_home()
     try:
         variables = parse_storage_options(var)
         cat = Catalog(
-            home or default_home(),
+            home,
             roots=root,
             storage_options=parse_storage_options(storage_option),
             path=catalog,

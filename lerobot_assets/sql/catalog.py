@@ -93,6 +93,9 @@ class Catalog:
     reads directly (parquet sources as views over explicit file lists, JSON sources as small tables), so
     an asset run always sees the shards on disk now. Upstream models must already be materialized (the
     Dagster graph guarantees it) unless `with_upstream=True`.
+
+    `home=None` is the default home, unless `roots` are given: then only those roots, and `path` is
+    required (there is no home to hold the catalog).
     """
 
     def __init__(
@@ -106,13 +109,19 @@ class Catalog:
         vars: Mapping[str, Any] | None = None,
         preview_rows: int = 10,
     ) -> None:
-        self.home = os.fspath(home) if home is not None else default_home()
+        # No home and no roots: the default home. Roots without a home: only those roots (as in
+        # QuerySession.open), never the default home's datasets beside them.
+        if home is None and not roots:
+            home = default_home()
+        self.home = os.fspath(home) if home is not None else None
         self.roots = list(roots)
         self.storage_options = dict(storage_options or {})
         self.project = project if isinstance(project, SqlProject) else load_project(project, vars=vars)
         self.vars = dict(vars or {})
         self.preview_rows = preview_rows
         if path is None:
+            if self.home is None:
+                raise SourceError("a catalog of dataset roots without a data home needs a catalog file path")
             fs, home_path = filesystem_for(self.home, self.storage_options)
             if not is_local(fs):
                 raise SourceError(f"the data home {self.home} is remote: pass a local catalog path")
