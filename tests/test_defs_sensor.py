@@ -1,4 +1,6 @@
-"""The inbox sensor: discovers a complete session once, ignores incomplete ones, survives malformed ones."""
+"""The inbox sensor discovers a complete session once (its partition; automation builds it), ignores
+incomplete ones, re-requests re-delivered ones, survives malformed ones; new sessions are built by
+their automation conditions."""
 
 import os
 from pathlib import Path
@@ -15,7 +17,7 @@ from test_defs_support import (
     tree,
 )
 
-from lerobot_assets.defs.ingest.sensors import inbox_sensor, registered_sessions_sensor
+from lerobot_assets.defs.ingest.sensors import inbox_sensor
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.sources.inbox import COMPLETE_MARKER
 
@@ -36,9 +38,8 @@ def test_discovers_complete_session_once(instance: dg.DagsterInstance, home: Pat
     make_inbox_session(home, "a", [3])
     make_inbox_session(home, "b", [2], complete=False)  # still being recorded
     first = _tick(instance, home, None)
-    assert [r.partition_key for r in first.run_requests] == ["inbox-a"]
+    assert first.run_requests == []  # a new session is built by its automation condition
     assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["inbox-a"]]
-    assert first.run_requests[0].run_key.startswith("inbox-a@")
     _apply(instance, first)
 
     second = _tick(instance, home, first.cursor)
@@ -47,7 +48,7 @@ def test_discovers_complete_session_once(instance: dg.DagsterInstance, home: Pat
 
     (home / "inbox" / "b" / COMPLETE_MARKER).write_text("")  # recording of b finished
     third = _tick(instance, home, second.cursor)
-    assert [r.partition_key for r in third.run_requests] == ["inbox-b"]
+    assert third.run_requests == []
     assert [list(r.partition_keys) for r in third.dynamic_partitions_requests] == [["inbox-b"]]
     _apply(instance, third)
     assert list(instance.get_dynamic_partitions("sessions")) == ["inbox-a", "inbox-b"]
@@ -58,16 +59,19 @@ def test_discovers_complete_session_once(instance: dg.DagsterInstance, home: Pat
     os.utime(marker, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
     fourth = _tick(instance, home, third.cursor)
     assert [r.partition_key for r in fourth.run_requests] == ["inbox-a"]
-    assert fourth.run_requests[0].run_key != first.run_requests[0].run_key
+    assert fourth.run_requests[0].run_key.startswith("inbox-a@")
     assert fourth.dynamic_partitions_requests == []
+    fifth = _tick(instance, home, fourth.cursor)
+    assert fifth.run_requests == [] and fifth.dynamic_partitions_requests == []
 
 
 def test_folder_that_cannot_name_a_session_is_skipped(instance: dg.DagsterInstance, home: Path) -> None:
     make_inbox_session(home, "bad name!", [2])
     make_inbox_session(home, "ok", [2])
     result = _tick(instance, home, None)
-    assert [r.partition_key for r in result.run_requests] == ["inbox-ok"]
-    assert _tick(instance, home, result.cursor).run_requests == []
+    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["inbox-ok"]]
+    again = _tick(instance, home, result.cursor)
+    assert again.run_requests == [] and again.dynamic_partitions_requests == []
 
 
 def test_malformed_session_fails_its_own_run(instance: dg.DagsterInstance, home: Path) -> None:
@@ -81,9 +85,10 @@ def test_malformed_session_fails_its_own_run(instance: dg.DagsterInstance, home:
     before = tree(home / "inbox")
 
     result = _tick(instance, home, None)
-    assert sorted(r.partition_key for r in result.run_requests) == ["inbox-broken", "inbox-good"]
+    [added] = result.dynamic_partitions_requests
+    assert sorted(added.partition_keys) == ["inbox-broken", "inbox-good"]
     _apply(instance, result)
-    runs = {r.partition_key: materialize_session(instance, home, r.partition_key) for r in result.run_requests}
+    runs = {key: materialize_session(instance, home, key) for key in added.partition_keys}
 
     assert not runs["inbox-broken"].success
     message = "\n".join(failure_messages(runs["inbox-broken"]))
@@ -94,7 +99,7 @@ def test_malformed_session_fails_its_own_run(instance: dg.DagsterInstance, home:
     # The sensor keeps going: the malformed session is not requested again, a new one is.
     make_inbox_session(home, "later", [2])
     later = _tick(instance, home, result.cursor)
-    assert [r.partition_key for r in later.run_requests] == ["inbox-later"]
+    assert [list(r.partition_keys) for r in later.dynamic_partitions_requests] == [["inbox-later"]]
 
 
 def test_sensor_lists_a_remote_inbox(instance: dg.DagsterInstance) -> None:
@@ -110,7 +115,7 @@ def test_sensor_lists_a_remote_inbox(instance: dg.DagsterInstance) -> None:
     try:
         context = dg.build_sensor_context(instance=instance, resources={"home": DataHome(root="memory://remote-home")})
         result = inbox_sensor(context)
-        assert [r.partition_key for r in result.run_requests] == ["inbox-s1"]
+        assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["inbox-s1"]]
         assert not DataHome(root="memory://remote-home").is_local()
         with pytest.raises(NotImplementedError, match="local filesystem"):
             DataHome(root="memory://remote-home").layout()
@@ -118,12 +123,23 @@ def test_sensor_lists_a_remote_inbox(instance: dg.DagsterInstance) -> None:
         fs.rm("/remote-home", recursive=True)
 
 
-def test_registered_sessions_sensor(instance: dg.DagsterInstance, home: Path) -> None:
+def test_new_sessions_are_built_by_automation(instance: dg.DagsterInstance) -> None:
+    """Any newly registered session (sim, import, inbox) is requested once by its automation condition:
+    raw episodes and the session build together; nothing downstream until sessions exist."""
+    from definitions import defs
+
+    session_keys = [dg.AssetKey("raw_episodes"), dg.AssetKey("session_dataset"), dg.AssetKey("session_videos")]
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0
     instance.add_dynamic_partitions("sessions", ["sim-s0000-0001", "inbox-x", "import-y"])
-    first = registered_sessions_sensor(dg.build_sensor_context(instance=instance))
-    assert [r.partition_key for r in first.run_requests] == ["sim-s0000-0001", "import-y"]  # inbox: its own sensor
-    again = registered_sessions_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-    assert again.run_requests == []
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    for key in session_keys:
+        assert second.get_requested_partitions(key) == {"sim-s0000-0001", "inbox-x", "import-y"}
+    assert second.total_requested == 9  # nothing else: the merge waits for built sessions
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert third.total_requested == 0  # requested once, not on every tick
     instance.add_dynamic_partitions("sessions", ["sim-s0002-0003"])
-    third = registered_sessions_sensor(dg.build_sensor_context(instance=instance, cursor=again.cursor))
-    assert [r.partition_key for r in third.run_requests] == ["sim-s0002-0003"]
+    fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+    assert {k.to_user_string(): fourth.get_requested_partitions(k) for k in session_keys} == {
+        k.to_user_string(): {"sim-s0002-0003"} for k in session_keys
+    }

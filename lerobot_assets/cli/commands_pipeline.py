@@ -189,7 +189,7 @@ def register_sim_command(
     episodes: int = typer.Option(10, "--episodes", min=1, max=10000),
     first_seed: int | None = typer.Option(None, "--first-seed", min=0, help="default: after the highest registered seed"),
 ) -> None:
-    """Register sim sessions (partitions) in the home's instance; `ui`'s sensor then builds them."""
+    """Register sim sessions (partitions) in the home's instance; `ui`'s automation sensor then builds them."""
     _prepare_home(home, fresh_instance=False)
     import dagster as dg
 

@@ -7,10 +7,10 @@ import os
 
 import dagster as dg
 
+from lerobot_assets.defs.automation import automation_sensor
 from lerobot_assets.defs.datasets.assets import dataset_assets
 from lerobot_assets.defs.datasets.checks import dataset_checks
 from lerobot_assets.defs.datasets.jobs import datasets_jobs
-from lerobot_assets.defs.datasets.sensors import datasets_sensors
 from lerobot_assets.defs.executors import load_run_config, scale_out_jobs
 from lerobot_assets.defs.ingest.assets import session_assets
 from lerobot_assets.defs.ingest.checks import session_checks
@@ -32,7 +32,7 @@ def build_defs() -> dg.Definitions:
         assets=[*session_assets, *dataset_assets, *sql_assets],
         asset_checks=[*session_checks, *dataset_checks, *sql_checks],
         jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
-        sensors=[*ingest_sensors, *datasets_sensors],
+        sensors=[*ingest_sensors, automation_sensor],
         resources=default_resources(),
         # One process per run: the fastest for short session chains, the demo and CI.
         executor=dg.in_process_executor,

@@ -18,8 +18,6 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from lerobot_assets.defs.ingest.partitions import sessions_partitions
-
 SCALE_OUT_ENV = "LEROBOT_ASSETS_SCALE_OUT"
 DEPLOY_DIR_ENV = "LEROBOT_ASSETS_DEPLOY_DIR"
 # name -> (module, executor attribute, pip requirement matching dagster 1.13.27)
@@ -62,7 +60,6 @@ def scale_out_jobs(selection: dg.AssetSelection) -> list[Any]:
             dg.define_asset_job(
                 f"session_job_{name}",
                 selection=selection,
-                partitions_def=sessions_partitions,
                 executor_def=executor,
                 config=load_run_config(name),
                 description=f"session_job on the {name} executor, configured by deploy/{name}/run_config.yaml",

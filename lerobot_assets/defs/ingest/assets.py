@@ -22,11 +22,15 @@ from lerobot_assets.home.validation import CHECK_NAME
 
 GROUP = "lerobot"
 SESSION_CHECK = CHECK_NAME
+# A session registered after the condition is in place (sim or import by the register jobs, inbox by
+# its sensor) is built once, by the automation sensor: no cursor of our own to keep.
+build_new_sessions = dg.AutomationCondition.on_missing()
 
 @dg.asset(
     partitions_def=sessions_partitions,
     group_name=GROUP,
     kinds={"parquet"},
+    automation_condition=build_new_sessions,
     description=(
         "Normalized raw episodes of one recording session (raw-v1 format, docs/raw-format.md): sim sessions "
         "are simulated and written under raw/<session>/; inbox sessions are validated in place (file and row "
@@ -56,6 +60,7 @@ SESSION_VIDEOS = dg.AssetKey("session_videos")
             group_name=GROUP,
             deps=[raw_episodes],
             kinds={"parquet"},
+            automation_condition=build_new_sessions,
             description=(
                 "One session as a LeRobot v3.0 dataset under sessions/<session>/, written by the library's "
                 "DatasetWriter (imports: stream-copied), built beside the old one and swapped in whole."
@@ -66,6 +71,7 @@ SESSION_VIDEOS = dg.AssetKey("session_videos")
             group_name=GROUP,
             deps=[raw_episodes],
             kinds={"mp4"},
+            automation_condition=build_new_sessions,
             description=(
                 "The session dataset's encoded camera videos (videos/<camera>/chunk-*/file-*.mp4): per camera the "
                 "codec, size, files, bytes, duration and a preview frame."

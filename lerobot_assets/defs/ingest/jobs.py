@@ -8,13 +8,13 @@ Executors (see deploy/README.md for beyond one machine):
   the sessions and set `run_queue.max_concurrent_runs` in dagster.yaml to the cores you give it.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.defs.ingest.assets import session_assets
-from lerobot_assets.defs.ingest.partitions import SESSIONS, sessions_partitions
+from lerobot_assets.defs.ingest.partitions import SESSIONS
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.home import (
     import_session_key,
@@ -28,7 +28,6 @@ SESSION_SELECTION = dg.AssetSelection.assets(*session_assets)
 session_job = dg.define_asset_job(
     "session_job",
     selection=SESSION_SELECTION,
-    partitions_def=sessions_partitions,
     executor_def=dg.in_process_executor,
     description="One session: raw_episodes -> session_dataset (+ its blocking validation), in one process.",
 )
@@ -36,7 +35,6 @@ session_job = dg.define_asset_job(
 session_job_multiprocess = dg.define_asset_job(
     "session_job_multiprocess",
     selection=SESSION_SELECTION,
-    partitions_def=sessions_partitions,
     executor_def=dg.multiprocess_executor,
     config={"execution": {"config": {"max_concurrent": 2}}},
     description="session_job with a process per step; run several sessions at once through the run queue.",
@@ -66,7 +64,7 @@ def add_sim_sessions(context: dg.OpExecutionContext, config: RegisterSimSessions
     context.log.info(f"registered {len(new)} sim sessions: {new} (already there: {sorted(set(keys) - set(new))})")
 
 
-@dg.job(description="Register PushT sim sessions; registered_sessions_sensor then builds them.")
+@dg.job(description="Register PushT sim sessions; the automation sensor then builds them.")
 def register_sim_sessions() -> None:
     add_sim_sessions()
 
@@ -94,4 +92,5 @@ def register_import_session() -> None:
     add_import()
 
 
-ingest_jobs: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [session_job, session_job_multiprocess, register_sim_sessions, register_import_session]
+# Asset jobs and op jobs together (Dagster exports no public name for the asset-job type).
+ingest_jobs: list[Any] = [session_job, session_job_multiprocess, register_sim_sessions, register_import_session]
