@@ -1,13 +1,16 @@
 """Atomic file writes: every write lands in a sibling temp file, then os.replace()s the target.
 
-A reader (or a crash) therefore sees either the old or the new file, never a partial one.
+A reader (or a crash) therefore sees either the old or the new file, never a partial one; whole
+directories are swapped by `replace_dir`, whose interrupted swaps `recover_replace` completes.
 """
 
+import fcntl
+import glob
 import json
 import os
+import re
 import secrets
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ def write_atomic(path: Path, writer: Callable[[Path], None], suffix: str = "") -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -93,13 +97,143 @@ def write_parquet_atomic(path: Path, tables: list[pa.Table] | pa.Table) -> None:
     write_atomic(Path(path), lambda tmp: write_parquet(tmp, tables))
 
 
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (renames into it, removals) durable: a rename is only
+    on disk once its directory is."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ directory swap
+# replace_dir(new, final) swaps in three renames-and-removes, recorded first in a journal beside
+# the target, `.<name>.swap.json` = {"new": <new, relative to final's parent>, "old": <name>}:
+#   1. journal written (new is complete: the caller built it before calling)
+#   2. final -> old          (skipped when there is no final)
+#   3. new -> final
+#   4. old removed, then the journal
+# A process killed anywhere leaves the journal, and the next replace_dir or recover_replace of the
+# target rolls it forward from whatever step it reached; so a reader that calls recover_replace
+# first finds the old or the new directory complete, never none, and no leftovers. Swaps and
+# recoveries of one target hold `.<name>.swap.lock` (kept: removing a lock file races with its
+# next user).
+
+
+_PID_NS = re.compile(r"\d+-\d+")
+
+
+def _swap_journal(final: Path) -> Path:
+    return final.parent / f".{final.name}.swap.json"
+
+
+def _swap_lock(final: Path) -> Path:
+    return final.parent / f".{final.name}.swap.lock"
+
+
+def _legacy_olds(final: Path) -> list[Path]:
+    """`.old-<name>-<pid>-<ns>` directories of the former, unjournaled swap (killed between its renames)."""
+    prefix = f".old-{final.name}-"
+    return sorted(
+        (p for p in final.parent.iterdir() if p.name.startswith(prefix) and _PID_NS.fullmatch(p.name[len(prefix):])),
+        key=lambda p: p.stat().st_mtime_ns,
+    )
+
+
+def _journal_strays(final: Path) -> list[Path]:
+    """Temp files of a journal whose write was killed (temp_sibling's `.<name>.<random>.tmp`)."""
+    return list(final.parent.glob(f".{glob.escape(_swap_journal(final).name)}.*.tmp"))
+
+
+def _locked(final: Path) -> Any:
+    f = open(_swap_lock(final), "a")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def _fsync_tree_dirs(root: Path) -> None:
+    for dirpath, _dirnames, _filenames in os.walk(root):
+        fsync_dir(Path(dirpath))
+
+
+def _roll_forward(final: Path) -> str | None:
+    """Finish the journaled swap of `final`, if any (the swap lock is held); what was done."""
+    journal = _swap_journal(final)
+    if not journal.is_file():
+        return None
+    try:
+        entry = json.loads(journal.read_text(encoding="utf-8"))
+        new, old = final.parent / entry["new"], final.parent / entry["old"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{journal}: unreadable directory-swap journal ({e}); it names the directory "
+                         f"that replaces {final} and the old one to remove") from e
+    done = "finished"
+    if os.path.lexists(new):  # step 3 not done yet
+        if os.path.lexists(final):
+            if os.path.lexists(old):
+                raise FileExistsError(f"{journal}: {final}, {new} and {old} all exist; resolve by hand")
+            os.replace(final, old)  # step 2
+            fsync_dir(final.parent)
+        os.replace(new, final)  # step 3
+        fsync_dir(final.parent)
+        if new.parent != final.parent:
+            fsync_dir(new.parent)
+    elif not os.path.lexists(final):
+        # The new directory is gone (its owner cleaned it up) before it was moved in: roll back.
+        if not os.path.lexists(old):
+            raise FileNotFoundError(f"{journal}: neither {new}, {final} nor {old} exists")
+        os.replace(old, final)
+        fsync_dir(final.parent)
+        done = "rolled back"
+    if os.path.lexists(old):
+        shutil.rmtree(old)  # step 4
+    journal.unlink()
+    fsync_dir(final.parent)
+    return f"{done} an interrupted replacement of {final}"
+
+
+def _recover_locked(final: Path) -> list[str]:
+    done = [d for d in [_roll_forward(final)] if d]
+    for stray in _journal_strays(final):
+        stray.unlink()  # a journal killed while it was written: that swap never started
+        done.append(f"removed {stray.name}, an unfinished swap journal")
+    legacy = _legacy_olds(final)
+    if legacy and not os.path.lexists(final):
+        # Killed between the old swap's two renames: the newest old copy is what was in place.
+        os.replace(legacy.pop(), final)
+        fsync_dir(final.parent)
+        done.append(f"restored {final} from an interrupted replacement")
+    for old in legacy:
+        shutil.rmtree(old)  # versions a finished replacement superseded
+        done.append(f"removed {old.name}, left by an interrupted replacement of {final.name}")
+    return done
+
+
+def recover_replace(final: Path) -> list[str]:
+    """Finish (or roll back) a replacement of directory `final` that a killed process left half
+    done; returns what was done. Call it before looking at a target that replace_dir swaps."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    if not _swap_journal(final).exists() and not _legacy_olds(final) and not _journal_strays(final):
+        return []  # the common case: nothing to do, and no lock file for a mere reader to create
+    with _locked(final):
+        return _recover_locked(final)
+
+
 def replace_dir(new: Path, final: Path) -> None:
-    """Put directory `new` at `final`, replacing what is there; a reader sees old or new, whole."""
+    """Put directory `new` at `final`, replacing what is there; a reader sees old or new, whole,
+    and a process killed at any step leaves a swap the next replace_dir / recover_replace of
+    `final` completes (see above). `new` must be complete and on the same filesystem."""
+    new, final = Path(new), Path(final)
+    if not new.is_dir():
+        raise FileNotFoundError(f"{new}: no such directory to put at {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        old = final.parent / f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
-        os.replace(final, old)
-        os.replace(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, final)
+    with _locked(final):
+        _recover_locked(final)
+        _fsync_tree_dirs(new)
+        old = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
+        write_json_atomic(_swap_journal(final), {"new": os.path.relpath(new, final.parent), "old": old.name})
+        fsync_dir(final.parent)
+        _roll_forward(final)

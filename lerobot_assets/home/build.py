@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lerobot_assets.format.atomic import replace_dir
+from lerobot_assets.format.atomic import recover_replace, replace_dir
 from lerobot_assets.home.raw import RawSummary
 from lerobot_assets.home.scratch import Progress, scratch_dir
 from lerobot_assets.recording.writer import DatasetWriter
@@ -42,8 +42,10 @@ def build_session_dataset(
     videos are never re-encoded.
     """
     say = progress or logger.info
-    output = Path(output)
+    output = Path(output).absolute()
     t0 = time.perf_counter()
+    # Before scratch_dir clears this session's old scratch: a killed swap's new dataset may be there.
+    recover_replace(output)
     scratch = scratch_dir(output.parent, summary.session)
     target = scratch / "dataset"
     try:

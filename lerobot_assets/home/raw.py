@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lerobot_assets.checks.validate import validate_dataset
-from lerobot_assets.format.atomic import replace_dir
+from lerobot_assets.format.atomic import recover_replace, replace_dir
 from lerobot_assets.format.meta import DatasetMeta
 from lerobot_assets.home.keys import SessionKey, parse_session_key
 from lerobot_assets.home.layout import MANIFEST, HomeLayout
@@ -116,6 +116,8 @@ def _normalize_sim(key: SessionKey, layout: HomeLayout, template: "PushTSourceCo
     base = template if template is not None else PushTSourceConfig()
     config = base.model_copy(update={"seed": seeds[0], "episodes": len(seeds)})
     final = layout.raw(key.key)
+    # Before scratch_dir clears this session's old scratch: a killed swap's new episodes may be there.
+    recover_replace(final)
     scratch = scratch_dir(layout.raw_root, key.key)
     try:
         results = []

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lerobot_assets.checks.validate import NotAV3DatasetError, ValidationReport, validate_dataset
-from lerobot_assets.format.atomic import write_json_atomic
+from lerobot_assets.format.atomic import recover_replace, write_json_atomic
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.home.layout import HomeLayout
 from lerobot_assets.home.raw import read_raw_summary
@@ -55,6 +55,7 @@ class CheckRecord:
 def validate_session(layout: HomeLayout, session: str) -> SessionValidation:
     """Validate `<home>/sessions/<session>/` and record the outcome (see module docstring)."""
     root = layout.session(session)
+    recover_replace(root)  # a build killed mid-swap is finished before the dataset is judged
     out = SessionValidation(session, report=None)
     try:
         out.report = validate_dataset(root)
@@ -91,6 +92,7 @@ def merge_plan(layout: HomeLayout, registered: Iterable[str], materialized: Iter
     skipped: dict[str, str] = {}
     for key in registered:
         root = layout.session(key)
+        recover_replace(root)
         if key not in built:
             skipped[key] = "not materialized yet"
         elif not (root / "meta" / "info.json").is_file():

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lerobot_assets.format.atomic import temp_sibling, write_json_atomic, write_parquet
+from lerobot_assets.format.atomic import fsync_dir, temp_sibling, write_json_atomic, write_parquet
 from lerobot_assets.format.layout import STAGING_DIR
 
 JOURNAL = f"{STAGING_DIR}/commit.json"
@@ -60,7 +60,12 @@ class Commit:
             [[str(t.relative_to(self.root)), str(f.relative_to(self.root))] for t, f in self.moves],
         )
         _apply(self.root, json.loads(journal.read_text()))
+        # The renames must be on disk before the journal's removal is: after a power cut a journal
+        # that is gone while a rename is not would leave the old file with no way to roll forward.
+        for parent in dict.fromkeys(f.parent for _, f in self.moves):
+            fsync_dir(parent)
         journal.unlink()
+        fsync_dir(journal.parent)
         self._drop_superseded()
         self.moves = []
 

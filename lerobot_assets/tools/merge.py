@@ -10,6 +10,7 @@ their files (concatenated by stream copy, timestamps shifted by the output file'
 """
 
 import fcntl
+import glob
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lerobot_assets.format.atomic import make_temp_dir, replace_dir
+from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir
 from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import data_schema
 from lerobot_assets.format.info import DatasetInfo
@@ -110,7 +111,17 @@ def merge_datasets(
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output.parent / f".{output.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # A merge killed while swapping its rebuild in is finished before the output is looked at;
+        # then any rebuild directory left is a killed merge's scratch (merges of this output hold
+        # the lock), never part of the dataset.
+        recover_replace(output)
+        for stale in output.parent.glob(f"{glob.escape(_rebuild_prefix(output))}*"):
+            shutil.rmtree(stale)
         return _merge_locked(sources, output, progress, force)
+
+
+def _rebuild_prefix(output: Path) -> str:
+    return f".{output.name}.rebuild-"
 
 
 def _merge_locked(
@@ -151,7 +162,7 @@ def _merge_locked(
 
     # Rebuild beside the output, then swap: the old dataset stays intact until the new one is whole.
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(output.parent, f".{output.name}.rebuild-")
+    tmp = make_temp_dir(output.parent, _rebuild_prefix(output))
     try:
         out = _Output.create(tmp, infos[0])
         for (name, root), fp in zip(sources, fingerprints):

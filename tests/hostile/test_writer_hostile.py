@@ -3,10 +3,15 @@ recording / pipeline commands: each test fails on the defect it names and passes
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
-from hostile_support import assert_one_line_error, run_cli
+from hostile_support import assert_one_line_error, run_cli, tree_digest
 
 from lerobot_assets.home.keys import import_session_key, inbox_session_key, parse_session_key
 from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
@@ -127,3 +132,118 @@ def test_created_files_and_directories_respect_the_umask(tmp_path, umask):
         # mkstemp / mkdtemp made every file 0600 and a merged root 0700, whatever the umask.
         assert {p: oct(m) for p, m in files.items() if m != file_mode} == {}, root
         assert {p: oct(m) for p, m in dirs.items() if m != dir_mode} == {}, root
+
+
+# ---------------------------------------------------------------- item 4: a directory swap survives kill -9 at every step
+SWAP_SCRIPT = textwrap.dedent(
+    """
+    import os, shutil, signal, sys
+    from pathlib import Path
+    from lerobot_assets.format.atomic import replace_dir
+
+    kill_at, new, final = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    steps = 0
+
+    def counted(fn):
+        def step(*args, **kwargs):
+            global steps
+            result = fn(*args, **kwargs)
+            steps += 1
+            if steps == kill_at:  # SIGKILL right after the k-th change on disk: no cleanup runs
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return step
+
+    # Every call that changes the tree: renames, removals (shutil.rmtree's too), creations.
+    for name in ("replace", "rename", "unlink", "rmdir", "mkdir"):
+        setattr(os, name, counted(getattr(os, name)))
+    plain_open, counted_open = os.open, counted(os.open)
+    os.open = lambda path, flags, *a, **k: (counted_open if flags & os.O_CREAT else plain_open)(path, flags, *a, **k)
+    replace_dir(new, final)
+    print("STEPS", steps)
+    """
+)
+
+
+def _make_tree(root: Path, tag: str) -> None:
+    for rel in ("meta/info.json", "data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet", "README"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"{tag}:{rel}")
+
+
+def _swap_case(base: Path, kill_at: int) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    parent = base / "datasets"
+    final, new = parent / "merged", parent / ".merged.rebuild-x"
+    _make_tree(final, "old")
+    _make_tree(new, "new")
+    proc = subprocess.run([sys.executable, "-c", SWAP_SCRIPT, str(kill_at), str(new), str(final)],
+                          capture_output=True, text=True, timeout=120)
+    return proc, new, final
+
+
+def test_replace_dir_survives_kill_9_at_every_step(tmp_path):
+    from lerobot_assets.format.atomic import recover_replace, replace_dir
+
+    old_tree, new_tree = tmp_path / "ref-old", tmp_path / "ref-new"
+    _make_tree(old_tree, "old")
+    _make_tree(new_tree, "new")
+    want = {"old": tree_digest(old_tree), "new": tree_digest(new_tree)}
+    outcomes = []
+    for kill_at in range(1, 100):
+        proc, new, final = _swap_case(tmp_path / f"k{kill_at}", kill_at)
+        if proc.returncode == 0:
+            assert "STEPS" in proc.stdout
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        # Two ways the next call comes: a reader that recovers first, or the next swap itself.
+        twin = tmp_path / f"k{kill_at}-twin"
+        shutil.copytree(final.parent.parent, twin, symlinks=True)
+        recover_replace(final)
+        found = [k for k, digest in want.items() if tree_digest(final) == digest]
+        assert len(found) == 1, (kill_at, sorted(p.name for p in final.parent.iterdir()))
+        leftovers = sorted(p.name for p in final.parent.iterdir() if p.name not in {"merged", ".merged.swap.lock"})
+        # The new directory is only left when the swap never started (the caller's to clean up).
+        assert leftovers == ([new.name] if found == ["old"] else []), (kill_at, leftovers)
+        outcomes.append(found[0])
+
+        again = twin / "datasets/.next"
+        _make_tree(again, "next")
+        replace_dir(again, twin / "datasets/merged")
+        assert tree_digest(twin / "datasets/merged") == tree_digest(tmp_path / f"k{kill_at}-twin/datasets/merged")
+        assert sorted(p.name for p in (twin / "datasets").iterdir()
+                      if p.name not in {"merged", ".merged.swap.lock", new.name}) == [], kill_at
+        assert (twin / "datasets/merged/README").read_text() == "next:README"
+    else:
+        pytest.fail("the swap never finished")
+    assert len(outcomes) >= 5 and "old" in outcomes and "new" in outcomes, outcomes
+
+
+def test_recover_replace_restores_a_legacy_half_swap(tmp_path):
+    # The former swap renamed the target to .old-<name>-<pid>-<ns> and was killed before the
+    # second rename: the target was missing and nothing ever put it back.
+    from lerobot_assets.format.atomic import recover_replace
+
+    parent = tmp_path / "sessions"
+    _make_tree(parent / ".old-sim-s0000-0001-123-456", "old")
+    recover_replace(parent / "sim-s0000-0001")
+    assert (parent / "sim-s0000-0001/README").read_text() == "old:README"
+    assert sorted(p.name for p in parent.iterdir() if p.name != ".sim-s0000-0001.swap.lock") == ["sim-s0000-0001"]
+
+
+def test_merge_finishes_a_swap_killed_midway_before_looking_at_its_output(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.tools.merge import merge_datasets
+
+    w, _ = record(tmp_path / "src", [4, 3])
+    w.finalize()
+    out = tmp_path / "datasets/merged"
+    assert merge_datasets([("a", tmp_path / "src")], out).mode == "rebuild"
+    # A rebuild killed after its first rename: the output is moved aside, the new one not yet in.
+    shutil.copytree(out, out.parent / ".merged.rebuild-k")
+    os.replace(out, out.parent / ".merged.old-k")
+    (out.parent / ".merged.swap.json").write_text(json.dumps({"new": ".merged.rebuild-k", "old": ".merged.old-k"}))
+    result = merge_datasets([("a", tmp_path / "src")], out)
+    # Recovered first, so the output is seen to hold these sources already: nothing is rebuilt.
+    assert result.mode == "unchanged", result
+    assert sorted(p.name for p in out.parent.iterdir()) == [".merged.lock", ".merged.swap.lock", "merged"]
