@@ -91,6 +91,9 @@ def test_home_from_environment(tmp_path: Path) -> None:
     write_synthetic_dataset(tmp_path / "home" / "datasets" / "a", SyntheticSpec(n_episodes=3, lengths=[10, 11, 12]))
     result = sql("--format", "csv", "select dataset, frames from dataset_summary", env={"LEROBOT_ASSETS_HOME": str(tmp_path / "home")})
     assert result.stdout == "dataset,frames\ndatasets/a,33\n"
+    # an existing home without datasets answers with no rows and says why (a missing one is an error:
+    # tests/hostile/test_sql_hostile.py)
+    (tmp_path / "empty").mkdir()
     result = sql("--home", str(tmp_path / "empty"), "--format", "csv", "select count(*) as n from episodes")
     assert result.exit_code == 0 and result.stdout == "n\n0\n" and "no datasets found" in result.stderr
 

@@ -75,6 +75,7 @@ def sql_command(
         QueryError,
         QuerySession,
         SourceError,
+        check_home,
         default_home,
         parse_storage_options,
     )
@@ -87,6 +88,8 @@ def sql_command(
     try:
         options = parse_storage_options(storage_option)
         variables = parse_storage_options(var)  # same key=value (JSON when it parses) convention
+        if home is not None:
+            check_home(home, options, hint=" (give --home DIR, set LEROBOT_ASSETS_HOME, or query datasets with --root)")
         session = QuerySession.open(
             home,
             root,
@@ -145,6 +148,9 @@ def catalog_command(
     ),
     model: list[str] = typer.Option([], "--model", help="Only this model and what it refs; repeatable."),
     force: bool = typer.Option(False, "--force", help="Rebuild every table and recompute every file."),
+    create: bool = typer.Option(
+        False, "--create", help="Create the data home if it does not exist (without it, a missing home is an error)."
+    ),
     storage_option: list[str] = typer.Option([], "--storage-option", help="fsspec option key=value (repeatable)."),
     var: list[str] = typer.Option([], "--var", help="Model variable key=value; repeatable."),
 ) -> None:
@@ -156,7 +162,16 @@ def catalog_command(
     """
     from tqdm import tqdm
 
-    from lerobot_assets.sql import Catalog, ProjectLoadError, QueryError, SourceError, SqlError, default_home, parse_storage_options
+    from lerobot_assets.sql import (
+        Catalog,
+        ProjectLoadError,
+        QueryError,
+        SourceError,
+        SqlError,
+        check_home,
+        default_home,
+        parse_storage_options,
+    )
 
     if root and home is None and catalog is None:
         # Without a home there is nowhere implied to put the catalog; the default home is not the roots' place.
@@ -165,10 +180,13 @@ def catalog_command(
     home = home if home is not None or root else default_home()
     try:
         variables = parse_storage_options(var)
+        options = parse_storage_options(storage_option)
+        if home is not None:
+            check_home(home, options, create=create, hint=" (pass --create to start a new data home there)")
         cat = Catalog(
             home,
             roots=root,
-            storage_options=parse_storage_options(storage_option),
+            storage_options=options,
             path=catalog,
             vars=variables,
         )

@@ -49,7 +49,7 @@ Modules, in an order where each imports only from those before it:
 from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql.catalog import CATALOG_RELPATH, Catalog, DataTestResult, ModelResult
 from lerobot_assets.sql.config import ColumnSpec, DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
-from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
+from lerobot_assets.sql.discovery import DatasetRoot, check_home, discover_datasets
 from lerobot_assets.sql.errors import (
     CatalogBusyError,
     ProjectLoadError,
@@ -89,6 +89,7 @@ __all__ = [
     "SqlError",
     "SqlModel",
     "SqlProject",
+    "check_home",
     "check_read_only",
     "default_home",
     "default_project_dir",

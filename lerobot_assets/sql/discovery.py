@@ -77,6 +77,26 @@ def discover_datasets(
     return [found[name] for name in sorted(found)]
 
 
+def check_home(
+    home: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None, *, create: bool = False, hint: str = ""
+) -> None:
+    """Raise SourceError unless `home` is an existing directory; `create` makes a missing one.
+
+    A home named by a person (or defaulted) that does not exist is a typo far more often than an empty
+    home: answering with no rows, or starting a new empty catalog there, would hide it. `hint` is added
+    to the message (the CLI names its flag for creating one).
+    """
+    fs, path = filesystem_for(os.fspath(home), storage_options)
+    if fs.isdir(path):
+        return
+    if fs.exists(path):
+        raise SourceError(f"data home {home} is not a directory")
+    if create:
+        fs.makedirs(path, exist_ok=True)
+        return
+    raise SourceError(f"data home {home} does not exist{hint}")
+
+
 def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[str]:
     roots: list[str] = []
     frontier = [(top, 0)]

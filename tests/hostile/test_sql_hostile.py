@@ -70,3 +70,40 @@ def test_catalog_root_without_home_builds_only_the_roots(demo_cwd: Path) -> None
     ).stdout
     assert (tree_digest(demo_cwd / ".demo_home"), tree_digest(FIXTURE)) == (home_before, fixture_before)
     assert "only the roots" in " ".join(run_cli(["catalog", "--help"], cwd=demo_cwd).stdout.split())
+
+
+# ---- issue item 13: a home that does not exist is an error, unless created on purpose -------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["catalog", "--home", "{tmp}/mistyped"], 1, "data home {tmp}/mistyped does not exist"),
+        (["catalog", "--home", "{tmp}/mistyped"], 1, "--create"),
+        (["sql", "SELECT count(*) FROM episodes", "--home", "{tmp}/mistyped"], 1, "data home {tmp}/mistyped does not exist"),
+        (["sql", "--list", "--home", "{tmp}/mistyped"], 1, "data home {tmp}/mistyped does not exist"),
+        # the default home (no --home, no $LEROBOT_ASSETS_HOME) missing in the working directory
+        (["sql", "SELECT count(*) FROM episodes"], 1, "data home {tmp}/.demo_home does not exist"),
+        (["catalog"], 1, "data home {tmp}/.demo_home does not exist"),
+        (["catalog", "--home", "{tmp}/a_file"], 1, "data home {tmp}/a_file is not a directory"),
+    ],
+)
+def test_missing_home_is_an_error(
+    args: list[str], code: int, fragment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LEROBOT_ASSETS_HOME", raising=False)
+    (tmp_path / "a_file").write_text("not a home")
+    before = tree_digest(tmp_path)
+    proc = run_cli([a.format(tmp=tmp_path) for a in args], cwd=tmp_path)
+    assert_one_line_error(proc, code, fragment.format(tmp=tmp_path))
+    assert tree_digest(tmp_path) == before
+
+
+def test_catalog_create_makes_a_new_home(tmp_path: Path) -> None:
+    home = tmp_path / "new" / "home"
+    proc = run_cli(["catalog", "--home", str(home), "--create"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (home / "catalog" / "metadata.duckdb").is_file()
+    # an existing (empty) home answers with no rows and says why
+    proc = run_cli(["sql", "SELECT count(*) AS n FROM episodes", "--home", str(home), "--format", "csv"], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "n\n0\n") and "no datasets found" in proc.stderr, proc.stderr[-3000:]
