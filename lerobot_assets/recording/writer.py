@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,7 @@ from lerobot_assets.format.layout import (
     DEFAULT_DATA_FILE_SIZE_IN_MB,
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
     INDEX_FEATURES,
+    INFO_PATH,
     STAGING_DIR,
     STATS_PATH,
     TASKS_PATH,
@@ -46,7 +47,7 @@ from lerobot_assets.format.layout import (
 )
 from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
 from lerobot_assets.format.tasks import read_tasks, tasks_table
-from lerobot_assets.recording.commit import Commit, recover
+from lerobot_assets.recording.commit import JOURNAL, Commit, recover
 from lerobot_assets.recording.episode import EpisodeBuffer, episode_stats, episode_table, finish_videos, png_bytes
 from lerobot_assets.recording.frames import validate_frame
 from lerobot_assets.recording.positions import Location, WritePositions
@@ -103,13 +104,31 @@ class DatasetWriter:
         queue_maxsize: int,
         background_save: bool = False,
         feed_timeout_s: float | None = None,
+        lock: IO[str] | None = None,
     ) -> None:
+        """Use `create` / `open`. `lock`: the root's writer lock when the caller took it already."""
         self.root = Path(root)
         self.info = info
         self.encoder = encoder
         self.streaming = streaming
         self.encoder_threads = encoder_threads
-        self._lock_file = self._acquire_lock()
+        self._lock_file: IO[str] | None = lock if lock is not None else lock_root(self.root)
+        try:
+            self._setup(streaming, encoder, encoder_threads, queue_maxsize, feed_timeout_s, background_save)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _setup(
+        self,
+        streaming: bool,
+        encoder: VideoEncoderConfig,
+        encoder_threads: int | None,
+        queue_maxsize: int,
+        feed_timeout_s: float | None,
+        background_save: bool,
+    ) -> None:
+        info = self.info
         self.tasks: list[str] = read_tasks(self.root)
         self._stats: Stats = read_stats(self.root)
         self._load_positions()
@@ -195,14 +214,26 @@ class DatasetWriter:
         background_save: bool = False,
         feed_timeout_s: float | None = None,
     ) -> "DatasetWriter":
-        """Reopen a dataset (ours or LeRobot's) to append episodes; completes an interrupted commit."""
+        """Reopen a dataset (ours or LeRobot's) to append episodes; completes an interrupted commit.
+
+        DatasetLockedError when another writer has it open: the lock is taken before anything is
+        recovered, since recovery removes staged files and replays journals, which belong to that
+        writer while it runs.
+        """
         root = Path(root)
-        for line in recover(root):
-            logger.warning("%s: %s", root, line)
-        info = DatasetInfo.load(root)
-        if encoder is None:
-            encoder = _encoder_from_info(info)
-        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize, background_save, feed_timeout_s)
+        if not (root / INFO_PATH).is_file() and not (root / JOURNAL).is_file():
+            DatasetInfo.load(root)  # FileNotFoundError naming the missing info.json; nothing created
+        lock = lock_root(root)
+        try:
+            for line in recover(root):
+                logger.warning("%s: %s", root, line)
+            info = DatasetInfo.load(root)
+            if encoder is None:
+                encoder = _encoder_from_info(info)
+        except BaseException:
+            _unlock(lock)
+            raise
+        return cls(root, info, encoder, streaming, encoder_threads, queue_maxsize, background_save, feed_timeout_s, lock)
 
     @classmethod
     def open_or_create(cls, root: Path | str, **kwargs: Any) -> "DatasetWriter":
@@ -212,20 +243,6 @@ class DatasetWriter:
             keep = {k: kwargs[k] for k in names if k in kwargs}
             return cls.open(root, **keep)
         return cls.create(root, **kwargs)
-
-    def _acquire_lock(self) -> Any:
-        staging = self.root / STAGING_DIR
-        staging.mkdir(parents=True, exist_ok=True)
-        f = open(staging / "writer.lock", "w")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise RuntimeError(f"{self.root}: another DatasetWriter is writing this dataset") from None
-        # Leftover episode scratch dirs of a killed writer hold no committed data.
-        for d in staging.glob("episode-*"):
-            shutil.rmtree(d, ignore_errors=True)
-        return f
 
     def _load_positions(self) -> None:
         pos = WritePositions.load(self.root, self.info)
@@ -505,8 +522,7 @@ class DatasetWriter:
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
+            _unlock(self._lock_file)
             self._lock_file = None
 
     def __enter__(self) -> "DatasetWriter":
@@ -516,6 +532,37 @@ class DatasetWriter:
         if exc_type is not None:
             self.clear_episode_buffer()
         self.finalize()
+
+
+class DatasetLockedError(RuntimeError):
+    """Another DatasetWriter (in this or another process) has the dataset open."""
+
+
+def lock_root(root: Path) -> IO[str]:
+    """Take `root`'s writer lock (`.staging/writer.lock`, created with its directory); raises
+    DatasetLockedError naming the root when another writer holds it. Call before touching anything
+    a running writer owns (its staged files, journal, episode scratch)."""
+    staging = root / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    # "a": opening must not truncate or recreate the file another writer holds.
+    f = open(staging / "writer.lock", "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise DatasetLockedError(
+            f"{root}: another DatasetWriter is writing this dataset (it holds {staging / 'writer.lock'}); "
+            "wait for it to finish"
+        ) from None
+    # Leftover episode scratch dirs of a killed writer hold no committed data.
+    for d in staging.glob("episode-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return f
+
+
+def _unlock(lock: IO[str]) -> None:
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
 
 
 def _encoder_from_info(info: DatasetInfo) -> VideoEncoderConfig:

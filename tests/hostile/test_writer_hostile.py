@@ -247,3 +247,69 @@ def test_merge_finishes_a_swap_killed_midway_before_looking_at_its_output(tmp_pa
     # Recovered first, so the output is seen to hold these sources already: nothing is rebuilt.
     assert result.mode == "unchanged", result
     assert sorted(p.name for p in out.parent.iterdir()) == [".merged.lock", ".merged.swap.lock", "merged"]
+
+
+# ---------------------------------------------------------------- item 3: a refused second open leaves the live writer alone
+MID_COMMIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from helpers import make_frame, FEATURES
+    from lerobot_assets.recording import DatasetWriter
+    from lerobot_assets.recording.commit import Commit
+
+    publish = Commit.publish
+    commits = 0
+
+    def paused_publish(self):
+        global commits
+        commits += 1
+        if commits == 3:  # the third episode's files are staged: hold here until the test says go
+            print("STAGED", len(self.moves), flush=True)
+            sys.stdin.readline()
+        publish(self)
+
+    Commit.publish = paused_publish
+    w = DatasetWriter.create({root!r}, fps=30, features=FEATURES)
+    rng = np.random.default_rng(0)
+    for ep in range(3):
+        for t in range(8 + ep):
+            w.add_frame(make_frame(rng, t, "task"))
+        w.save_episode()
+    w.finalize()
+    print("DONE", flush=True)
+    """
+)
+
+
+def test_a_refused_second_open_leaves_a_writer_mid_commit_intact(tmp_path):
+    from lerobot_assets.checks.validate import validate_dataset
+    from lerobot_assets.format import DatasetMeta
+    from lerobot_assets.recording import DatasetLockedError, DatasetWriter
+
+    root = tmp_path / "live"
+    script = MID_COMMIT_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1]), root=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ | {"SVT_LOG": "1"})
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+        assert line.startswith("STAGED"), line + proc.stderr.read() if proc.stderr else line
+        staged_before = sorted(p.name for p in root.rglob(".*.tmp*"))
+        assert staged_before  # the live writer's staged files of its third episode
+        with pytest.raises(DatasetLockedError, match="another DatasetWriter") as refused:
+            DatasetWriter.open(root)
+        assert str(root) in str(refused.value)
+        # The refused open deleted them (it recovered before taking the lock).
+        assert sorted(p.name for p in root.rglob(".*.tmp*")) == staged_before
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "DONE" in out, err[-3000:]
+    meta = DatasetMeta(root)
+    assert (meta.info.total_episodes, meta.info.total_frames) == (3, 8 + 9 + 10)
+    report = validate_dataset(root)
+    assert report.ok, [str(p) for p in report.problems]
