@@ -41,7 +41,7 @@ def record_sim(
                               on_episode=lambda r: bar.update() or bar.set_postfix(success=r.success))
         frames.close()
     typer.echo(
-        f"recorded {report.episodes} episodes ({report.frames} frames) into {root}: "
+        f"recorded {report.episodes} episodes ({report.frames} frames) into {report.root}: "
         f"{report.successes}/{report.episodes} reached the goal ({report.success_rate:.0%}), "
         f"{report.frames_per_s:.1f} frames/s"
     )

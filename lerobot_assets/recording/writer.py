@@ -12,6 +12,7 @@ commits) is read and, on a failed commit, rolled back by every step of `save_epi
 the staging steps out would spread that state over several objects.
 """
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -107,8 +108,13 @@ class DatasetWriter:
         lock: IO[str] | None = None,
     ) -> None:
         """Use `create` / `open`. `lock`: the root's writer lock when the caller took it already."""
-        self.root = Path(root)
+        # Absolute once, here: every later path is built from it, whatever the caller's cwd becomes.
+        self.root = absolute_root(root)
         self.info = info
+        # What info.json holds on disk before any episode is saved (create() publishes it with the
+        # first one): restored when a commit fails.
+        self._info_unpublished = info.model_copy(deep=True)
+        self._created_root = False
         self.encoder = encoder
         self.streaming = streaming
         self.encoder_threads = encoder_threads
@@ -177,8 +183,8 @@ class DatasetWriter:
         which the frame is dropped: the video repeats the previous frame in its place (so it stays
         aligned with the data rows), and the drop is counted in the EpisodeSummary and logged.
         """
-        root = Path(root)
-        if root.exists() and any(root.iterdir()):
+        root = absolute_root(root)
+        if root.exists() and not _holds_only_unpublished(root):
             raise FileExistsError(f"{root} exists and is not empty; use DatasetWriter.open() to append")
         if fps <= 0 or int(fps) != fps:
             raise ValueError(f"fps must be a positive integer, got {fps!r}")
@@ -195,12 +201,27 @@ class DatasetWriter:
         )
         if not info.video_keys:
             info.video_path = None
+        created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
-        info.save(root)
-        return cls(
+        lock = lock_root(root)
+        try:
+            # Under the lock: a killed first commit's journal is finished (then this is a dataset,
+            # and create refuses), and its unpublished temp files removed.
+            recover(root)
+            if not _holds_only_unpublished(root):
+                raise FileExistsError(f"{root} holds a dataset now; use DatasetWriter.open() to append")
+        except BaseException:
+            _unlock(lock)
+            raise
+        # meta/info.json is not written here but with the first episode, in its commit: until an
+        # episode is durable the root holds no half-made dataset (an info.json without any of the
+        # files it describes), and finalize() takes back what an unused root holds.
+        writer = cls(
             root, info, encoder or VideoEncoderConfig(), streaming, encoder_threads, queue_maxsize,
-            background_save, feed_timeout_s,
+            background_save, feed_timeout_s, lock,
         )
+        writer._created_root = created
+        return writer
 
     @classmethod
     def open(
@@ -220,8 +241,11 @@ class DatasetWriter:
         recovered, since recovery removes staged files and replays journals, which belong to that
         writer while it runs.
         """
-        root = Path(root)
+        root = absolute_root(root)
         if not (root / INFO_PATH).is_file() and not (root / JOURNAL).is_file():
+            if (root / STAGING_DIR / LOCK_NAME).is_file():
+                # A writer recording its first episode has published nothing yet: say so.
+                _unlock(lock_root(root))
             DatasetInfo.load(root)  # FileNotFoundError naming the missing info.json; nothing created
         lock = lock_root(root)
         try:
@@ -237,8 +261,9 @@ class DatasetWriter:
 
     @classmethod
     def open_or_create(cls, root: Path | str, **kwargs: Any) -> "DatasetWriter":
-        root = Path(root)
-        if (root / "meta/info.json").is_file():
+        root = absolute_root(root)
+        # A pending journal may be the first commit, about to publish info.json: open() finishes it.
+        if (root / INFO_PATH).is_file() or (root / JOURNAL).is_file():
             names = ("encoder", "streaming", "encoder_threads", "queue_maxsize", "background_save", "feed_timeout_s")
             keep = {k: kwargs[k] for k in names if k in kwargs}
             return cls.open(root, **keep)
@@ -389,7 +414,8 @@ class DatasetWriter:
         except BaseException:
             commit.abort()
             ep.discard()
-            self.info = DatasetInfo.load(self.root)
+            published = (self.root / INFO_PATH).is_file()
+            self.info = DatasetInfo.load(self.root) if published else self._info_unpublished.model_copy(deep=True)
             self._load_positions()
             self._next_episode, self._next_frame = self.info.total_episodes, self.info.total_frames
             self._assigned_tasks = list(self.tasks)
@@ -517,8 +543,24 @@ class DatasetWriter:
             if self._stream is not None:
                 self._stream.close()
             self._finalized = True
+            self._take_back_if_unpublished()
             self._release_lock()
         return self._stats
+
+    def _take_back_if_unpublished(self) -> None:
+        """No episode was ever published: remove what this writer made (its lock file, the empty
+        directories an aborted commit left, and the root if it created it), so a failed or empty
+        first recording leaves no half-made root. Runs holding the lock (see lock_root)."""
+        if (self.root / INFO_PATH).exists() or (self.root / JOURNAL).exists():
+            return
+        (self.root / STAGING_DIR / LOCK_NAME).unlink(missing_ok=True)
+        for top in (STAGING_DIR, *_SCRATCH_TOPS):
+            for dirpath, _dirs, _files in sorted(os.walk(self.root / top), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):  # not empty: something else is in there, keep it
+                    os.rmdir(dirpath)
+        if self._created_root:
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
@@ -538,22 +580,57 @@ class DatasetLockedError(RuntimeError):
     """Another DatasetWriter (in this or another process) has the dataset open."""
 
 
+LOCK_NAME = "writer.lock"
+# Where an aborted first commit can leave empty directories (temp files are staged beside their
+# targets): the layout's top directories.
+_SCRATCH_TOPS = ("meta", "data", "videos")
+
+
+def absolute_root(root: Path | str) -> Path:
+    """`root` made absolute against the current directory, once, where a user's path comes in."""
+    return Path(os.path.abspath(os.fspath(root)))
+
+
+def _holds_only_unpublished(root: Path) -> bool:
+    """Whether `root` holds nothing but what a writer that never published an episode leaves:
+    `.staging/`, empty directories and unpublished temp files (`.<name>.<random>.tmp*`)."""
+    for entry in root.iterdir():
+        if entry.name == STAGING_DIR:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            return False
+        for p in entry.rglob("*"):
+            if p.is_symlink() or not (p.is_dir() or (p.is_file() and p.name.startswith(".") and ".tmp" in p.name)):
+                return False
+    return True
+
+
 def lock_root(root: Path) -> IO[str]:
     """Take `root`'s writer lock (`.staging/writer.lock`, created with its directory); raises
     DatasetLockedError naming the root when another writer holds it. Call before touching anything
     a running writer owns (its staged files, journal, episode scratch)."""
     staging = root / STAGING_DIR
-    staging.mkdir(parents=True, exist_ok=True)
-    # "a": opening must not truncate or recreate the file another writer holds.
-    f = open(staging / "writer.lock", "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise DatasetLockedError(
-            f"{root}: another DatasetWriter is writing this dataset (it holds {staging / 'writer.lock'}); "
-            "wait for it to finish"
-        ) from None
+    path = staging / LOCK_NAME
+    while True:
+        staging.mkdir(parents=True, exist_ok=True)
+        # "a": opening must not truncate or recreate the file another writer holds.
+        f = open(path, "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise DatasetLockedError(
+                f"{root}: another DatasetWriter is writing this dataset (it holds {path}); wait for it to finish"
+            ) from None
+        # A writer that published nothing removes its lock file before unlocking
+        # (_take_back_if_unpublished): the file locked here may be that removed one.
+        try:
+            current = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        _unlock(f)
     # Leftover episode scratch dirs of a killed writer hold no committed data.
     for d in staging.glob("episode-*"):
         shutil.rmtree(d, ignore_errors=True)

@@ -45,6 +45,7 @@ from lerobot_assets.format.stats_json import flatten_stats, stats_to_json
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.positions import WritePositions
+from lerobot_assets.recording.writer import absolute_root
 from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats, read_image_histograms
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.video.concat import concatenate_videos
@@ -107,7 +108,9 @@ def merge_datasets(
     `force` rebuilds even when the output already holds exactly these sources. Concurrent merges
     into the same output wait for each other (a lock file beside it).
     """
-    output = Path(output)
+    # Absolute once, here: the sources' and output's paths are joined and compared from now on.
+    output = absolute_root(output)
+    sources = [(name, absolute_root(root)) for name, root in sources]
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output.parent / f".{output.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -313,3 +313,111 @@ def test_a_refused_second_open_leaves_a_writer_mid_commit_intact(tmp_path):
     assert (meta.info.total_episodes, meta.info.total_frames) == (3, 8 + 9 + 10)
     report = validate_dataset(root)
     assert report.ok, [str(p) for p in report.problems]
+
+
+# ---------------------------------------------------------------- item 2: relative paths, and a failed first save
+def _validate_ok(root: Path) -> None:
+    from lerobot_assets.checks.validate import validate_dataset
+
+    report = validate_dataset(root)
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_record_sim_into_a_relative_root(tmp_path):
+    proc = run_cli(["record-sim", "--root", "simple", "--episodes", "2", "--max-steps", "8", "--no-top-camera"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert str(tmp_path / "simple") in proc.stdout  # the report names the root it resolved
+    _validate_ok(tmp_path / "simple")
+
+
+def test_writer_and_merge_resolve_relative_roots_once(tmp_path, monkeypatch):
+    from helpers import record
+
+    from lerobot_assets.format import DatasetMeta
+    from lerobot_assets.recording import DatasetWriter
+    from lerobot_assets.tools.merge import merge_datasets
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    w, _ = record(Path("rel"), [5])
+    assert w.root == tmp_path / "rel"
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a caller that changes directory mid-recording
+    record(Path("rel"), [4], writer=w)
+    w.finalize()
+    assert DatasetMeta(tmp_path / "rel").info.total_episodes == 2
+    assert not (tmp_path / "elsewhere/rel").exists()
+    _validate_ok(tmp_path / "rel")
+
+    monkeypatch.chdir(tmp_path)
+    w = DatasetWriter.open("rel")
+    assert w.root == tmp_path / "rel"
+    w.finalize()
+    result = merge_datasets([("a", Path("rel"))], Path("out/merged"))
+    assert result.episodes == 2
+    _validate_ok(tmp_path / "out/merged")
+
+
+def test_a_failed_first_save_leaves_nothing_half_made(tmp_path, monkeypatch):
+    import numpy as np
+    from helpers import FEATURES, make_frame, record
+
+    from lerobot_assets.recording import DatasetWriter
+    from lerobot_assets.recording import writer as writer_module
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    root = tmp_path / "fresh"
+    monkeypatch.setattr(writer_module, "episode_table", broken)
+    w = DatasetWriter.create(root, fps=30, features=FEATURES)
+    rng = np.random.default_rng(0)
+    for t in range(4):
+        w.add_frame(make_frame(rng, t, "x"))
+    with pytest.raises(OSError, match="No space"):
+        w.save_episode()
+    w.finalize()
+    # Formerly a root holding only meta/info.json: not a dataset, yet not empty either.
+    assert not root.exists(), sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    monkeypatch.undo()
+
+    # A root the user made stays, empty; a retry records into it.
+    root.mkdir()
+    w = DatasetWriter.create(root, fps=30, features=FEATURES)
+    w.finalize()
+    assert root.is_dir() and list(root.iterdir()) == []
+    w, _ = record(root, [3])
+    w.finalize()
+    _validate_ok(root)
+
+
+KILLED_FIRST_EPISODE = textwrap.dedent(
+    """
+    import os, signal, sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from helpers import make_frame, FEATURES
+    from lerobot_assets.recording import DatasetWriter
+    w = DatasetWriter.create({root!r}, fps=30, features=FEATURES)
+    rng = np.random.default_rng(0)
+    for t in range(6):
+        w.add_frame(make_frame(rng, t, "task"))
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_root_killed_before_its_first_save_is_no_dataset_and_can_be_recorded_into(tmp_path):
+    from helpers import FEATURES, record
+
+    from lerobot_assets.recording import DatasetWriter
+
+    root = tmp_path / "killed"
+    script = KILLED_FIRST_EPISODE.format(tests=str(Path(__file__).resolve().parents[1]), root=str(root))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"SVT_LOG": "1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    # No meta/info.json claiming a dataset that has none of its other files.
+    assert not (root / "meta/info.json").exists()
+    w = DatasetWriter.open_or_create(root, fps=30, features=FEATURES)
+    record(root, [4], writer=w)
+    w.finalize()
+    _validate_ok(root)

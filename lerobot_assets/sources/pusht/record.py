@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lerobot_assets.recording.writer import DatasetWriter
+from lerobot_assets.recording.writer import DatasetWriter, absolute_root
 from lerobot_assets.sources.pusht.config import PUSHT_FPS, PushTSourceConfig
 from lerobot_assets.sources.pusht.episodes import EpisodeResult, episode_seeds, iter_episode_frames
 from lerobot_assets.video.config import VideoEncoderConfig
@@ -42,6 +42,7 @@ def record_pusht(
     **writer_options: object,
 ) -> SimRecordReport:
     """Record `config.episodes` seeded PushT episodes into the dataset at root (created if absent)."""
+    root = absolute_root(root)
     report = SimRecordReport(root=str(root))
     t0 = time.perf_counter()
     writer = DatasetWriter.open_or_create(
