@@ -14,17 +14,24 @@ from tqdm import tqdm
 from lerobot_assets.cli import app
 
 
+# The docstring is the --help text, which keeps its line breaks: a paragraph is one line.
 @app.command("record-sim")
 def record_sim(
     root: Path = typer.Option(..., "--root", help="dataset root (created, or appended to if it exists)"),
-    episodes: int = typer.Option(10, "--episodes", min=1, help="number of episodes to record"),
+    episodes: int = typer.Option(
+        10, "--episodes", min=1,
+        help="the run's episodes: seeds SEED..SEED+EPISODES-1; those ROOT holds already are skipped",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="seed of the first episode (episode i uses seed+i)"),
     max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
     vcodec: str = typer.Option("libsvtav1", "--vcodec", help="video encoder: libsvtav1, libx264, libx265, ..."),
     crf: int | None = typer.Option(None, "--crf", help="encoder quality (default: the encoder config's)"),
     top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
 ) -> None:
-    """Record seeded PushT simulation episodes (scripted expert) into the dataset at ROOT."""
+    """Record seeded PushT simulation episodes (scripted expert) into the dataset at ROOT.
+
+    A re-run continues where ROOT stands: seeds ROOT already holds (recognized by their first frame) are not recorded again, so re-running an interrupted run with the same arguments finishes it, equal to an uninterrupted run. The progress bar counts episodes durable on disk.
+    """
     from lerobot_assets.sources.pusht import PushTSourceConfig
     from lerobot_assets.sources.pusht.record import record_pusht
     from lerobot_assets.video.config import VideoEncoderConfig
@@ -38,10 +45,12 @@ def record_sim(
     with tqdm(total=episodes, unit="episode", desc="recording") as bar:
         frames = tqdm(unit="frame", desc="frames", leave=False)
         report = record_pusht(root, config, encoder=encoder, on_frame=lambda: frames.update(),
+                              on_held=lambda seeds: bar.update(len(seeds)),
                               on_episode=lambda r: bar.update() or bar.set_postfix(success=r.success))
         frames.close()
+    held = f"; {len(report.held_seeds)} were there already" if report.held_seeds else ""
     typer.echo(
-        f"recorded {report.episodes} episodes ({report.frames} frames) into {report.root}: "
+        f"recorded {report.episodes} episodes ({report.frames} frames) into {report.root}{held}: "
         f"{report.successes}/{report.episodes} reached the goal ({report.success_rate:.0%}), "
         f"{report.frames_per_s:.1f} frames/s"
     )

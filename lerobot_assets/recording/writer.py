@@ -84,6 +84,10 @@ class EpisodeSummary:
             self._future.result()
         return self
 
+    def done(self) -> bool:
+        """Whether the episode's commit has ended (durable, or failed: `wait()` re-raises)."""
+        return self._future is None or self._future.done()
+
 
 class DatasetWriter:
     """Create with `DatasetWriter.create(...)` or resume with `DatasetWriter.open(root)`.

@@ -421,3 +421,57 @@ def test_a_root_killed_before_its_first_save_is_no_dataset_and_can_be_recorded_i
     record(root, [4], writer=w)
     w.finalize()
     _validate_ok(root)
+
+
+# ---------------------------------------------------------------- item 6: a re-run continues, never duplicates
+def test_record_sim_rerun_continues_where_the_root_stands(tmp_path):
+    import pyarrow.parquet as pq
+
+    args = ["--max-steps", "6", "--no-top-camera"]
+    # The root an interrupted `--episodes 4` left: its first two episodes are durable.
+    first = run_cli(["record-sim", "--root", "resumed", "--episodes", "2", *args], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rerun = run_cli(["record-sim", "--root", "resumed", "--episodes", "4", *args], cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "recorded 2 episodes" in rerun.stdout and "2 were there already" in rerun.stdout, rerun.stdout
+    whole = run_cli(["record-sim", "--root", "whole", "--episodes", "4", *args], cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    # Formerly seeds 0-3 were appended again: 6 episodes, two of them duplicates.
+    for rel in ("data/chunk-000/file-000.parquet", "meta/tasks.parquet"):
+        assert pq.read_table(tmp_path / "resumed" / rel).equals(pq.read_table(tmp_path / "whole" / rel)), rel
+    cols = ["episode_index", "length", "dataset_from_index", "dataset_to_index"]
+    ep = "meta/episodes/chunk-000/file-000.parquet"
+    assert pq.read_table(tmp_path / "resumed" / ep, columns=cols).equals(pq.read_table(tmp_path / "whole" / ep, columns=cols))
+    _validate_ok(tmp_path / "resumed")
+    # Run once more: nothing left to record, nothing changes.
+    before = tree_digest(tmp_path / "resumed")
+    again = run_cli(["record-sim", "--root", "resumed", "--episodes", "4", *args], cwd=tmp_path)
+    assert again.returncode == 0 and "recorded 0 episodes" in again.stdout, again.stdout + again.stderr[-2000:]
+    assert tree_digest(tmp_path / "resumed") == before
+
+
+def test_record_sim_progress_counts_durable_episodes(tmp_path, monkeypatch):
+    import time
+
+    from lerobot_assets.format.info import DatasetInfo
+    from lerobot_assets.recording.commit import Commit
+    from lerobot_assets.sources.pusht import PushTSourceConfig
+    from lerobot_assets.sources.pusht.record import record_pusht
+
+    publish = Commit.publish
+
+    def slow_publish(self):  # a slow disk: each commit lags well behind the next episode's frames
+        time.sleep(0.3)
+        publish(self)
+
+    monkeypatch.setattr(Commit, "publish", slow_publish)
+    root = tmp_path / "progress"
+    on_disk = []
+
+    def on_episode(result):
+        on_disk.append(DatasetInfo.load(root).total_episodes if (root / "meta/info.json").is_file() else 0)
+
+    config = PushTSourceConfig(seed=0, episodes=3, max_steps=4, top_camera=False)
+    record_pusht(root, config, on_episode=on_episode)
+    # The bar said 7/8 with 6 on disk: each tick must be an episode already durable.
+    assert len(on_disk) == 3 and all(n >= i + 1 for i, n in enumerate(on_disk)), on_disk
