@@ -31,7 +31,7 @@ from lerobot_assets.sql.discovery import DatasetRoot, remote_filesystems
 from lerobot_assets.sql.errors import SourceError
 from lerobot_assets.sql.parsers import JSON_PARSERS
 from lerobot_assets.sql.project import SourceTable, SqlProject
-from lerobot_assets.sql.quoting import quote_ident, sql_literal
+from lerobot_assets.sql.quoting import glob_literal, quote_ident, sql_literal
 from lerobot_assets.sql.remote import arrow_filesystem, is_local, register_filesystem
 from lerobot_assets.sql.resolution import ResolvedSource, resolve_source
 from lerobot_assets.sql.schemas import SchemaCache, schema_fingerprint
@@ -128,7 +128,16 @@ class SourceBinder:
             for p in paths:
                 self.parquet_files.setdefault(root.file_url(p), (root, p))
             schema, raw = self.schemas.unified(root, paths, resolved.fingerprints.get(name))
-            arrow = self.mode == "session" and not is_local(root.fs)
+            # A path DuckDB cannot be given literally (see glob_literal) is Arrow-scanned in a session,
+            # and refused in the catalog, whose views any DuckDB client must be able to read.
+            literal = all(glob_literal(root.file_url(p)) is not None for p in paths)
+            if not literal and self.mode == "catalog":
+                bad = next(root.file_url(p) for p in paths if glob_literal(root.file_url(p)) is None)
+                raise SourceError(
+                    f"{bad}: a path holding a backslash and one of * ? [ cannot be read literally by DuckDB's "
+                    "read_parquet, so the catalog cannot hold a view over it (lerobot-assets sql reads it)"
+                )
+            arrow = self.mode == "session" and (not is_local(root.fs) or not literal)
             # Remote datasets in a session are Arrow-scanned; a pyarrow dataset has one filesystem.
             key = f"{arrow}|{id(root.fs) if arrow else ''}|{schema_fingerprint(schema)}"
             group = groups.setdefault(key, _Group(schema=schema, arrow=arrow))
@@ -142,7 +151,15 @@ class SourceBinder:
                 branches.append((quote_ident(rel), '"__dataset"', '"__file"' if file_column else None, group.schema))
                 continue
             urls = [root.file_url(p) for root, paths in group.members for p in paths]
-            self.native_paths.extend(u for (root, paths) in group.members if is_local(root.fs) for u in map(root.file_url, paths))
+            # read_parquet globs every string it is given, even in a list: each path goes in as the
+            # pattern that matches only itself (`ds[12]` would otherwise read ds1's files).
+            patterns = [glob_literal(u) or u for u in urls]
+            for root, paths in group.members:
+                if is_local(root.fs):
+                    # DuckDB checks both the pattern and the file it expands to against allowed_paths.
+                    local = [root.file_url(p) for p in paths]
+                    self.native_paths.extend(local)
+                    self.native_paths.extend(g for u in local if (g := glob_literal(u)) is not None and g != u)
             # union_by_name makes DuckDB read every footer at each bind: only when shards differ.
             options = "" if len(group.raw) == 1 and None not in group.raw else ", union_by_name = true"
             # Longest root first, so a root nested in another one is matched by its own.
@@ -165,7 +182,7 @@ class SourceBinder:
                         f"WHEN starts_with(__lerobot_file, {p}) THEN substr(__lerobot_file, length({p}) + 1)" for _, p in prefixes
                     )
                     file_expr = f"CASE {cases} END"
-            rel = f"read_parquet([{', '.join(sql_literal(u) for u in urls)}]{options})"
+            rel = f"read_parquet([{', '.join(sql_literal(u) for u in patterns)}]{options})"
             branches.append((rel, dataset_expr, file_expr, group.schema))
 
         selects = []

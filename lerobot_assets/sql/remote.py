@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
 import fsspec
 import pyarrow.fs as pafs
-from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.local import LocalFileSystem, make_path_posix
 
 from lerobot_assets.sql.errors import SourceError
 
@@ -49,6 +50,15 @@ def filesystem_for(url: str, storage_options: Mapping[str, Any] | None = None) -
     `AWS_ENDPOINT_URL` (botocore's own name) or `FSSPEC_S3_ENDPOINT_URL` (fsspec's config convention).
     """
     options = dict(storage_options or {})
+    if _is_local_path(url):
+        # Taken literally: fsspec would read `::` in a local path as a URL chain (`/data/x::y/ds` is
+        # `/data/x`), so a directory named that way would silently stand for another one.
+        try:
+            fs = fsspec.filesystem("file", **options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise SourceError(f"cannot open {url!r}: {exc}") from exc
+        path = make_path_posix(url)
+        return fs, path.rstrip("/") or path
     protocol = url.split("://", 1)[0] if "://" in url else "file"
     if protocol in ("s3", "s3a") and "endpoint_url" not in options and "endpoint_url" not in options.get("client_kwargs", {}):
         endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
@@ -59,6 +69,15 @@ def filesystem_for(url: str, storage_options: Mapping[str, Any] | None = None) -
     except (ImportError, ValueError, TypeError) as exc:
         raise SourceError(f"cannot open {url!r}: {exc}") from exc
     return fs, path.rstrip("/") or path
+
+
+# A URL (`s3://...`, `file://...`) or an fsspec chain (`simplecache::s3://...`) starts with a protocol name.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*(://|::)")
+
+
+def _is_local_path(url: str) -> bool:
+    """A plain local path, not a URL or chain: absolute, or relative without a protocol prefix."""
+    return url.startswith(("/", "~", ".")) or not _URL.match(url)
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from lerobot_assets.sql.discovery import DatasetRoot
 from lerobot_assets.sql.errors import SourceError
 from lerobot_assets.sql.project import SourceTable
+from lerobot_assets.sql.quoting import GLOB_CHARS
 
 
 @dataclass
@@ -49,6 +51,40 @@ def file_fingerprint(info: Mapping[str, Any]) -> str:
     return "|".join(marks)
 
 
+def match_files(root: DatasetRoot, pattern: str) -> dict[str, Mapping[str, Any]]:
+    """The files under `root` that `pattern` (a glob relative to the root, from sources.yml) matches,
+    with the filesystem's info of each.
+
+    Only the pattern is a pattern: the root's path is taken literally whatever it holds. (Globbing the
+    joined string made `ds[12]` a character class that read the files of `ds1`.) The pattern's literal
+    leading directories are joined to the root, the directory below is listed as fsspec's glob would
+    list it (`find` to the pattern's depth, hidden names included), and each path component is matched
+    against its component of the pattern.
+    """
+    parts = pattern.strip("/").split("/")
+    n_literal = next((i for i, part in enumerate(parts) if GLOB_CHARS.intersection(part)), len(parts))
+    fs = root.fs
+    if n_literal == len(parts):
+        path = root.join("/".join(parts))
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return {}
+        return {path: info} if info.get("type", "file") == "file" else {}
+    base = root.join("/".join(parts[:n_literal])) if n_literal else root.path
+    rest = parts[n_literal:]
+    found = fs.find(base, maxdepth=len(rest), withdirs=False, detail=True)
+    prefix = base.rstrip("/") + "/"
+    out: dict[str, Mapping[str, Any]] = {}
+    for path, info in found.items():
+        if info.get("type", "file") != "file" or not path.startswith(prefix):
+            continue
+        names = path[len(prefix) :].split("/")
+        if len(names) == len(rest) and all(fnmatchcase(n, p) for n, p in zip(names, rest)):
+            out[path] = info
+    return out
+
+
 def resolve_source(table: SourceTable, datasets: Sequence[DatasetRoot]) -> ResolvedSource:
     files: dict[str, list[str]] = {}
     sizes: dict[str, dict[str, int]] = {}
@@ -56,10 +92,10 @@ def resolve_source(table: SourceTable, datasets: Sequence[DatasetRoot]) -> Resol
     for root in datasets:
         matched: dict[str, Mapping[str, Any]] = {}
         for pattern in table.config.glob:
-            found = root.fs.glob(root.join(pattern), detail=True)
-            for path, info in found.items():
-                if info.get("type", "file") == "file":
-                    matched[path] = info
+            try:
+                matched.update(match_files(root, pattern))
+            except OSError as exc:
+                raise SourceError(f"{root.url}: cannot list the files of source {table.name!r}: {exc}") from exc
         if not matched:
             if table.config.required:
                 raise SourceError(

@@ -107,3 +107,108 @@ def test_catalog_create_makes_a_new_home(tmp_path: Path) -> None:
     # an existing (empty) home answers with no rows and says why
     proc = run_cli(["sql", "SELECT count(*) AS n FROM episodes", "--home", str(home), "--format", "csv"], cwd=tmp_path)
     assert (proc.returncode, proc.stdout) == (0, "n\n0\n") and "no datasets found" in proc.stderr, proc.stderr[-3000:]
+
+
+# ---- issue item 1: glob characters in paths are never patterns ------------------------------------
+
+# Each hostile name holds `episodes` episodes of 20 frames; the decoys are what the name matches as a
+# pattern (`ds[12]` matches ds1, `ds?` matches ds1 and dsa, `ds*` matches every ds...).
+GLOB_NAMES = {"ds1": 3, "dsa": 4, "ds[12]": 2, "ds*": 5, "ds?": 6, "x]y": 1, "q[!a]": 7}
+
+
+def _glob_home(home: Path) -> None:
+    for i, (name, n) in enumerate(GLOB_NAMES.items()):
+        write_synthetic_dataset(home / name, SyntheticSpec(n_episodes=n, lengths=[20] * n, seed=i))
+
+
+@pytest.mark.parametrize("name", ["ds[12]", "ds*", "ds?", "x]y", "q[!a]"])
+@pytest.mark.parametrize("catalog", [False, True], ids=["no-catalog", "catalog"])
+def test_glob_characters_in_a_root_are_literal(name: str, catalog: bool, tmp_path: Path) -> None:
+    _glob_home(tmp_path / "data")
+    before = tree_digest(tmp_path / "data")
+    root = str(tmp_path / "data" / name)
+    query = "SELECT (SELECT count(*) FROM frames) AS frames, (SELECT count(*) FROM episodes) AS episodes, " \
+            "(SELECT count(*) FROM video_files) AS videos, (SELECT total_episodes FROM info) AS info"
+    args = ["sql", query, "--root", root, "--format", "csv"]
+    if catalog:
+        cat = tmp_path / "cat.duckdb"
+        built = run_cli(["catalog", "--root", root, "--catalog", str(cat)], cwd=tmp_path)
+        assert built.returncode == 0, built.stderr
+        args += ["--catalog", str(cat)]
+        assert "dataset_summary  [model (table, catalog)]" in run_cli(
+            ["sql", "--list", "--root", root, "--catalog", str(cat)], cwd=tmp_path
+        ).stdout
+        args[1] = "SELECT episodes * 20 AS frames, episodes, video_files AS videos, total_episodes AS info FROM dataset_summary"
+    else:
+        args.append("--no-catalog")
+    proc = run_cli(args, cwd=tmp_path)
+    n = GLOB_NAMES[name]
+    assert (proc.returncode, csv_rows(proc.stdout)) == (0, [f"{20 * n},{n},2,{n}"]), proc.stderr
+    assert tree_digest(tmp_path / "data") == before
+
+
+def test_glob_characters_in_a_home_are_literal(tmp_path: Path) -> None:
+    # the home's own path holds glob characters too, beside a home its pattern would match
+    home = tmp_path / "home[1]"
+    _glob_home(home)
+    write_synthetic_dataset(tmp_path / "home1" / "decoy", SyntheticSpec(n_episodes=9))
+    before = tree_digest(tmp_path)
+    expected = sorted(f"{name},{n},{20 * n}" for name, n in GLOB_NAMES.items())
+    query = "SELECT dataset, episodes, frames FROM dataset_summary ORDER BY dataset"
+    live = run_cli(["sql", query, "--home", str(home), "--format", "csv", "--no-catalog"], cwd=tmp_path)
+    assert (live.returncode, csv_rows(live.stdout)) == (0, expected), live.stderr
+    frames = run_cli(
+        ["sql", "SELECT dataset, count(*) AS n, count(DISTINCT data_file) AS f FROM frames GROUP BY 1 ORDER BY 1",
+         "--home", str(home), "--format", "csv", "--no-catalog"], cwd=tmp_path)
+    assert csv_rows(frames.stdout) == sorted(f"{name},{20 * n},1" for name, n in GLOB_NAMES.items()), frames.stderr
+    assert tree_digest(tmp_path) == before
+    built = run_cli(["catalog", "--home", str(home)], cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    served = run_cli(["sql", query, "--home", str(home), "--format", "csv"], cwd=tmp_path)
+    assert (served.returncode, csv_rows(served.stdout)) == (0, expected), served.stderr
+    assert "dataset_summary  [model (table, catalog)]" in run_cli(["sql", "--list", "--home", str(home)], cwd=tmp_path).stdout
+
+
+def test_backslash_with_glob_characters(tmp_path: Path) -> None:
+    """DuckDB's glob splits on backslashes, so such a path cannot be escaped for read_parquet: a query
+    session reads it through Arrow instead; a catalog (whose views any DuckDB client must be able to
+    read) refuses it by name rather than reading something else."""
+    root = tmp_path / "back\\slash" / "ds[1]"
+    write_synthetic_dataset(root, SyntheticSpec(n_episodes=2, lengths=[20, 20]))
+    write_synthetic_dataset(tmp_path / "back\\slash" / "ds1", SyntheticSpec(n_episodes=3))
+    before = tree_digest(tmp_path)
+    proc = run_cli(["sql", "SELECT count(*) AS n FROM frames", "--root", str(root), "--format", "csv"], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "n\n40\n"), proc.stderr
+    proc = run_cli(["sql", "SELECT * FROM read_parquet('/etc/passwd')", "--root", str(root)], cwd=tmp_path)
+    assert_one_line_error(proc, 2, "Permission Error")
+    assert tree_digest(tmp_path) == before
+    proc = run_cli(["catalog", "--root", str(root), "--catalog", str(tmp_path / "cat.duckdb")], cwd=tmp_path)
+    assert_one_line_error(proc, 1, f"{root}/meta/episodes/chunk-000/file-000.parquet: a path holding a backslash")
+    assert tree_digest(tmp_path / "back\\slash") == {k.removeprefix("back\\slash/"): v for k, v in before.items() if k.startswith("back\\slash/")}
+
+
+def test_double_colon_in_a_local_path_is_not_a_url_chain(tmp_path: Path) -> None:
+    """fsspec reads `a::b` as a chain of URLs: `.../x::y/ds` would stand for `.../x`."""
+    write_synthetic_dataset(tmp_path / "x", SyntheticSpec(n_episodes=3))
+    write_synthetic_dataset(tmp_path / "x::y" / "ds", SyntheticSpec(n_episodes=2, lengths=[20, 20]))
+    write_synthetic_dataset(tmp_path / "h::1" / "inside", SyntheticSpec(n_episodes=1, lengths=[20]))
+    before = tree_digest(tmp_path)
+    proc = run_cli(["sql", "SELECT count(*) AS n FROM frames", "--root", str(tmp_path / "x::y" / "ds"), "--format", "csv"], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "n\n40\n"), proc.stderr
+    proc = run_cli(["sql", "SELECT dataset, count(*) AS n FROM frames GROUP BY 1", "--home", str(tmp_path / "h::1"), "--format", "csv"], cwd=tmp_path)
+    assert (proc.returncode, csv_rows(proc.stdout)) == (0, ["inside,20"]), proc.stderr
+    assert tree_digest(tmp_path) == before
+
+
+def test_lockdown_still_holds_for_escaped_paths(tmp_path: Path) -> None:
+    """The session allows its own files (and their literal patterns) only: the raw name `ds[12]`, which
+    DuckDB would expand to ds1's file, stays refused."""
+    _glob_home(tmp_path / "data")
+    own = tmp_path / "data" / "ds[12]" / "data" / "chunk-000" / "file-000.parquet"
+    for path, ok in [(str(own).replace("[", "[[]"), True), (str(own), False)]:
+        query = f"SELECT count(*) AS n FROM read_parquet('{path}')"
+        proc = run_cli(["sql", query, "--root", str(tmp_path / "data" / "ds[12]"), "--format", "csv"], cwd=tmp_path)
+        if ok:
+            assert (proc.returncode, proc.stdout) == (0, "n\n40\n"), proc.stderr
+        else:
+            assert_one_line_error(proc, 2, f'Permission Error: Cannot access file "{tmp_path}/data/ds1/data/chunk-000/file-000.parquet"')
