@@ -32,7 +32,7 @@ def record_sim(
 
     A re-run continues where ROOT stands: seeds ROOT already holds (recognized by their first frame) are not recorded again, so re-running an interrupted run with the same arguments finishes it, equal to an uninterrupted run. The progress bar counts episodes durable on disk.
     """
-    from lerobot_assets.sources.pusht import PushTSourceConfig
+    from lerobot_assets.sources.pusht import EpisodeResult, PushTSourceConfig
     from lerobot_assets.sources.pusht.record import record_pusht
     from lerobot_assets.video.config import VideoEncoderConfig
 
@@ -42,12 +42,23 @@ def record_sim(
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    with tqdm(total=episodes, unit="episode", desc="recording") as bar:
-        frames = tqdm(unit="frame", desc="frames", leave=False)
-        report = record_pusht(root, config, encoder=encoder, on_frame=lambda: frames.update(),
-                              on_held=lambda seeds: bar.update(len(seeds)),
-                              on_episode=lambda r: bar.update() or bar.set_postfix(success=r.success))
-        frames.close()
+    bars: list[tqdm] = []
+
+    def start(held: list[int]) -> None:
+        # Drawn once the writer has the root (on_held): a run refused at the start shows no bar.
+        bars.append(tqdm(total=episodes, initial=len(held), unit="episode", desc="recording"))
+        bars.append(tqdm(unit="frame", desc="frames", leave=False))
+
+    def episode_done(result: EpisodeResult) -> None:
+        bars[0].update()
+        bars[0].set_postfix(success=result.success)
+
+    try:
+        report = record_pusht(root, config, encoder=encoder, on_frame=lambda: bars[1].update(),
+                              on_held=start, on_episode=episode_done)
+    finally:
+        for bar in reversed(bars):
+            bar.close()
     held = f"; {len(report.held_seeds)} were there already" if report.held_seeds else ""
     typer.echo(
         f"recorded {report.episodes} episodes ({report.frames} frames) into {report.root}{held}: "

@@ -43,6 +43,17 @@ class Commit:
                 return tmp
         return final
 
+    def target_of(self, path: str | os.PathLike[str] | None) -> Path | None:
+        """The file a staged temp (or a temp a writer made beside it, `.<temp name>.*`) stands
+        for, so an error can name the dataset's file rather than a hidden temp; else None."""
+        if path is None:
+            return None
+        name = Path(os.fsdecode(path)).name
+        for tmp, final in self.moves:
+            if name == tmp.name or name.startswith(f".{tmp.name}."):
+                return final
+        return None
+
     def stage_parquet(self, final: Path, tables: list[pa.Table] | pa.Table) -> None:
         write_parquet(self.stage(final), tables)
 

@@ -188,8 +188,8 @@ class DatasetWriter:
         aligned with the data rows), and the drop is counted in the EpisodeSummary and logged.
         """
         root = absolute_root(root)
-        if root.exists() and not _holds_only_unpublished(root):
-            raise FileExistsError(f"{root} exists and is not empty; use DatasetWriter.open() to append")
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(f"{root} exists and is not a directory")
         if fps <= 0 or int(fps) != fps:
             raise ValueError(f"fps must be a positive integer, got {fps!r}")
         if chunks_size < 1:
@@ -205,9 +205,17 @@ class DatasetWriter:
         )
         if not info.video_keys:
             info.video_path = None
+        # A writer may be recording its first episode here (its files come and go): it is named
+        # by the lock, not mistaken for a non-empty directory.
+        lock = lock_root(root) if (root / STAGING_DIR / LOCK_NAME).is_file() else None
+        if root.exists() and not _holds_only_unpublished(root):
+            if lock is not None:
+                _unlock(lock)
+            raise FileExistsError(f"{root} exists and is not empty; use DatasetWriter.open() to append")
         created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
-        lock = lock_root(root)
+        if lock is None:
+            lock = lock_root(root)
         try:
             # Under the lock: a killed first commit's journal is finished (then this is a dataset,
             # and create refuses), and its unpublished temp files removed.
@@ -415,7 +423,8 @@ class DatasetWriter:
             commit.stage_json(self.root / STATS_PATH, stats_to_json(stats))
             commit.stage_json(self.root / "meta/info.json", self.info.dump())
             commit.publish()
-        except BaseException:
+        except BaseException as e:
+            target = commit.target_of(e.filename) if isinstance(e, OSError) else None
             commit.abort()
             ep.discard()
             published = (self.root / INFO_PATH).is_file()
@@ -423,6 +432,9 @@ class DatasetWriter:
             self._load_positions()
             self._next_episode, self._next_frame = self.info.total_episodes, self.info.total_frames
             self._assigned_tasks = list(self.tasks)
+            if target is not None and isinstance(e, OSError):
+                # Name the dataset's file (the temp is gone): "<file>: No space left on device".
+                raise type(e)(e.errno, e.strerror, str(target)) from e
             raise
         ep.discard()
         self.tasks = all_tasks

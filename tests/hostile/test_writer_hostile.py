@@ -475,3 +475,64 @@ def test_record_sim_progress_counts_durable_episodes(tmp_path, monkeypatch):
     record_pusht(root, config, on_episode=on_episode)
     # The bar said 7/8 with 6 on disk: each tick must be an episode already durable.
     assert len(on_disk) == 3 and all(n >= i + 1 for i, n in enumerate(on_disk)), on_disk
+
+
+# ---------------------------------------------------------------- item 11: two record-sim on one root; a full disk
+def _digest_outside_staging(root: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(root).items() if not k.startswith(".staging")}
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_the_losing_record_sim_gets_one_line_and_changes_nothing(tmp_path, published):
+    import numpy as np
+    from helpers import FEATURES, make_frame
+
+    from lerobot_assets.recording import DatasetWriter
+    from lerobot_assets.sources.pusht import PushTSourceConfig
+
+    root = tmp_path / "shared"
+    features = PushTSourceConfig(top_camera=False).features() if published else FEATURES
+    live = DatasetWriter.create(root, fps=10, features=features, robot_type="pusht")
+    try:
+        if published:  # the winner has saved an episode and is recording the next one
+            from lerobot_assets.sources.pusht import iter_episode_frames
+
+            for frame in iter_episode_frames(0, PushTSourceConfig(max_steps=5, top_camera=False)):
+                live.add_frame(frame)
+            live.save_episode()
+        else:  # the winner is recording its first episode: nothing is published yet
+            rng = np.random.default_rng(0)
+            for t in range(3):
+                live.add_frame(make_frame(rng, t, "x"))
+        before = _digest_outside_staging(root)
+        proc = run_cli(["record-sim", "--root", str(root), "--episodes", "2", "--max-steps", "5", "--no-top-camera"],
+                       cwd=tmp_path)
+        assert_one_line_error(proc, 1, f"{root}: another DatasetWriter is writing this dataset")
+        assert _digest_outside_staging(root) == before
+        assert "recording:" not in proc.stderr  # no progress bar for a run that never started
+    finally:
+        live.finalize()
+
+
+def test_record_sim_on_a_full_disk_names_the_file_and_keeps_every_saved_episode(tmp_path):
+    import resource
+
+    from hostile_support import CLI
+
+    from lerobot_assets.format.info import DatasetInfo
+
+    def small_disk() -> None:  # files may not grow past 400 kB: the top camera's video hits it first
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SVT_LOG": "1"}
+    proc = subprocess.run([str(CLI), "record-sim", "--root", "full", "--episodes", "30", "--max-steps", "60"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_disk, stdin=subprocess.DEVNULL)
+    assert_one_line_error(proc, 1, "File too large")
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error:"))
+    # The file the dataset was writing, not a hidden temp file of it.
+    assert f"{tmp_path}/full/videos/observation.images.top/chunk-000/file-000.mp4:" in line, line
+    saved = DatasetInfo.load(tmp_path / "full").total_episodes
+    assert 1 <= saved < 30
+    _validate_ok(tmp_path / "full")
+    assert not [p for p in (tmp_path / "full").rglob("*") if ".tmp" in p.name]
