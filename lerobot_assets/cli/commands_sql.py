@@ -54,7 +54,12 @@ def sql_command(
         "anon=true, client_kwargs.region_name=us-east-1. An S3 endpoint can also come from the env "
         "AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL; credentials from the usual AWS env vars.",
     ),
-    var: list[str] = typer.Option([], "--var", help="Model variable key=value (e.g. min_episode_seconds=2); repeatable."),
+    var: list[str] = typer.Option(
+        [],
+        "--var",
+        help="Model variable NAME=VALUE (e.g. min_episode_seconds=2); repeatable. The value is a literal (a JSON "
+        "number, list, true/false, or else a string) of the same kind as the var's default, never SQL.",
+    ),
     max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table (csv/json print all)."),
     catalog: str = typer.Option(
         None,
@@ -75,9 +80,11 @@ def sql_command(
         QueryError,
         QuerySession,
         SourceError,
+        VarError,
         check_home,
         default_home,
         parse_storage_options,
+        parse_vars,
     )
 
     if not list_relations and not query:
@@ -86,8 +93,8 @@ def sql_command(
     # --root alone means exactly those datasets: a .demo_home in the working directory must not join in.
     home = home if home is not None or root else default_home()
     try:
+        variables = parse_vars(var)
         options = parse_storage_options(storage_option)
-        variables = parse_storage_options(var)  # same key=value (JSON when it parses) convention
         if home is not None:
             check_home(home, options, hint=" (give --home DIR, set LEROBOT_ASSETS_HOME, or query datasets with --root)")
         session = QuerySession.open(
@@ -98,6 +105,9 @@ def sql_command(
             use_catalog=not no_catalog,
             catalog_path=catalog,
         )
+    except VarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     except (SourceError, ProjectLoadError, QueryError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_DATA_ERROR) from None
@@ -152,7 +162,9 @@ def catalog_command(
         False, "--create", help="Create the data home if it does not exist (without it, a missing home is an error)."
     ),
     storage_option: list[str] = typer.Option([], "--storage-option", help="fsspec option key=value (repeatable)."),
-    var: list[str] = typer.Option([], "--var", help="Model variable key=value; repeatable."),
+    var: list[str] = typer.Option(
+        [], "--var", help="Model variable NAME=VALUE, a literal of its default's kind (as for `sql`); repeatable."
+    ),
 ) -> None:
     """Materialize the SQL models into the DuckDB catalog, as the Dagster assets do (without Dagster).
 
@@ -168,9 +180,11 @@ def catalog_command(
         QueryError,
         SourceError,
         SqlError,
+        VarError,
         check_home,
         default_home,
         parse_storage_options,
+        parse_vars,
     )
 
     if root and home is None and catalog is None:
@@ -179,7 +193,7 @@ def catalog_command(
         raise typer.Exit(EXIT_USAGE)
     home = home if home is not None or root else default_home()
     try:
-        variables = parse_storage_options(var)
+        variables = parse_vars(var)
         options = parse_storage_options(storage_option)
         if home is not None:
             check_home(home, options, create=create, hint=" (pass --create to start a new data home there)")
@@ -208,6 +222,9 @@ def catalog_command(
                 bar.write(f"{result.name:<28} {result.materialized:<12} {result.row_count:>10,} rows  {how}  ({result.duration_s:.2f} s)")
 
             cat.materialize_all(names, force=force, progress=report)
+    except VarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     except (SourceError, ProjectLoadError, QueryError, SqlError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_DATA_ERROR) from None

@@ -58,10 +58,11 @@ from lerobot_assets.sql.errors import (
     ReadOnlyError,
     SourceError,
     SqlError,
+    VarError,
 )
 from lerobot_assets.sql.formatting import to_markdown
 from lerobot_assets.sql.loader import default_project_dir, load_project
-from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject
+from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, parse_vars
 from lerobot_assets.sql.remote import parse_storage_options
 from lerobot_assets.sql.session import QuerySession, RelationInfo, check_read_only
 
@@ -89,6 +90,7 @@ __all__ = [
     "SqlError",
     "SqlModel",
     "SqlProject",
+    "VarError",
     "check_home",
     "check_read_only",
     "default_home",
@@ -96,5 +98,6 @@ __all__ = [
     "discover_datasets",
     "load_project",
     "parse_storage_options",
+    "parse_vars",
     "to_markdown",
 ]

@@ -75,7 +75,9 @@ class SourceBinder:
         self.mode = mode
         self.schemas = schema_cache or SchemaCache()
         self._roots = {d.name: d for d in self.datasets}
-        # Local files the views read natively: the session allows exactly these before locking down.
+        # Files the views read through DuckDB's own reader (local ones, and remote ones through the
+        # registered filesystem in the catalog), each also as its literal pattern: the connection allows
+        # exactly these before locking down (see lock_down).
         self.native_paths: list[str] = []
         # Every parquet file bound, to name the culprit when a query fails inside one (see below).
         self.parquet_files: dict[str, tuple[DatasetRoot, str]] = {}
@@ -154,12 +156,7 @@ class SourceBinder:
             # read_parquet globs every string it is given, even in a list: each path goes in as the
             # pattern that matches only itself (`ds[12]` would otherwise read ds1's files).
             patterns = [glob_literal(u) or u for u in urls]
-            for root, paths in group.members:
-                if is_local(root.fs):
-                    # DuckDB checks both the pattern and the file it expands to against allowed_paths.
-                    local = [root.file_url(p) for p in paths]
-                    self.native_paths.extend(local)
-                    self.native_paths.extend(g for u in local if (g := glob_literal(u)) is not None and g != u)
+            self.native_paths.extend(_allowed_forms(urls))
             # union_by_name makes DuckDB read every footer at each bind: only when shards differ.
             options = "" if len(group.raw) == 1 and None not in group.raw else ", union_by_name = true"
             # Longest root first, so a root nested in another one is matched by its own.
@@ -199,6 +196,17 @@ class SourceBinder:
         if not selects:
             return self._empty_select(table)
         return "\nUNION ALL BY NAME\n".join(selects)
+
+    def readable_paths(self) -> list[str]:
+        """Every file a view over these datasets may read through DuckDB: those bound here, and those of
+        every other parquet source too (a catalog's views bound by an earlier run read them)."""
+        out = set(self.native_paths)
+        for table in self.project.sources.values():
+            if table.config.format != "parquet" or table.name in self.resolved:
+                continue
+            resolved = resolve_source(table, self.datasets)
+            out.update(_allowed_forms([self._roots[d].file_url(p) for d, paths in resolved.files.items() for p in paths]))
+        return sorted(out)
 
     def _arrow_dataset(self, schema: pa.Schema, members: Sequence[tuple[DatasetRoot, list[str]]]) -> pads.Dataset:
         full = schema.append(pa.field("__dataset", pa.string())).append(pa.field("__file", pa.string()))
@@ -300,6 +308,33 @@ class SourceBinder:
                 replace_relation(con, name, f"SELECT * FROM {quote_ident(tmp)}", materialized="table")
             finally:
                 con.unregister(tmp)
+
+
+def _allowed_forms(urls: Iterable[str]) -> list[str]:
+    """Each url and its literal pattern: DuckDB checks both the string read_parquet was given and the
+    file it expanded to against allowed_paths."""
+    out = []
+    for url in urls:
+        out.append(url)
+        pattern = glob_literal(url)
+        if pattern is not None and pattern != url:
+            out.append(pattern)
+    return out
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, readable: Sequence[str]) -> None:
+    """From here on SQL on `con` reads no file but `readable` (COPY, EXPORT, ATTACH, read_text('/etc/..'),
+    INSTALL are refused), cannot scan Python variables by name, and cannot undo these settings.
+
+    Views over the readable files keep working, and so do Arrow relations registered on the connection
+    (remote sources in a session). The catalog file itself stays writable: it is the database, not an
+    external file.
+    """
+    if readable:
+        con.execute(f"SET allowed_paths = [{', '.join(sql_literal(p) for p in sorted(set(readable)))}]")
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def replace_relation(

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql import freshness
-from lerobot_assets.sql.binder import SourceBinder, replace_relation
+from lerobot_assets.sql.binder import SourceBinder, lock_down, replace_relation
 from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets, remote_filesystems
 from lerobot_assets.sql.errors import CatalogBusyError, QueryError, SourceError, SqlError
@@ -117,6 +117,8 @@ class Catalog:
         self.roots = list(roots)
         self.storage_options = dict(storage_options or {})
         self.project = project if isinstance(project, SqlProject) else load_project(project, vars=vars)
+        if vars and isinstance(project, SqlProject):
+            self.project.check_vars(vars)
         self.vars = dict(vars or {})
         self.preview_rows = preview_rows
         if path is None:
@@ -215,6 +217,8 @@ class Catalog:
             tables = {t.name for n in order for t in self.project.source_tables(n)}
             tables |= {self.project.per_file_source(n).name for n in order if self.project.models[n].per_file_of}
             binder = self.refresh_sources(con, tables)
+            # Model SQL runs only after this: it reads the datasets' files and writes the catalog, nothing else.
+            lock_down(con, binder.readable_paths())
             results = []
             for name in order:
                 results.append(self._materialize_one(con, name, binder, force))
@@ -339,8 +343,8 @@ class Catalog:
         sql = self.project.compile(name, self.vars)
         con = self.connect()
         try:
-            if test.sources:
-                self.refresh_sources(con, [t.name for t in self.project.source_tables(name)])
+            binder = self.refresh_sources(con, [t.name for t in self.project.source_tables(name)])
+            lock_down(con, binder.readable_paths())
             try:
                 failing = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # type: ignore[index]
                 cols, rows = _fetch(con, f"SELECT * FROM ({sql}) LIMIT {int(self.preview_rows)}")

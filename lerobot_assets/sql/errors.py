@@ -34,6 +34,11 @@ class ProjectLoadError(SqlError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class VarError(SqlError):
+    """A model variable (`--var NAME=VALUE`, `vars=`) is malformed, or not of its default's type: a
+    usage error, found before any SQL runs."""
+
+
 class SourceError(SqlError):
     """A source cannot be read: unreadable/corrupted file (named), missing required file, bad root."""
 

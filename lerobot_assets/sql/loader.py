@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from lerobot_assets.sql.config import DataTestConfig, ModelConfig, SourcesFile
 from lerobot_assets.sql.errors import ProjectLoadError, ProjectProblem
 from lerobot_assets.sql.parsers import JSON_PARSERS
-from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, jinja_env, render_sql
+from lerobot_assets.sql.project import DataTest, SourceTable, SqlModel, SqlProject, check_vars, jinja_env, render_sql
 from lerobot_assets.sql.transforms import TRANSFORMS
 
 # The statement types a model or data test may contain: they only read.
@@ -46,6 +46,8 @@ def default_project_dir() -> Path:
 def load_project(root: str | os.PathLike[str] | None = None, vars: Mapping[str, Any] | None = None) -> SqlProject:
     """Load and check the project; raises `ProjectLoadError` listing every problem found."""
     root = Path(root) if root is not None else default_project_dir()
+    # Vars are checked before any file is rendered with them (a wrong one is a usage error, VarError).
+    check_vars(vars or {}, _declared_vars(root))
     problems: list[ProjectProblem] = []
     sources = _load_sources(root / "sources.yml", problems)
     if problems:
@@ -100,6 +102,27 @@ def load_project(root: str | os.PathLike[str] | None = None, vars: Mapping[str, 
     if problems:
         raise ProjectLoadError(problems)
     return project
+
+
+def _declared_vars(root: Path) -> dict[str, list[tuple[Path, Any]]]:
+    """Every `var(name[, default])` with literal arguments in the project's files, read from the Jinja
+    AST (files that do not parse are reported by _analyse)."""
+    out: dict[str, list[tuple[Path, Any]]] = {}
+    for path in sorted(root.glob("models/**/*.sql")) + sorted(root.glob("tests/**/*.sql")):
+        try:
+            ast = jinja_env.parse(path.read_text())
+        except jinja2.TemplateSyntaxError:
+            continue
+        for call in ast.find_all(jn.Call):
+            if not isinstance(call.node, jn.Name) or call.node.name != "var" or not call.args:
+                continue
+            try:
+                args = [a.as_const() for a in call.args]
+            except jn.Impossible:
+                continue
+            if isinstance(args[0], str):
+                out.setdefault(args[0], []).append((path, args[1] if len(args) > 1 else None))
+    return out
 
 
 def _check_incremental(model: SqlModel, project: SqlProject, problems: list[ProjectProblem]) -> None:

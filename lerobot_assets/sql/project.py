@@ -6,7 +6,8 @@ touches data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 import jinja2
 
 from lerobot_assets.sql.config import DataTestConfig, ModelConfig, SourceTableConfig
-from lerobot_assets.sql.errors import SqlError
-from lerobot_assets.sql.quoting import quote_ident
+from lerobot_assets.sql.errors import SqlError, VarError
+from lerobot_assets.sql.quoting import quote_ident, sql_value
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,18 @@ class SqlProject:
         key = (source.source_name, source.name)
         return [n for n in self.ancestors([name]) if key in self.source_closure(n)]
 
+    def declared_vars(self) -> dict[str, list[tuple[Path, Any]]]:
+        """Each var the models and tests use, with (file, default) of every use."""
+        out: dict[str, list[tuple[Path, Any]]] = {}
+        for node in [*self.models.values(), *self.tests.values()]:
+            for name, default in node.vars_used.items():
+                out.setdefault(name, []).append((node.path, default))
+        return out
+
+    def check_vars(self, vars: Mapping[str, Any]) -> None:
+        """Raise VarError unless every value is a literal of its default's type (see check_vars)."""
+        check_vars(vars, self.declared_vars())
+
     def tests_for(self, model: str) -> list[DataTest]:
         return [t for t in self.tests.values() if t.model == model]
 
@@ -172,13 +185,83 @@ class SqlProject:
         return render_sql(node.raw_sql, node.path, self, merged, this=node.name, relations=relations)
 
 
+# ---- vars ----------------------------------------------------------------------------------------
+
+
+def parse_vars(items: Iterable[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs (CLI `--var`) → values: JSON when the value parses as JSON (`2`, `0.5`,
+    `[1, 2]`, `true`), else the string as given. What they may be is checked by check_vars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise VarError(f"--var {item}: expected NAME=VALUE (e.g. min_episode_seconds=2)")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+def check_vars(vars: Mapping[str, Any], declared: Mapping[str, Sequence[tuple[Path, Any]]]) -> None:
+    """Raise VarError unless each value is a literal DuckDB can take (number, string, boolean, null,
+    list of them) of the same kind as the var's default where a model gives one.
+
+    Values go into the SQL as literals whatever happens here (see sql_value); this turns a value of
+    the wrong kind (`idle_motion_threshold=(SELECT ...)`, a string where a number is compared) into a
+    message naming the var before anything runs, instead of a conversion error from deep in a model.
+    """
+    for name, value in vars.items():
+        for path, default in declared.get(name, ()):
+            if default is not None and _kind(value) != _kind(default):
+                raise VarError(
+                    f"var {name}: expected {_kind(default)} (its default in {path.name} is {default!r}), "
+                    f"got {_kind(value)}: {value!r}"
+                )
+        try:
+            sql_value(value)
+        except TypeError as exc:
+            raise VarError(f"var {name}: {exc}") from exc
+
+
 # ---- rendering ---------------------------------------------------------------------------------
+
+
+class SqlText(str):
+    """Text that is SQL already (a quoted relation name): a template renders it as it is."""
+
+
+def _finalize(value: Any) -> str:
+    """What `{{ ... }}` renders: SQL text from ref/source/this/config as it is, every other value (a
+    var, a constant) as a literal, so no value can become SQL of its own."""
+    if isinstance(value, SqlText):
+        return value
+    try:
+        return sql_value(value)
+    except TypeError as exc:
+        raise VarError(f"a template value cannot go into SQL: {exc}") from exc
 
 
 jinja_env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
+    finalize=_finalize,
 )
 
 
@@ -193,15 +276,15 @@ def render_sql(
 ) -> str:
     renamed = relations or {}
 
-    def ref(name: str) -> str:
-        return quote_ident(renamed.get(name, name))
+    def ref(name: str) -> SqlText:
+        return SqlText(quote_ident(renamed.get(name, name)))
 
-    def source(source_name: str, table: str) -> str:
+    def source(source_name: str, table: str) -> SqlText:
         relation = project.sources[(source_name, table)].relation
-        return quote_ident(renamed.get(relation, relation))
+        return SqlText(quote_ident(renamed.get(relation, relation)))
 
-    def config(**_: Any) -> str:
-        return ""  # read statically from the AST; renders to nothing
+    def config(**_: Any) -> SqlText:
+        return SqlText("")  # read statically from the AST; renders to nothing
 
     _missing = object()
 
@@ -213,4 +296,4 @@ def render_sql(
         return default
 
     template = jinja_env.from_string(raw)
-    return template.render(ref=ref, source=source, config=config, var=var, this=quote_ident(this))
+    return template.render(ref=ref, source=source, config=config, var=var, this=SqlText(quote_ident(this)))

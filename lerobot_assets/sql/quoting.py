@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 def quote_ident(name: str) -> str:
     """A DuckDB identifier, quoted so names with dots or slashes (`observation.state`) work."""
@@ -11,6 +14,32 @@ def quote_ident(name: str) -> str:
 def sql_literal(value: str) -> str:
     """A DuckDB string literal (paths, names)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_value(value: Any) -> str:
+    """A value as a DuckDB literal: numbers, strings (quoted), booleans, NULL and lists of them.
+
+    Model variables go into SQL text through this, never as text of their own: a value is data, so
+    `--var x=(SELECT ... read_text('/etc/passwd'))` is a string that cannot become a subquery.
+    Raises TypeError for anything else (a dict, an object).
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "'nan'::DOUBLE"
+        if math.isinf(value):
+            return "'inf'::DOUBLE" if value > 0 else "'-inf'::DOUBLE"
+        return repr(value)
+    if isinstance(value, str):
+        return sql_literal(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_value(v) for v in value) + "]"
+    raise TypeError(f"{value!r} is not a number, string, boolean, null or list of them")
 
 
 # What DuckDB's glob (every string read_parquet gets, even in a list) and fsspec's glob treat as magic.

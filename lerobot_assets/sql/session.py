@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from lerobot_assets.sql import freshness
-from lerobot_assets.sql.binder import SourceBinder
+from lerobot_assets.sql.binder import SourceBinder, lock_down
 from lerobot_assets.sql.catalog import CATALOG_RELPATH
 from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
@@ -57,6 +57,8 @@ def _context(
 ) -> _Context:
     if not isinstance(project, SqlProject):
         project = load_project(project, vars=vars)
+    elif vars:
+        project.check_vars(vars)
     datasets = discover_datasets(home, roots, storage_options)
     return _Context(project, datasets, dict(vars or {}))
 
@@ -118,15 +120,9 @@ class QuerySession:
                     # Attached only while the session is set up: tables are copied in, then it is detached,
                     # so a long session never holds the file's lock against the asset runs that write it.
                     con.execute(f"DETACH {_ATTACHED}")
-            # Lock down last: from here on SQL cannot touch files (COPY, EXPORT, ATTACH, read_csv('/etc/..'),
-            # INSTALL) nor undo the settings. The views keep working: local shards are the only allowed
-            # paths (read-only, since only SELECT statements are accepted), remote ones are Arrow-scanned.
-            if binder.native_paths:
-                paths = ", ".join(sql_literal(p) for p in sorted(set(binder.native_paths)))
-                con.execute(f"SET allowed_paths = [{paths}]")
-            con.execute("SET python_enable_replacements = false")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
+            # Lock down last: local shards are the only readable paths (read-only, since only SELECT
+            # statements are accepted), remote ones are Arrow-scanned.
+            lock_down(con, binder.native_paths)
         except BaseException:
             con.close()
             raise

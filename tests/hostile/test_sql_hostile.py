@@ -212,3 +212,87 @@ def test_lockdown_still_holds_for_escaped_paths(tmp_path: Path) -> None:
             assert (proc.returncode, proc.stdout) == (0, "n\n40\n"), proc.stderr
         else:
             assert_one_line_error(proc, 2, f'Permission Error: Cannot access file "{tmp_path}/data/ds1/data/chunk-000/file-000.parquet"')
+
+
+# ---- issue item 10: --var values are typed literals, never SQL; the catalog is locked down ---------
+
+INJECTION = "idle_motion_threshold=(SELECT count(*) FROM read_text('/etc/passwd'))"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["catalog", "--home", "{home}", "--var", INJECTION], 2, "var idle_motion_threshold: expected a number"),
+        (["sql", "SELECT count(*) FROM episode_quality", "--home", "{home}", "--var", INJECTION], 2,
+         "var idle_motion_threshold: expected a number"),
+        (["sql", "SELECT 1", "--home", "{home}", "--var", "min_episode_seconds"], 2, "--var min_episode_seconds: expected NAME=VALUE"),
+        (["sql", "SELECT 1", "--home", "{home}", "--var", "min_episode_seconds=[1, 2]"], 2, "var min_episode_seconds: expected a number"),
+        (["sql", "SELECT 1", "--home", "{home}", "--var", "min_episode_seconds=true"], 2, "var min_episode_seconds: expected a number"),
+        (["catalog", "--home", "{home}", "--var", 'min_episode_seconds={"a": 1}'], 2, "var min_episode_seconds: expected a number"),
+    ],
+)
+def test_vars_are_typed_literals(args: list[str], code: int, fragment: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=3))
+    before = tree_digest(tmp_path)
+    proc = run_cli([a.replace("{home}", str(home)) for a in args], cwd=tmp_path)
+    assert_one_line_error(proc, code, fragment)
+    assert tree_digest(tmp_path) == before  # no catalog started either
+
+
+def test_valid_vars_still_apply(tmp_path: Path) -> None:
+    lengths = [10, 20, 30]  # 0.33, 0.67 and 1.0 s at 30 fps
+    write_synthetic_dataset(tmp_path / "ds", SyntheticSpec(n_episodes=3, lengths=lengths))
+    query = "SELECT count(*) FILTER (WHERE too_short) AS short FROM episode_quality"
+    for var, short in [(None, 1), ("min_episode_seconds=0.8", 2), ("min_episode_seconds=2", 3)]:
+        extra = ["--var", var] if var else []
+        proc = run_cli(["sql", query, "--root", str(tmp_path / "ds"), "--format", "csv", *extra], cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (0, f"short\n{short}\n"), proc.stderr
+
+
+def _project_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    import shutil
+
+    from lerobot_assets.sql import default_project_dir
+
+    project = tmp_path / "project"
+    shutil.copytree(default_project_dir(), project)
+    for rel, text in files.items():
+        (project / rel).write_text(text)
+    return project
+
+
+def test_string_and_list_vars_render_as_literals(tmp_path: Path) -> None:
+    from lerobot_assets.sql import QuerySession, load_project
+
+    project = _project_with(
+        tmp_path,
+        {"models/marts/labels.sql": "select {{ var('label', 'x') }} as label, {{ var('ids', [1, 2]) }} as ids, "
+                                     "{{ var('label', 'x') ~ '!' }} as shout"},
+    )
+    hostile = "it's'; select 1 --"
+    vars = {"label": hostile, "ids": [3, 4]}
+    with QuerySession.open(None, [FIXTURE], project=load_project(project, vars=vars), vars=vars) as session:
+        assert session.rows("select * from labels") == (["label", "ids", "shout"], [(hostile, [3, 4], hostile + "!")])
+    with QuerySession.open(None, [FIXTURE], project=load_project(project)) as session:
+        assert session.rows("select * from labels") == (["label", "ids", "shout"], [("x", [1, 2], "x!")])
+
+
+def test_catalog_connection_reads_only_the_datasets_files(tmp_path: Path) -> None:
+    from lerobot_assets.sql import Catalog, QueryError, load_project
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the catalog")
+    project = _project_with(
+        tmp_path,
+        {"models/marts/leak.sql": f"{{{{ config(materialized='table') }}}}\nselect content from read_text('{secret}')",
+         "tests/assert_no_leak.sql": f"{{{{ config(model='task_summary') }}}}\nselect content from read_text('{secret}')"},
+    )
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=2))
+    catalog = Catalog(home, project=load_project(project))
+    with pytest.raises(QueryError, match=f'Permission Error: Cannot access file "{secret}"'):
+        catalog.materialize("leak")
+    catalog.materialize_all(["task_summary"])  # the datasets' own files stay readable
+    with pytest.raises(QueryError, match=f'Permission Error: Cannot access file "{secret}"'):
+        catalog.run_data_test("assert_no_leak")
