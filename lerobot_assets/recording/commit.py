@@ -117,4 +117,11 @@ def recover(root: Path) -> list[str]:
             if stray.is_file():
                 stray.unlink()
                 done.append(f"removed unpublished temp file {stray.relative_to(root)}")
+    staging = root / STAGING_DIR
+    # A journal whose own atomic write was killed (its commit never started): only the top level,
+    # the episode scratch below belongs to the lock holder's own cleanup.
+    for stray in staging.glob(".*.tmp*") if staging.is_dir() else []:
+        if stray.is_file():
+            stray.unlink()
+            done.append(f"removed an unfinished journal {stray.relative_to(root)}")
     return done

@@ -41,7 +41,7 @@ from lerobot_assets.format.layout import (
     video_path,
 )
 from lerobot_assets.format.meta import DatasetMeta
-from lerobot_assets.format.stats_json import flatten_stats, stats_to_json
+from lerobot_assets.format.stats_json import flatten_stats, read_stats, stats_to_json
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.positions import WritePositions
@@ -120,6 +120,10 @@ def merge_datasets(
         recover_replace(output)
         for stale in output.parent.glob(f"{glob.escape(_rebuild_prefix(output))}*"):
             shutil.rmtree(stale)
+        # An append killed mid-commit is rolled forward before its provenance is read: read first,
+        # the old sources list would have the rolled-forward source appended a second time.
+        if output.is_dir():
+            recover(output)
         return _merge_locked(sources, output, progress, force)
 
 
@@ -147,10 +151,12 @@ def _merge_locked(
         logger.warning("%s: totals differ from its recorded sources; rebuilding", output)
         recorded = None
     if recorded is not None:
-        recover(output)
         done = [{"name": r["name"], "fingerprint": r["fingerprint"]} for r in recorded]
         if done == wanted:
             info = DatasetInfo.load(output)
+            if not _stats_cover(output, info):
+                # Killed after the last append's commit, before its final stats: finish that.
+                _Output.open(output).write_final_stats()
             return MergeResult("unchanged", info.total_episodes, info.total_frames, names)
         if wanted[: len(done)] == done:
             out = _Output.open(output)
@@ -177,6 +183,13 @@ def _merge_locked(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return MergeResult("rebuild", out.info.total_episodes, out.info.total_frames, names, names)
+
+
+def _stats_cover(output: Path, info: DatasetInfo) -> bool:
+    """Whether meta/stats.json counts every frame (its `index` count is total_frames): the final
+    stats are written in their own commit after the appends, so a kill between leaves them behind."""
+    count = read_stats(output).get("index", {}).get("count")
+    return int(np.asarray(count).ravel()[0]) == info.total_frames if count is not None else info.total_frames == 0
 
 
 def _totals_agree(output: Path, recorded: list[dict[str, Any]]) -> bool:

@@ -536,3 +536,90 @@ def test_record_sim_on_a_full_disk_names_the_file_and_keeps_every_saved_episode(
     assert 1 <= saved < 30
     _validate_ok(tmp_path / "full")
     assert not [p for p in (tmp_path / "full").rglob("*") if ".tmp" in p.name]
+
+
+KILLED_APPEND = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from lerobot_assets.recording import commit
+    from lerobot_assets.tools.merge import merge_datasets
+
+    def killed_apply(root, moves):  # the journal is durable, no file is renamed yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    commit._apply = killed_apply
+    merge_datasets([("a", Path({a!r})), ("b", Path({b!r}))], Path({out!r}))
+    """
+)
+
+
+def test_merge_rerun_after_an_append_killed_mid_commit_adds_the_source_once(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.format import DatasetMeta
+    from lerobot_assets.tools.merge import merge_datasets
+
+    for name, lengths, seed in (("a", [4, 3], 0), ("b", [5], 1)):
+        w, _ = record(tmp_path / name, lengths, seed=seed)
+        w.finalize()
+    out = tmp_path / "merged"
+    merge_datasets([("a", tmp_path / "a")], out)
+    script = KILLED_APPEND.format(a=str(tmp_path / "a"), b=str(tmp_path / "b"), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    result = merge_datasets([("a", tmp_path / "a"), ("b", tmp_path / "b")], out)
+    # Formerly: provenance read before the journal was rolled forward, so b was appended twice.
+    meta = DatasetMeta(out)
+    assert (meta.info.total_episodes, meta.info.total_frames) == (3, 12), result
+    _validate_ok(out)
+
+
+def test_a_journal_killed_while_written_is_cleared_on_open(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.recording import DatasetWriter
+
+    w, _ = record(tmp_path / "d", [3])
+    w.finalize()
+    stray = tmp_path / "d/.staging/.commit.json.deadbeef.tmp"
+    stray.write_text('[["data/ch')  # the journal's temp, cut short by a kill
+    DatasetWriter.open(tmp_path / "d").finalize()
+    assert not stray.exists()
+
+
+KILLED_BEFORE_FINAL_STATS = textwrap.dedent(
+    """
+    import os, signal
+    from pathlib import Path
+    from lerobot_assets.tools import merge
+
+    merge._Output.write_final_stats = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+    merge.merge_datasets([("a", Path({a!r})), ("b", Path({b!r}))], Path({out!r}))
+    """
+)
+
+
+def test_merge_rerun_after_a_kill_before_the_final_stats_writes_them(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.format.stats_json import read_stats
+    from lerobot_assets.tools.merge import merge_datasets
+
+    for name, lengths, seed in (("a", [4, 3], 0), ("b", [5], 1)):
+        w, _ = record(tmp_path / name, lengths, seed=seed)
+        w.finalize()
+    out = tmp_path / "merged"
+    merge_datasets([("a", tmp_path / "a")], out)
+    script = KILLED_BEFORE_FINAL_STATS.format(a=str(tmp_path / "a"), b=str(tmp_path / "b"), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert merge_datasets([("a", tmp_path / "a"), ("b", tmp_path / "b")], out).mode == "unchanged"
+    # Formerly "unchanged" kept a's stats: counts of 7 frames in a dataset of 12.
+    reference = tmp_path / "reference"
+    merge_datasets([("a", tmp_path / "a"), ("b", tmp_path / "b")], reference)
+    got, want = read_stats(out), read_stats(reference)
+    assert got.keys() == want.keys()
+    for key in want:
+        for stat in want[key]:
+            assert (got[key][stat] == want[key][stat]).all(), (key, stat)
