@@ -89,8 +89,9 @@ def _read_sources(output: Path) -> list[dict[str, Any]] | None:
 def _check_compatible(reference: DatasetInfo, info: DatasetInfo, name: str) -> None:
     if info.fps != reference.fps:
         raise ValueError(f"source {name!r}: fps {info.fps} differs from {reference.fps}")
-    ref = {k: (f.dtype, f.shape) for k, f in reference.features.items()}
-    got = {k: (f.dtype, f.shape) for k, f in info.features.items()}
+    # Shapes are lists in info.json: tuples, so the pairs can be compared as sets below.
+    ref = {k: (f.dtype, tuple(f.shape)) for k, f in reference.features.items()}
+    got = {k: (f.dtype, tuple(f.shape)) for k, f in info.features.items()}
     if ref != got:
         diff = sorted(set(ref.items()) ^ set(got.items()))
         raise ValueError(f"source {name!r}: features differ from the first source: {diff}")

@@ -623,3 +623,16 @@ def test_merge_rerun_after_a_kill_before_the_final_stats_writes_them(tmp_path):
     for key in want:
         for stat in want[key]:
             assert (got[key][stat] == want[key][stat]).all(), (key, stat)
+
+
+def test_merge_of_incompatible_features_names_them(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.tools.merge import merge_datasets
+
+    w, _ = record(tmp_path / "ours", [3])  # 48x64 front camera; the fixture's is 96x128
+    w.finalize()
+    # Formerly a TypeError (unhashable list) from comparing the features' shapes.
+    with pytest.raises(ValueError, match=r"source 'tiny': features differ.*observation.images.front"):
+        merge_datasets([("ours", tmp_path / "ours"), ("tiny", FIXTURE)], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
