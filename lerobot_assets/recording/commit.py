@@ -14,7 +14,9 @@ from typing import Any
 import pyarrow as pa
 
 from lerobot_assets.format.atomic import fsync_dir, temp_sibling, write_json_atomic, write_parquet
+from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import STAGING_DIR
+from lerobot_assets.recording.paths import template_tops
 
 JOURNAL = f"{STAGING_DIR}/commit.json"
 _SCAN_DIRS = ("meta", "data", "videos")
@@ -99,6 +101,14 @@ def _apply(root: Path, moves: list[list[str]]) -> None:
             os.replace(src, root / final)
 
 
+def _template_tops(root: Path) -> list[str]:
+    """Where the dataset's own templates put data and video files (temps are staged beside them)."""
+    try:
+        return template_tops(DatasetInfo.load(root))
+    except (OSError, ValueError):
+        return []  # no or unreadable info.json: the default directories are scanned
+
+
 def recover(root: Path) -> list[str]:
     """Roll a pending journal forward and remove stray temp files; returns what was done."""
     root = Path(root)
@@ -109,7 +119,7 @@ def recover(root: Path) -> list[str]:
         _apply(root, moves)
         journal.unlink()
         done.append(f"completed an interrupted commit of {len(moves)} files")
-    for d in _SCAN_DIRS:
+    for d in dict.fromkeys([*_SCAN_DIRS, *_template_tops(root)]):
         base = root / d
         if not base.is_dir():
             continue

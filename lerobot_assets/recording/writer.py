@@ -40,17 +40,16 @@ from lerobot_assets.format.layout import (
     STAGING_DIR,
     STATS_PATH,
     TASKS_PATH,
-    data_path,
     episodes_path,
     image_hist_path,
     next_chunk_file,
-    video_path,
 )
 from lerobot_assets.format.stats_json import Stats, flatten_stats, read_stats, stats_to_json, write_stats
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import JOURNAL, Commit, recover
 from lerobot_assets.recording.episode import EpisodeBuffer, episode_stats, episode_table, finish_videos, png_bytes
 from lerobot_assets.recording.frames import validate_frame
+from lerobot_assets.recording.paths import check_templates, data_rel, video_rel
 from lerobot_assets.recording.positions import Location, WritePositions
 from lerobot_assets.stats.dataset import compute_dataset_stats, running_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
@@ -259,11 +258,16 @@ class DatasetWriter:
                 # A writer recording its first episode has published nothing yet: say so.
                 _unlock(lock_root(root))
             DatasetInfo.load(root)  # FileNotFoundError naming the missing info.json; nothing created
+        if (root / INFO_PATH).is_file():
+            # Before the lock (whose file is the first thing written): templates never change
+            # between versions, so a pending journal does not matter here.
+            check_templates(DatasetInfo.load(root), root, writing=True)
         lock = lock_root(root)
         try:
             for line in recover(root):
                 logger.warning("%s: %s", root, line)
             info = DatasetInfo.load(root)
+            check_templates(info, root, writing=True)
             if encoder is None:
                 encoder = _encoder_from_info(info)
         except BaseException:
@@ -442,8 +446,8 @@ class DatasetWriter:
         self._video_loc.update(video_locs)
         self._data_loc, self._data_tables = data_loc, data_tables
         self._ep_loc, self._ep_rows, self._hist_rows = meta_state
-        summary.data_file = data_path(data_loc.chunk, data_loc.file)
-        summary.video_files = {k: video_path(k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()}
+        summary.data_file = data_rel(self.info, data_loc.chunk, data_loc.file)
+        summary.video_files = {k: video_rel(self.info, k, loc.chunk, loc.file) for k, (loc, _) in video_locs.items()}
         summary.dropped_frames = {k: v.dropped for k, v in videos.items()}
 
     # ------------------------------------------------------------------ staging an episode's files
@@ -460,10 +464,10 @@ class DatasetWriter:
                 loc, start = Location(0, 0), 0.0
             else:
                 loc, start = current
-                cur_file = self.root / video_path(key, loc.chunk, loc.file)
+                cur_file = self.root / video_rel(self.info, key, loc.chunk, loc.file)
                 if cur_file.stat().st_size + ep_path.stat().st_size >= limit:
                     loc, start = Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size)), 0.0
-            final = self.root / video_path(key, loc.chunk, loc.file)
+            final = self.root / video_rel(self.info, key, loc.chunk, loc.file)
             tmp = commit.stage(final, ".mp4")
             if start == 0.0:
                 os.replace(ep_path, tmp)
@@ -487,7 +491,7 @@ class DatasetWriter:
         if loc is None:
             loc = Location(0, 0)
         else:
-            cur = self.root / data_path(loc.chunk, loc.file)
+            cur = self.root / data_rel(self.info, loc.chunk, loc.file)
             size = cur.stat().st_size
             frames_in_file = sum(t.num_rows for t in self._current_data_tables())
             per_frame = size / frames_in_file if frames_in_file else 0.0
@@ -495,7 +499,7 @@ class DatasetWriter:
                 loc = Location(*next_chunk_file(loc.chunk, loc.file, self.info.chunks_size))
             else:
                 parts = list(self._current_data_tables())
-        final = self.root / data_path(loc.chunk, loc.file)
+        final = self.root / data_rel(self.info, loc.chunk, loc.file)
         # Rewriting the current file with the new row group appended keeps every published
         # version a complete parquet file (LeRobot's open writer has no footer until finalize).
         commit.stage_parquet(final, parts + [table])
@@ -506,7 +510,7 @@ class DatasetWriter:
     def _current_data_tables(self) -> list[pa.Table]:
         if self._data_tables is None:
             assert self._data_loc is not None
-            pf = pq.ParquetFile(self.root / data_path(self._data_loc.chunk, self._data_loc.file))
+            pf = pq.ParquetFile(self.root / data_rel(self.info, self._data_loc.chunk, self._data_loc.file))
             schema = data_schema(self.info.features)
             self._data_tables = [pf.read_row_group(i).cast(schema) for i in range(pf.num_row_groups)]
         return self._data_tables

@@ -30,20 +30,21 @@ from lerobot_assets.format.episodes import episodes_schema
 from lerobot_assets.format.features import data_schema
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import (
+    DATA_PATH,
     INDEX_FEATURES,
     INFO_PATH,
     STATS_PATH,
     TASKS_PATH,
-    data_path,
+    VIDEO_PATH,
     episodes_path,
     image_hist_path,
     next_chunk_file,
-    video_path,
 )
 from lerobot_assets.format.meta import DatasetMeta
 from lerobot_assets.format.stats_json import flatten_stats, read_stats, stats_to_json
 from lerobot_assets.format.tasks import read_tasks, tasks_table
 from lerobot_assets.recording.commit import Commit, recover
+from lerobot_assets.recording.paths import check_templates, data_rel, video_rel
 from lerobot_assets.recording.positions import WritePositions
 from lerobot_assets.recording.writer import absolute_root
 from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats, read_image_histograms
@@ -144,8 +145,9 @@ def _merge_locked(
     fingerprints = [dataset_fingerprint(root) for _, root in sources]
     wanted = [{"name": n, "fingerprint": fp} for n, fp in zip(names, fingerprints)]
     infos = [DatasetInfo.load(root) for _, root in sources]
-    for (name, _), info in zip(sources, infos):
+    for (name, root), info in zip(sources, infos):
         _check_compatible(infos[0], info, name)
+        check_templates(info, root, writing=False)  # sources are read through their own templates
 
     recorded = None if force else _read_sources(output)
     if recorded is not None and not _totals_agree(output, recorded):
@@ -225,12 +227,17 @@ class _Output:
         info = like.model_copy(deep=True)
         info.total_episodes = info.total_frames = info.total_tasks = 0
         info.splits = {}
+        # A new dataset in our layout, whatever the first source's templates were.
+        info.data_path = DATA_PATH
+        info.video_path = VIDEO_PATH if info.video_keys else None
         info.save(root)
         return cls(root, info, [])
 
     @classmethod
     def open(cls, root: Path) -> "_Output":
-        return cls(root, DatasetInfo.load(root), _read_sources(root) or [])
+        info = DatasetInfo.load(root)
+        check_templates(info, root, writing=True)
+        return cls(root, info, _read_sources(root) or [])
 
     # -- one source dataset -------------------------------------------------------------
     def append_dataset(self, name: str, src_root: Path, fingerprint: str) -> None:
@@ -292,23 +299,24 @@ class _Output:
 
     def _stage_videos(self, commit: Commit, src: DatasetMeta, src_rows: list[dict], rows: dict[int, dict]) -> None:
         limit = self.info.video_files_size_in_mb * MB
+        src_root = Path(src.root)
         for key in self.info.video_keys:
             files: dict[tuple[int, int], list[dict]] = {}
             for r in src_rows:
                 files.setdefault((r[f"videos/{key}/chunk_index"], r[f"videos/{key}/file_index"]), []).append(r)
             for (c, f), eps in files.items():
-                src_file = Path(src.video_file(key, c, f))  # sources are local roots
+                src_file = src_root / video_rel(src.info, key, c, f)  # sources are local roots
                 loc = self.video_loc[key]
                 offset = 0.0
                 if loc is not None:
-                    current = commit.latest(self.root / video_path(key, *loc))
+                    current = commit.latest(self.root / video_rel(self.info, key, *loc))
                     if current.stat().st_size + src_file.stat().st_size >= limit:
                         loc = next_chunk_file(*loc, self.info.chunks_size)
                     else:
                         offset = video_duration_s(current)
                 else:
                     loc = (0, 0)
-                final = self.root / video_path(key, *loc)
+                final = self.root / video_rel(self.info, key, *loc)
                 previous = commit.latest(final)
                 tmp = commit.stage(final, ".mp4")
                 if offset == 0.0:
@@ -334,12 +342,13 @@ class _Output:
     ) -> dict[int, dict[str, dict[str, np.ndarray]]]:
         schema = data_schema(self.info.features)
         limit = self.info.data_files_size_in_mb * MB
+        src_root = Path(src.root)
         index_stats: dict[int, dict[str, dict[str, np.ndarray]]] = {}
         files: dict[tuple[int, int], list[dict]] = {}
         for r in src_rows:
             files.setdefault((r["data/chunk_index"], r["data/file_index"]), []).append(r)
         for (c, f), eps in files.items():
-            table = pq.read_table(src.data_file(c, f)).select(schema.names)
+            table = pq.read_table(src_root / data_rel(src.info, c, f)).select(schema.names)
             tables = []
             for r in eps:
                 part = table.filter(pc.equal(table["episode_index"], r["episode_index"]))
@@ -348,10 +357,10 @@ class _Output:
                     k: numeric_stats(column_to_numpy(part.column(k))) for k in INDEX_FEATURES
                 }
                 tables.append(part)
-            size = Path(src.data_file(c, f)).stat().st_size  # sources are local roots
+            size = (src_root / data_rel(src.info, c, f)).stat().st_size  # sources are local roots
             loc, existing = self.data_loc, []
             if loc is not None:
-                current = commit.latest(self.root / data_path(*loc))
+                current = commit.latest(self.root / data_rel(self.info, *loc))
                 if current.stat().st_size + size >= limit:
                     loc = next_chunk_file(*loc, self.info.chunks_size)
                 else:
@@ -359,7 +368,7 @@ class _Output:
                     existing = [pf.read_row_group(i).cast(schema) for i in range(pf.num_row_groups)]
             else:
                 loc = (0, 0)
-            commit.stage_parquet(self.root / data_path(*loc), existing + tables)
+            commit.stage_parquet(self.root / data_rel(self.info, *loc), existing + tables)
             for r in eps:
                 rows[r["episode_index"]]["data/chunk_index"], rows[r["episode_index"]]["data/file_index"] = loc
             self.data_loc = loc

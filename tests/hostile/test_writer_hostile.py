@@ -636,3 +636,99 @@ def test_merge_of_incompatible_features_names_them(tmp_path):
     with pytest.raises(ValueError, match=r"source 'tiny': features differ.*observation.images.front"):
         merge_datasets([("ours", tmp_path / "ours"), ("tiny", FIXTURE)], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- item 5: info.json's path templates
+def _relayout(root: Path, data_path: str | None = None, video_path: str | None = None) -> None:
+    """Move a default-layout dataset's files to these templates and say so in info.json (what a
+    dataset written by other tools may legally look like)."""
+    import pyarrow.parquet as pq
+
+    info = json.loads((root / "meta/info.json").read_text())
+    rows = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
+    moves = {}
+    for r in rows:
+        c, f = r["data/chunk_index"], r["data/file_index"]
+        if data_path:
+            moves[info["data_path"].format(chunk_index=c, file_index=f)] = data_path.format(chunk_index=c, file_index=f)
+        for key in video_keys if video_path else []:
+            c, f = r[f"videos/{key}/chunk_index"], r[f"videos/{key}/file_index"]
+            moves[info["video_path"].format(video_key=key, chunk_index=c, file_index=f)] = video_path.format(
+                video_key=key, chunk_index=c, file_index=f)
+    for old, new in moves.items():
+        (root / new).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(root / old, root / new)
+    info["data_path"] = data_path or info["data_path"]
+    info["video_path"] = video_path or info["video_path"]
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+    _validate_ok(root)
+
+
+PART_TEMPLATE = "data/chunk-{chunk_index:03d}/part-{file_index:03d}.parquet"
+
+
+def test_a_data_path_the_writer_cannot_honour_is_refused_before_anything_is_written(tmp_path):
+    from helpers import record
+
+    from lerobot_assets.recording import DatasetWriter
+
+    w, _ = record(tmp_path / "d", [4, 3])
+    w.finalize()
+    shutil.rmtree(tmp_path / "d/.staging")
+    _relayout(tmp_path / "d", data_path=PART_TEMPLATE)
+    before = tree_digest(tmp_path / "d")
+    with pytest.raises(ValueError, match=r"meta/info.json: data_path 'data/chunk-\{chunk_index:03d\}/part-"):
+        DatasetWriter.open(tmp_path / "d")
+    assert tree_digest(tmp_path / "d") == before  # not even the writer's lock file
+
+
+def test_record_sim_refuses_a_custom_data_path_in_one_line_and_keeps_the_dataset(tmp_path):
+    args = ["--max-steps", "5", "--no-top-camera"]
+    first = run_cli(["record-sim", "--root", "p", "--episodes", "2", *args], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    _relayout(tmp_path / "p", data_path=PART_TEMPLATE)
+    before = tree_digest(tmp_path / "p")
+    # Formerly: a crash at the first save, after which finalize rewrote stats.json over no data.
+    proc = run_cli(["record-sim", "--root", "p", "--episodes", "3", *args], cwd=tmp_path)
+    assert_one_line_error(proc, 1, "data_path 'data/chunk-{chunk_index:03d}/part-{file_index:03d}.parquet'")
+    assert tree_digest(tmp_path / "p") == before
+    _validate_ok(tmp_path / "p")
+
+
+@pytest.mark.parametrize(
+    "data_path, video_path",
+    [
+        ("data/chunk-{chunk_index}/file-{file_index}.parquet", None),  # unpadded: same files, other names
+        (None, "videos/{video_key}/chunk-{chunk_index:03d}/clip-{file_index:03d}.mp4"),
+        (None, "media/{video_key}-{chunk_index:02d}-{file_index:04d}.mp4"),
+    ],
+)
+def test_the_writer_and_merge_follow_honoured_templates(tmp_path, data_path, video_path):
+    from helpers import record
+
+    from lerobot_assets.format import DatasetMeta
+    from lerobot_assets.recording import DatasetWriter
+    from lerobot_assets.tools.merge import merge_datasets
+    from lerobot_assets.video.probe import video_frame_count
+
+    root = tmp_path / "d"
+    w, _ = record(root, [4, 3])
+    w.finalize()
+    _relayout(root, data_path=data_path, video_path=video_path)
+    w = DatasetWriter.open(root)
+    record(root, [5], seed=3, writer=w)
+    w.finalize()
+    _validate_ok(root)
+    meta = DatasetMeta(root)
+    info = meta.info
+    assert (info.total_episodes, info.total_frames) == (3, 12)
+    assert info.data_path == (data_path or "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet")
+    for key in info.video_keys:
+        assert video_frame_count(root / info.video_path.format(video_key=key, chunk_index=0, file_index=0)) == 12
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert stats["action"]["count"] == [12]
+    # Merge reads the sources through their templates; its output is in the default layout.
+    out = tmp_path / "merged"
+    assert merge_datasets([("d", root)], out).episodes == 3
+    _validate_ok(out)
