@@ -240,6 +240,11 @@ def test_damaged_video_reports_box_path_and_file(dataset):
 
 
 def test_missing_metadata(tmp_path):
+    # No info.json: not a dataset root (it used to be indexed as an empty dataset and written).
+    with pytest.raises(FileNotFoundError, match="meta/info.json is missing"):
+        build_byte_index(tmp_path, write=False)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta/info.json").write_text('{"codebase_version": "v3.0", "fps": 30}')
     with pytest.raises(FileNotFoundError, match="no episodes parquet"):
         build_byte_index(tmp_path, write=False)
 

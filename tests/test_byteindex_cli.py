@@ -26,4 +26,10 @@ def test_byte_index_command_builds_then_skips_then_forces(tmp_path):
 def test_byte_index_command_reports_missing_metadata(tmp_path):
     result = CliRunner().invoke(app, ["byte-index", str(tmp_path)])
     assert result.exit_code == 1
+    assert "meta/info.json is missing" in result.output
+    assert not (tmp_path / "meta").exists()
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta/info.json").write_text('{"codebase_version": "v3.0", "fps": 30}')
+    result = CliRunner().invoke(app, ["byte-index", str(tmp_path)])
+    assert result.exit_code == 1
     assert "no episodes parquet" in result.output

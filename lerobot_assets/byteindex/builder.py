@@ -42,8 +42,12 @@ from lerobot_assets.byteindex.tables import (
     ByteIndexTables,
     ranges_value,
 )
+from lerobot_assets.format.files import MiB, file_problem, open_metadata
 
 Fingerprint = Literal["stat", "sha256"]
+# The tables of a very large dataset (one frames row per frame) are big but bounded; the cap only
+# keeps a planted huge or endless file from being read.
+INDEX_TABLE_MAX_BYTES = 16 * 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -322,7 +326,9 @@ def load_tables(fs: AbstractFileSystem, base: str) -> ByteIndexTables | None:
             return None
         tables = []
         for p, schema in zip(paths, (FILES_SCHEMA, SEGMENTS_SCHEMA, FRAMES_SCHEMA)):
-            with fs.open(p, "rb") as f:
+            # Regular files only: a FIFO planted here must not block the build (MetadataFileError
+            # is a ValueError: the index is rebuilt and the FIFO replaced).
+            with open_metadata(p, INDEX_TABLE_MAX_BYTES, fs) as f:
                 tables.append(pq.read_table(f).select(schema.names).cast(schema))
     except (OSError, pa.ArrowException, KeyError, ValueError):
         return None  # a damaged or older index is rebuilt rather than trusted
@@ -385,6 +391,12 @@ def _stat_files(
 def _stat_file(fs: AbstractFileSystem, full: str, mode: Fingerprint) -> _FileState:
     mtime_ns: int | None
     if isinstance(fs, LocalFileSystem):
+        # A FIFO would block the parser's open() forever and a device would read without end.
+        problem = file_problem(full)
+        if problem == "is missing":
+            raise FileNotFoundError(f"{full}: video file is missing")
+        if problem is not None:
+            raise ValueError(f"{full}: video file {problem}")
         st = os.stat(full)
         size, mtime_ns, tag = st.st_size, st.st_mtime_ns, None
     else:

@@ -1,24 +1,26 @@
 """Where each episode's video segment lives, read from a dataset's `meta/` (local or fsspec).
 
-This is the one place the byte index reads dataset metadata. Shards are listed by the format
-layer (`episode_files`, local or fsspec); only the video columns of each shard are read, and
-`info.json` is read loosely (just `video_path`) so that minimal test roots without features work.
+This is the one place the byte index reads dataset metadata, all of it through the format layer's
+safe readers (regular files under a size cap). Shards are listed by the format layer
+(`episode_files`, local or fsspec); only the video columns of each shard are read. `info.json` must
+exist (a root without it is not a dataset), but is read loosely (just `video_path`) so that
+minimal test roots without features work.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from lerobot_assets.format.episodes import episode_files
-from lerobot_assets.format.layout import VIDEO_PATH
+from lerobot_assets.format.episodes import episode_files, read_episodes_file, read_episodes_schema
+from lerobot_assets.format.files import read_metadata_object
+from lerobot_assets.format.layout import INFO_PATH, VIDEO_PATH
 
 DEFAULT_VIDEO_PATH = VIDEO_PATH
 _VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
@@ -55,60 +57,73 @@ def resolve_root(
     return fs, path.rstrip("/")
 
 
-def video_path_template(fs: AbstractFileSystem, root: str) -> str:
-    info_path = f"{root}/meta/info.json"
-    if not fs.exists(info_path):
-        return DEFAULT_VIDEO_PATH
-    with fs.open(info_path, "rb") as f:
-        info = json.load(f)
+def read_info_loosely(fs: AbstractFileSystem, root: str) -> dict[str, Any]:
+    """`<root>/meta/info.json` as a JSON object: FileNotFoundError when absent (not a dataset
+    root), ValueError naming the file when it is not a regular file, too large, or not an object."""
+    path = f"{root}/{INFO_PATH}"
+    try:
+        return read_metadata_object(path, fs)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a LeRobot dataset root (meta/info.json is missing)") from None
+
+
+def video_path_template(fs: AbstractFileSystem, root: str, info: dict[str, Any] | None = None) -> str:
+    """info.json's `video_path` (LeRobot's default when absent or null)."""
+    info = read_info_loosely(fs, root) if info is None else info
     return info.get("video_path") or DEFAULT_VIDEO_PATH
 
 
 def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
-    """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`."""
+    """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`.
+
+    Raises FileNotFoundError (no info.json, no episodes shard) or ValueError naming the file for
+    metadata that cannot be read.
+    """
+    info = read_info_loosely(fs, root)
+    template = video_path_template(fs, root, info)
     files = episode_files(root, fs)
     if not files:
         raise FileNotFoundError(f"no episodes parquet under {root}/meta/episodes")
-    template = video_path_template(fs, root)
     specs: list[SegmentSpec] = []
     for path in files:
-        with fs.open(path, "rb") as f:
-            schema = pq.read_schema(f)
-            keys = [m["key"] for name in schema.names if (m := _VIDEO_COLUMN.match(name))]
-            wanted = ["episode_index"] + (["length"] if "length" in schema.names else [])
-            for key in keys:
-                wanted += [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
-            f.seek(0)
-            try:
-                table = pq.read_table(f, columns=wanted)
-            except (pa.ArrowInvalid, KeyError) as e:
-                raise ValueError(f"{path}: unreadable episodes parquet: {e}") from e
-        cols = table.to_pydict()
-        lengths = cols.get("length")
+        names = read_episodes_schema(path, fs).names
+        keys = [m["key"] for name in names if (m := _VIDEO_COLUMN.match(name))]
+        wanted = ["episode_index"] + (["length"] if "length" in names else [])
         for key in keys:
-            chunks = cols[f"videos/{key}/chunk_index"]
-            file_ids = cols[f"videos/{key}/file_index"]
-            starts = cols[f"videos/{key}/from_timestamp"]
-            ends = cols[f"videos/{key}/to_timestamp"]
-            for row, episode in enumerate(cols["episode_index"]):
-                if chunks[row] is None or file_ids[row] is None:
-                    continue  # this episode has no video for this camera
-                if starts[row] is None or ends[row] is None or not ends[row] > starts[row]:
-                    raise ValueError(
-                        f"{path}: episode {episode} camera {key}: invalid span "
-                        f"[{starts[row]}, {ends[row]})"
-                    )
-                specs.append(
-                    SegmentSpec(
-                        video_key=key,
-                        chunk_index=int(chunks[row]),
-                        file_index=int(file_ids[row]),
-                        episode_index=int(episode),
-                        from_timestamp=float(starts[row]),
-                        to_timestamp=float(ends[row]),
-                        length=int(lengths[row]) if lengths is not None and lengths[row] is not None else None,
-                        path=template.format(video_key=key, chunk_index=int(chunks[row]), file_index=int(file_ids[row])),
-                    )
-                )
+            wanted += [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
+        table = read_episodes_file(path, columns=wanted, fs=fs)
+        specs += _shard_specs(path, table, keys, template)
     specs.sort(key=lambda s: (s.video_key, s.chunk_index, s.file_index, s.from_timestamp, s.episode_index))
+    return specs
+
+
+def _shard_specs(path: Path | str, table: pa.Table, keys: list[str], template: str) -> list[SegmentSpec]:
+    cols = table.to_pydict()
+    lengths = cols.get("length")
+    specs: list[SegmentSpec] = []
+    for key in keys:
+        chunks = cols[f"videos/{key}/chunk_index"]
+        file_ids = cols[f"videos/{key}/file_index"]
+        starts = cols[f"videos/{key}/from_timestamp"]
+        ends = cols[f"videos/{key}/to_timestamp"]
+        for row, episode in enumerate(cols["episode_index"]):
+            if chunks[row] is None or file_ids[row] is None:
+                continue  # this episode has no video for this camera
+            if starts[row] is None or ends[row] is None or not ends[row] > starts[row]:
+                raise ValueError(
+                    f"{path}: episode {episode} camera {key}: invalid span "
+                    f"[{starts[row]}, {ends[row]})"
+                )
+            specs.append(
+                SegmentSpec(
+                    video_key=key,
+                    chunk_index=int(chunks[row]),
+                    file_index=int(file_ids[row]),
+                    episode_index=int(episode),
+                    from_timestamp=float(starts[row]),
+                    to_timestamp=float(ends[row]),
+                    length=int(lengths[row]) if lengths is not None and lengths[row] is not None else None,
+                    path=template.format(video_key=key, chunk_index=int(chunks[row]), file_index=int(file_ids[row])),
+                )
+            )
     return specs

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
+from lerobot_assets.format.files import file_problem
 from lerobot_assets.format.layout import INDEX_FEATURES, INFO_PATH
 
 
@@ -42,8 +43,9 @@ def check_data(run: ValidationRun) -> None:
         rel = _data_rel(run, *cf)
         path = run.root / rel
         first_ep = int(eps.index[eps_in_file[cf][0]])
-        if not path.is_file():
-            run.error(rel, first_ep, f"data file is missing (referenced by {episode_list(eps.index[eps_in_file[cf]])})")
+        problem = file_problem(path)
+        if problem is not None:  # "is missing", or what it is instead of a file ("is a FIFO")
+            run.error(rel, first_ep, f"data file {problem} (referenced by {episode_list(eps.index[eps_in_file[cf]])})")
             complete = False
             continue
         try:

@@ -1,11 +1,11 @@
 """A merged dataset against the sources it was merged from: totals add up, source by source."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_assets.format.episodes import read_episodes
+from lerobot_assets.format.files import file_problem, read_metadata_json
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.tools.merge import SOURCES_PATH
 
@@ -33,7 +33,7 @@ def merged_totals(root: Path, source_root: Callable[[str], Path]) -> MergedTotal
     root = Path(root)
     merged = DatasetInfo.load(root)
     sources_file = root / SOURCES_PATH
-    sources = json.loads(sources_file.read_text()) if sources_file.is_file() else []
+    sources = read_metadata_json(sources_file) if file_problem(sources_file) != "is missing" else []
     out = MergedTotals(merged_episodes=merged.total_episodes, merged_frames=merged.total_frames)
     for src in sources:
         name = src["name"]

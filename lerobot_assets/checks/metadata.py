@@ -1,19 +1,40 @@
 """Validation of the dataset's metadata: meta/info.json, meta/tasks.parquet, meta/episodes/ and
-meta/stats.json (loaded into the `ValidationRun` for the data and video checks)."""
+meta/stats.json (loaded into the `ValidationRun` for the data and video checks).
 
-import json
+Every metadata file is read through `format.files` (regular files under a size cap), so a FIFO
+or a link to a device is reported as what it is instead of hanging or filling memory."""
+
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
 from lerobot_assets.checks.context import Episodes, ValidationRun
-from lerobot_assets.format.info import DatasetInfo
+from lerobot_assets.format.episodes import typed_episodes
+from lerobot_assets.format.files import (
+    MAX_PARQUET_BYTES,
+    MetadataFileError,
+    file_problem,
+    open_metadata,
+    read_metadata_object,
+)
+from lerobot_assets.format.info import DatasetInfo, NotAV3DatasetError
 from lerobot_assets.format.layout import INFO_PATH, STATS_PATH, TASKS_PATH
 from lerobot_assets.format.stats_json import QUANTILES
+
+__all__ = [
+    "OPTIONAL_STAT_KEYS",
+    "REQUIRED_STAT_KEYS",
+    "NotAV3DatasetError",
+    "check_episodes",
+    "check_info_features",
+    "check_stats",
+    "load_episodes",
+    "load_info",
+    "load_tasks",
+]
 
 REQUIRED_STAT_KEYS = ("min", "max", "mean", "std", "count")
 # Quantile stats appeared later in v3.0; datasets converted from v2.1 may lack them.
@@ -24,35 +45,23 @@ _EPISODE_COLUMNS = ("episode_index", "tasks", "length", "data/chunk_index", "dat
                     "dataset_from_index", "dataset_to_index")
 
 
-class NotAV3DatasetError(ValueError):
-    """`root` is not a LeRobot v3 dataset (no meta/info.json, or another codebase_version)."""
-
-
 def load_info(run: ValidationRun) -> bool:
     path = run.root / INFO_PATH
     if not run.root.is_dir():
         raise NotAV3DatasetError(f"{run.root}: not a directory")
-    if not path.is_file():
-        raise NotAV3DatasetError(f"{run.root}: not a LeRobot dataset root (meta/info.json is missing)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        run.error(INFO_PATH, None, f"invalid JSON: {e}")
+        raw = read_metadata_object(path)
+    except FileNotFoundError:
+        raise NotAV3DatasetError(f"{run.root}: not a LeRobot dataset root (meta/info.json is missing)") from None
+    except MetadataFileError as e:
+        run.error(INFO_PATH, None, e.reason)
         return False
-    if not isinstance(raw, dict):
-        run.error(INFO_PATH, None, "not a JSON object")
-        return False
-    version = raw.get("codebase_version")
-    if version is None or not str(version).startswith("v3"):
-        raise NotAV3DatasetError(
-            f"{path}: codebase_version {version!r} is not v3.x (only LeRobot v3 datasets are supported)"
-        )
     try:
-        run.info = DatasetInfo.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        run.error(INFO_PATH, None, f"does not match the info.json schema at {loc}: {first['msg']}")
+        # NotAV3DatasetError (another codebase_version) propagates; a schema problem, an unsafe
+        # feature name or a template we do not honour is this dataset's error.
+        run.info = DatasetInfo.parse(raw, path)
+    except MetadataFileError as e:
+        run.error(INFO_PATH, None, e.reason)
         return False
     return True
 
@@ -60,8 +69,7 @@ def load_info(run: ValidationRun) -> bool:
 def check_info_features(run: ValidationRun) -> None:
     info = run.info
     assert info is not None
-    if info.fps <= 0:
-        run.error(INFO_PATH, None, f"fps is {info.fps}; it must be positive")
+    # fps > 0, safe feature names and honoured templates are part of the DatasetInfo model.
     for key, dtype in _INDEX_DTYPES.items():
         f = info.features.get(key)
         if f is None:
@@ -70,31 +78,42 @@ def check_info_features(run: ValidationRun) -> None:
             run.error(INFO_PATH, None, f"feature {key!r} has dtype {f.dtype}, expected {dtype}")
     if info.video_keys and not info.video_path:
         run.error(INFO_PATH, None, "video_path is null but the dataset has video features")
-    for key in info.video_keys:
+    for key in info.camera_keys:
         f = info.features[key]
         if len(f.shape) != 3:
-            run.error(INFO_PATH, None, f"video feature {key!r} has shape {f.shape}; expected [H, W, C]")
+            run.error(INFO_PATH, None, f"{f.dtype} feature {key!r} has shape {f.shape}; expected [H, W, C]")
 
 
 def load_tasks(run: ValidationRun) -> None:
     path = run.root / TASKS_PATH
-    if not path.is_file():
-        run.error(TASKS_PATH, None, "missing")
+    problem = file_problem(path)
+    if problem is not None:
+        run.error(TASKS_PATH, None, "missing" if problem == "is missing" else problem)
         return
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as e:
+        with open_metadata(path, MAX_PARQUET_BYTES) as f:
+            table = pq.read_table(f)
+    except MetadataFileError as e:
+        run.error(TASKS_PATH, None, e.reason)
+        return
+    except (pa.ArrowException, OSError) as e:
         run.error(TASKS_PATH, None, f"unreadable parquet: {e}")
         return
     if "task_index" not in table.column_names or "task" not in table.column_names:
         run.error(TASKS_PATH, None, f"columns are {table.column_names}; expected task_index and task")
         return
-    idx = table.column("task_index").to_pylist()
-    names = table.column("task").to_pylist()
+    try:
+        idx = table.column("task_index").cast(pa.int64()).to_pylist()
+        names = table.column("task").cast(pa.string()).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        run.error(TASKS_PATH, None, f"task_index must hold integers and task strings: {e}")
+        return
     # LeRobot resolves a task with tasks.iloc[task_index]: row k must hold task_index k.
     if idx != list(range(len(idx))):
         run.error(TASKS_PATH, None, f"task_index values {idx[:10]} are not 0..{len(idx) - 1} in row order")
-    dup = sorted({t for t in names if names.count(t) > 1}) if len(set(names)) != len(names) else []
+    if any(t is None for t in names):
+        run.error(TASKS_PATH, None, "task has null values")
+    dup = sorted({t for t in names if t is not None and names.count(t) > 1}) if len(set(names)) != len(names) else []
     if dup:
         run.error(TASKS_PATH, None, f"duplicate task strings: {dup[:5]}")
     run.tasks = names
@@ -104,6 +123,8 @@ def load_tasks(run: ValidationRun) -> None:
 
 
 def load_episodes(run: ValidationRun) -> bool:
+    # The episodes shards' location is fixed by the format (not a template): LeRobot loads every
+    # parquet file under meta/episodes/, and so does this.
     files = sorted((run.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
     if not files:
         run.error("meta/episodes", None, "no episodes metadata (meta/episodes/chunk-*/file-*.parquet)")
@@ -117,16 +138,26 @@ def load_episodes(run: ValidationRun) -> bool:
     ok = True
     for path in files:
         try:
-            schema = pq.read_schema(path)
-            missing = [c for c in wanted if c not in schema.names]
-            if missing:
-                run.error(path, None, f"missing columns {missing}")
-                ok = False
-                continue
-            extra = [c for c in ("meta/episodes/chunk_index", "meta/episodes/file_index") if c in schema.names]
-            table = pq.read_table(path, columns=wanted + extra)
-        except (pa.ArrowInvalid, OSError) as e:
+            with open_metadata(path, MAX_PARQUET_BYTES) as f:
+                pf = pq.ParquetFile(f)
+                names = pf.schema_arrow.names
+                missing = [c for c in wanted if c not in names]
+                if missing:
+                    run.error(path, None, f"missing columns {missing}")
+                    ok = False
+                    continue
+                extra = [c for c in ("meta/episodes/chunk_index", "meta/episodes/file_index") if c in names]
+                table = typed_episodes(pf.read(columns=wanted + extra), path)
+        except MetadataFileError as e:
+            run.error(path, None, e.reason)
+            ok = False
+            continue
+        except (pa.ArrowException, OSError) as e:
             run.error(path, None, f"unreadable episodes parquet: {e}")
+            ok = False
+            continue
+        except ValueError as e:  # typed_episodes: a column of another type; its message starts with the path
+            run.error(path, None, str(e).removeprefix(f"{path}: "))
             ok = False
             continue
         _check_episode_file_location(run, path, table)
@@ -145,6 +176,14 @@ def load_episodes(run: ValidationRun) -> bool:
             run.error(run.row_file[int(rows[0])], None, f"column {name!r} has null values ({rows.size} rows)")
             return False
 
+    tasks = table.column("tasks").to_pylist()
+    with_null = [k for k, names in enumerate(tasks) if any(t is None for t in names)]
+    if with_null:
+        k = with_null[0]
+        run.error(run.row_file[k], None, f"column 'tasks' holds null task names ({len(with_null)} rows, "
+                                         f"the first of them episode_index {table.column('episode_index')[k].as_py()})")
+        return False
+
     def col(name: str) -> np.ndarray:
         return table.column(name).to_numpy()
 
@@ -157,7 +196,7 @@ def load_episodes(run: ValidationRun) -> bool:
         start=col("dataset_from_index").astype(np.int64),
         end=col("dataset_to_index").astype(np.int64),
         data_file=list(zip(col("data/chunk_index").tolist(), col("data/file_index").tolist())),
-        tasks=table.column("tasks").to_pylist(),
+        tasks=tasks,
         video=video,
     )
     run.episode_files = files
@@ -165,8 +204,8 @@ def load_episodes(run: ValidationRun) -> bool:
 
 
 def _check_episode_file_location(run: ValidationRun, path: Path, table: pa.Table) -> None:
-    if "meta/episodes/chunk_index" not in table.column_names:
-        return
+    if not {"meta/episodes/chunk_index", "meta/episodes/file_index"} <= set(table.column_names):
+        return  # optional columns (LeRobot writes both); half of the pair says nothing
     try:
         chunk = int(path.parent.name.split("-")[-1])
         file = int(path.stem.split("-")[-1])
@@ -225,16 +264,13 @@ def check_stats(run: ValidationRun) -> None:
     info = run.info
     assert info is not None
     path = run.root / STATS_PATH
-    if not path.is_file():
+    try:
+        raw = read_metadata_object(path)
+    except FileNotFoundError:
         run.error(STATS_PATH, None, "missing (LeRobot normalizes with it)")
         return
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        run.error(STATS_PATH, None, f"invalid JSON: {e}")
-        return
-    if not isinstance(raw, dict):
-        run.error(STATS_PATH, None, "not a JSON object")
+    except MetadataFileError as e:
+        run.error(STATS_PATH, None, e.reason)
         return
     for key, f in info.features.items():
         if f.dtype == "string":
@@ -253,7 +289,7 @@ def check_stats(run: ValidationRun) -> None:
                 continue
             try:
                 arr = np.asarray(entry[stat], dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError, RecursionError):
                 run.error(STATS_PATH, None, f"{key}/{stat}: not a numeric array")
                 continue
             want = (1,) if stat == "count" else expected
@@ -265,9 +301,9 @@ def check_stats(run: ValidationRun) -> None:
 
 def _stat_shape(f: Any) -> tuple[int, ...]:
     """Shape LeRobot stores a feature's stats in: (C, 1, 1) for images, the feature shape otherwise."""
-    if f.is_visual:
+    if f.is_visual and f.shape:  # a visual feature without a shape is reported by check_info_features
         names = f.names if isinstance(f.names, list) else None
-        if names and "channels" in names:
+        if names and "channels" in names and names.index("channels") < len(f.shape):
             channels = f.shape[names.index("channels")]
         else:
             channels = f.shape[-1] if f.shape[-1] in (1, 3, 4) else f.shape[0]

@@ -18,7 +18,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.episode is None else f"{self.file} [episode {self.episode}]"
-        return f"{self.severity.upper()} {where}: {self.message}"
+        # One line per problem, whatever a library put in the message.
+        message = " ".join(line.strip() for line in self.message.splitlines() if line.strip())
+        return f"{self.severity.upper()} {where}: {message}"
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 
 from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
+from lerobot_assets.format.files import file_problem
 from lerobot_assets.video.probe import UnreadableVideoError, VideoScan, scan_video
 
 
@@ -48,9 +49,7 @@ def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: lis
     assert eps is not None and info is not None
     first_ep = int(eps.index[positions[0]])
     if isinstance(scan, str):
-        missing = scan == "missing"
-        msg = "video file is missing" if missing else f"unreadable video: {scan}"
-        run.error(rel, first_ep, f"{msg} (referenced by {episode_list(eps.index[positions])})")
+        run.error(rel, first_ep, f"{scan} (referenced by {episode_list(eps.index[positions])})")
         return
     width, height, file_codec = scan.summary["width"], scan.summary["height"], scan.summary["codec"]
     feature = info.features[key]
@@ -104,10 +103,12 @@ def _check_video_segments(run: ValidationRun, key: str, rel: str, positions: lis
 
 
 def _scan(path: Path) -> VideoScan | str:
-    """The file's packets and stream facts, or why there are none ("missing" or the reader's reason)."""
-    if not path.is_file():
-        return "missing"
+    """The file's packets and stream facts, or why there are none ("video file is missing",
+    "video file is a FIFO", "unreadable video: <the reader's reason>")."""
+    problem = file_problem(path)
+    if problem is not None:
+        return f"video file {problem}"
     try:
         return scan_video(path)
     except UnreadableVideoError as e:
-        return str(e)
+        return f"unreadable video: {e}"

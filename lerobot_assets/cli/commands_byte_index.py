@@ -15,6 +15,13 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _one_line(e: BaseException) -> str:
+    """An OSError as `<file>: <reason>` (its own str has `[Errno 2]` noise), else the message on one line."""
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+
+
 @app.command("byte-index")
 def byte_index(
     root: str = typer.Argument(..., help="Dataset root: a local path or an fsspec URL (s3://..., hf://...)."),
@@ -29,20 +36,28 @@ def byte_index(
 
     from lerobot_assets.byteindex.builder import BuildProgress, build_byte_index
 
-    bar = tqdm(total=0, unit="file", desc="byte-index", leave=False)
+    # Made on the first finished file: an error found while reading the metadata is then the
+    # only thing on stderr, not a half-drawn bar.
+    bar: tqdm | None = None
 
     def on_progress(event: BuildProgress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=event.total, unit="file", desc="byte-index", leave=False)
         bar.total = event.total
         bar.set_postfix_str(f"{event.action} {event.path}", refresh=False)
         bar.update(1)
 
     try:
         result = build_byte_index(root, workers=workers, force=force, progress=on_progress)
-    except (FileNotFoundError, ValueError) as e:
-        bar.close()
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(code=1) from e
-    bar.close()
+    except (OSError, ValueError) as e:
+        # Every metadata and MP4 error names its file; nothing was written (the index is written
+        # only once every file is parsed).
+        typer.echo(f"error: {_one_line(e)}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        if bar is not None:
+            bar.close()
     s = result.stats
     typer.echo(
         f"byte index: {s.files} files ({s.files_indexed} indexed, {s.files_reused} unchanged), "

@@ -6,10 +6,16 @@ functions below, without touching these.
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lerobot_assets.cli import app
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lerobot_assets.format.info import DatasetInfo
 
 # Exit codes: 0 valid / printed, 1 the dataset has errors, 2 ROOT is not a LeRobot v3 dataset.
 EXIT_INVALID = 1
@@ -68,13 +74,17 @@ def info_command(
 ) -> None:
     """Print a summary of a dataset: fps, robot, episodes, frames, tasks, features and cameras."""
     from lerobot_assets.format.episodes import read_episodes
-    from lerobot_assets.format.info import DatasetInfo
+    from lerobot_assets.format.files import flat
+    from lerobot_assets.format.info import DatasetInfo, NotAV3DatasetError
     from lerobot_assets.format.tasks import read_tasks
 
     try:
         info = DatasetInfo.load(root)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, NotAV3DatasetError) as e:
         raise _not_a_dataset(str(e)) from None
+    except ValueError as e:  # a v3 dataset whose info.json is broken: named file and key
+        typer.echo(f"error: {flat(e)}", err=True)
+        raise typer.Exit(code=EXIT_INVALID) from None
     columns = ["episode_index", "tasks", "length"]
     for key in info.video_keys:
         columns += [f"videos/{key}/chunk_index", f"videos/{key}/file_index"]
@@ -82,10 +92,11 @@ def info_command(
         tasks = read_tasks(root)
         episodes = read_episodes(root, columns=columns)
     except (ValueError, OSError, KeyError) as e:
-        typer.echo(f"error: {e} (run `lerobot-assets validate {root}`)", err=True)
+        typer.echo(f"error: {flat(e)} (run `lerobot-assets validate {root}`)", err=True)
         raise typer.Exit(code=EXIT_INVALID) from None
     n_eps = episodes.num_rows
-    lengths = episodes.column("length").to_pylist() if n_eps else []
+    # Nulls are skipped (a summary shows what is there; `validate` reports them).
+    lengths = [x for x in episodes.column("length").to_pylist() if x is not None] if n_eps else []
     frames = int(sum(lengths))
     lines = [
         f"dataset:     {Path(root).resolve()}",
@@ -94,11 +105,12 @@ def info_command(
         f"fps:         {info.fps}",
         f"episodes:    {n_eps}" + (f" (info.json says {info.total_episodes})" if info.total_episodes != n_eps else ""),
         f"frames:      {frames}" + (f" (info.json says {info.total_frames})" if info.total_frames != frames else ""),
-        f"duration:    {_duration(frames / info.fps) if info.fps else '?'}",
+        f"duration:    {_duration(frames / info.fps)}",
     ]
     if lengths:
-        lines.append(f"ep. length:  min {min(lengths)}, mean {frames / n_eps:.1f}, max {max(lengths)} frames")
-    per_task = Counter(t for ts in (episodes.column("tasks").to_pylist() if n_eps else []) for t in ts)
+        lines.append(f"ep. length:  min {min(lengths)}, mean {frames / len(lengths):.1f}, max {max(lengths)} frames")
+    episode_tasks = episodes.column("tasks").to_pylist() if n_eps else []
+    per_task = Counter(t for ts in episode_tasks if ts is not None for t in ts)
     lines.append(f"tasks ({len(tasks)}):")
     for i, task in enumerate(tasks):
         count = per_task.get(task, 0)
@@ -116,17 +128,21 @@ def info_command(
     typer.echo("\n".join(lines))
 
 
-def _camera_line(root: Path, info, episodes, key: str) -> str:
+def _camera_line(root: Path, info: "DatasetInfo", episodes: "pa.Table", key: str) -> str:
     """codec / resolution of the first video file of a camera, plus its file count and bytes on disk."""
+    from lerobot_assets.format.files import file_problem
     from lerobot_assets.video.probe import stream_summary
 
+    if info.video_path is None:
+        return f"{key}: no video_path in info.json"
     if episodes.num_rows:
         pairs = sorted(set(zip(episodes.column(f"videos/{key}/chunk_index").to_pylist(),
                                episodes.column(f"videos/{key}/file_index").to_pylist())))
     else:
         pairs = []
     paths = [root / info.video_path.format(video_key=key, chunk_index=c, file_index=f) for c, f in pairs]
-    present = [p for p in paths if p.is_file()]
+    # Only regular files are sized and probed: a FIFO would block the probe.
+    present = [p for p in paths if file_problem(p) is None]
     size = sum(p.stat().st_size for p in present)
     missing = len(paths) - len(present)
     stream = "no readable file"

@@ -8,12 +8,58 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
 from lerobot_assets.format.features import Feature
+from lerobot_assets.format.files import MAX_PARQUET_BYTES, flat, open_metadata
 from lerobot_assets.format.stats_json import STAT_KEYS
 
 if TYPE_CHECKING:  # fsspec is only needed for remote roots
     from fsspec import AbstractFileSystem
 
 EPISODES_GLOB = "meta/episodes/chunk-*/file-*.parquet"
+
+
+# Types of the columns every reader relies on (LeRobot writes exactly these); a shard holding
+# another type that does not cast is named, instead of failing later in arithmetic on strings.
+_BASE_TYPES: dict[str, pa.DataType] = {
+    "episode_index": pa.int64(),
+    "tasks": pa.list_(pa.string()),
+    "length": pa.int64(),
+    "data/chunk_index": pa.int64(),
+    "data/file_index": pa.int64(),
+    "dataset_from_index": pa.int64(),
+    "dataset_to_index": pa.int64(),
+    "meta/episodes/chunk_index": pa.int64(),
+    "meta/episodes/file_index": pa.int64(),
+}
+_VIDEO_TYPES: dict[str, pa.DataType] = {
+    "chunk_index": pa.int64(),
+    "file_index": pa.int64(),
+    "from_timestamp": pa.float64(),
+    "to_timestamp": pa.float64(),
+}
+
+
+def expected_column_type(name: str) -> pa.DataType | None:
+    """The type LeRobot gives episodes column `name` (None for stats and unknown columns)."""
+    if name in _BASE_TYPES:
+        return _BASE_TYPES[name]
+    if name.startswith("videos/"):
+        return _VIDEO_TYPES.get(name.rsplit("/", 1)[-1])
+    return None
+
+
+def typed_episodes(table: pa.Table, where: Path | str) -> pa.Table:
+    """`table` with every known column cast to its LeRobot type; ValueError naming `where` and the
+    column when one does not cast (strings in `length`, a number in `tasks`...)."""
+    for i, name in enumerate(table.column_names):
+        want = expected_column_type(name)
+        col = table.column(i)
+        if want is None or col.type == want:
+            continue
+        try:
+            table = table.set_column(i, name, col.cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+            raise ValueError(f"{where}: column {name!r} has type {col.type}, expected {want} ({flat(e)})") from None
+    return table
 
 
 def episodes_schema(features: dict[str, Feature]) -> pa.Schema:
@@ -79,15 +125,41 @@ def read_episodes(
     """
     tables = []
     for path in episode_files(root, fs):
-        try:
-            if fs is None:
-                tables.append(pq.read_table(path, columns=columns))
-            else:
-                with fs.open(path, "rb") as f:
-                    tables.append(pq.read_table(f, columns=columns))
-        except (pa.ArrowInvalid, OSError) as e:
-            raise ValueError(f"{path}: unreadable episodes parquet: {e}") from e
+        tables.append(read_episodes_file(path, columns, fs))
     if not tables:
         return pa.table({"episode_index": pa.array([], pa.int64())})
-    table = pa.concat_tables(tables, promote_options="permissive")
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise ValueError(f"{root}/meta/episodes: shards have incompatible schemas: {flat(e)}") from None
     return table.sort_by("episode_index")
+
+
+def read_episodes_schema(path: Path | str, fs: "AbstractFileSystem | None" = None) -> pa.Schema:
+    """The schema of one episodes shard (its footer only), read like `read_episodes_file`."""
+    try:
+        with open_metadata(path, MAX_PARQUET_BYTES, fs) as f:
+            return pq.read_schema(f)
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: unreadable episodes parquet: {flat(e)}") from None
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: unreadable episodes parquet: {flat(e)}") from None
+
+
+def read_episodes_file(
+    path: Path | str, columns: list[str] | None = None, fs: "AbstractFileSystem | None" = None
+) -> pa.Table:
+    """One episodes shard (through `files.open_metadata`: a regular file under the parquet cap),
+    known columns cast to their LeRobot types. ValueError naming the file for anything unreadable."""
+    try:
+        with open_metadata(path, MAX_PARQUET_BYTES, fs) as f:
+            table = pq.read_table(f, columns=columns)
+    except FileNotFoundError as e:  # vanished since it was listed
+        raise ValueError(f"{path}: unreadable episodes parquet: {flat(e)}") from None
+    except (pa.ArrowException, OSError, KeyError) as e:
+        # KeyError: pyarrow's message for a missing column is just its name; say what it is.
+        detail = f"no column {e}" if isinstance(e, KeyError) else flat(e)
+        raise ValueError(f"{path}: unreadable episodes parquet: {detail}") from None
+    if "episode_index" in table.column_names and table.column("episode_index").null_count:
+        raise ValueError(f"{path}: column 'episode_index' has null values")
+    return typed_episodes(table, path)

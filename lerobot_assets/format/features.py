@@ -38,7 +38,21 @@ class Feature(BaseModel):
     @field_validator("shape", mode="before")
     @classmethod
     def _shape_list(cls, v: Any) -> list[int]:
-        return [int(x) for x in v]
+        # A before-validator's TypeError would escape pydantic as a traceback: say what is wrong.
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"shape must be a list of dimensions, got {type(v).__name__}")
+        dims = []
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, (int, float, str)):
+                raise ValueError(f"shape {list(v)!r} holds {x!r}, not a dimension")
+            try:
+                dim = int(x)
+            except (ValueError, OverflowError):
+                raise ValueError(f"shape {list(v)!r} holds {x!r}, not a dimension") from None
+            if dim < 1:
+                raise ValueError(f"shape {list(v)!r} holds {dim}; dimensions are at least 1")
+            dims.append(dim)
+        return dims
 
     @field_validator("dtype")
     @classmethod

@@ -4,7 +4,6 @@ The root may be a local path or an fsspec URL (s3://, hf://, memory://...): remo
 through the same format readers, given the filesystem (`fs`) and its own path for the root.
 """
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import pyarrow as pa
 
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.info import DatasetInfo
-from lerobot_assets.format.layout import STATS_PATH, data_path, video_path
-from lerobot_assets.format.stats_json import Stats, read_stats, stats_from_json
+from lerobot_assets.format.layout import data_path, video_path
+from lerobot_assets.format.stats_json import Stats, read_stats
 from lerobot_assets.format.tasks import read_tasks
 
 
@@ -65,12 +64,8 @@ class DatasetMeta:
     @cached_property
     def stats(self) -> Stats:
         if self.fs is None:
-            return read_stats(self.root)  # type: ignore[arg-type]
-        path = f"{self.fs_root}/{STATS_PATH}"
-        if not self.fs.isfile(path):
-            return {}
-        with self.fs.open(path, "rb") as f:
-            return stats_from_json(json.loads(f.read().decode("utf-8")))
+            return read_stats(self.root)
+        return read_stats(self.fs_root, fs=self.fs)  # type: ignore[arg-type]
 
     @cached_property
     def _rows(self) -> list[dict[str, Any]]:

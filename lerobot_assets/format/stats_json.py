@@ -1,14 +1,17 @@
 """stats.json and the `stats/<feature>/<stat>` columns of the episodes parquet: which statistics a
 feature carries, and their JSON and per-episode-row encodings. Computing them is `stats/`'s job."""
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lerobot_assets.format.atomic import write_json_atomic
+from lerobot_assets.format.files import file_problem, flat, read_metadata_object
 from lerobot_assets.format.layout import STATS_PATH
+
+if TYPE_CHECKING:  # fsspec is only needed for remote roots
+    from fsspec import AbstractFileSystem
 
 Stats = dict[str, dict[str, np.ndarray]]
 
@@ -21,12 +24,18 @@ def stats_to_json(stats: Stats) -> dict[str, dict[str, Any]]:
     return {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in stats.items()}
 
 
-def stats_from_json(raw: dict[str, dict[str, Any]]) -> Stats:
+def stats_from_json(raw: dict[str, dict[str, Any]], where: Path | str = "meta/stats.json") -> Stats:
+    """stats.json's object as arrays; ValueError naming `where` and the entry that is not numeric."""
     out: Stats = {}
     for f, s in raw.items():
-        out[f] = {
-            k: np.asarray(v, dtype=np.int64 if k == "count" else np.float64) for k, v in s.items()
-        }
+        if not isinstance(s, dict):
+            raise ValueError(f"{where}: entry {f!r} is not an object of statistics")
+        try:
+            out[f] = {
+                k: np.asarray(v, dtype=np.int64 if k == "count" else np.float64) for k, v in s.items()
+            }
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"{where}: {f}: not numeric arrays ({flat(e)})") from None
     return out
 
 
@@ -34,11 +43,17 @@ def write_stats(root: Path, stats: Stats) -> None:
     write_json_atomic(Path(root) / STATS_PATH, stats_to_json(stats))
 
 
-def read_stats(root: Path) -> Stats:
-    path = Path(root) / STATS_PATH
-    if not path.is_file():
+def read_stats(root: Path | str, fs: "AbstractFileSystem | None" = None) -> Stats:
+    """meta/stats.json as arrays; {} when there is none. With `fs`, `root` is a path on that
+    fsspec filesystem. ValueError naming the file when it is not a regular file, too large, not
+    JSON or not numeric."""
+    path: Path | str = Path(root) / STATS_PATH if fs is None else f"{str(root).rstrip('/')}/{STATS_PATH}"
+    if file_problem(path, fs=fs) == "is missing":
         return {}
-    return stats_from_json(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return stats_from_json(read_metadata_object(path, fs), path)
+    except FileNotFoundError:  # removed since it was looked at
+        return {}
 
 
 def flatten_stats(stats: Stats) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
+from lerobot_assets.format.files import MAX_PARQUET_BYTES, file_problem, flat, open_metadata
 from lerobot_assets.format.layout import TASKS_PATH
 
 if TYPE_CHECKING:  # fsspec is only needed for remote roots
@@ -51,21 +52,32 @@ def write_tasks(root: Path, tasks: list[str]) -> None:
 
 
 def read_tasks(root: Path | str, fs: "AbstractFileSystem | None" = None) -> list[str]:
-    """Tasks in task_index order; with `fs`, `root` is a path on that fsspec filesystem."""
-    path: Path | str
-    if fs is None:
-        path = Path(root) / TASKS_PATH
-        if not path.is_file():
-            return []
-        t = pq.read_table(path, columns=["task_index", "task"])
-    else:
-        path = f"{str(root).rstrip('/')}/{TASKS_PATH}"
-        if not fs.isfile(path):
-            return []
-        with fs.open(path, "rb") as f:
-            t = pq.read_table(f, columns=["task_index", "task"])
-    pairs = sorted(zip(t.column("task_index").to_pylist(), t.column("task").to_pylist()))
+    """Tasks in task_index order; with `fs`, `root` is a path on that fsspec filesystem.
+
+    No tasks file means no tasks ([]); a tasks file that is not a regular file, is unreadable or
+    holds other columns is a ValueError naming it.
+    """
+    path: Path | str = Path(root) / TASKS_PATH if fs is None else f"{str(root).rstrip('/')}/{TASKS_PATH}"
+    if file_problem(path, fs=fs) == "is missing":
+        return []
+    try:
+        with open_metadata(path, MAX_PARQUET_BYTES, fs) as f:
+            t = pq.read_table(f)
+    except FileNotFoundError:
+        return []  # removed since it was looked at: as if it never was
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: unreadable tasks parquet: {flat(e)}") from None
+    if "task_index" not in t.column_names or "task" not in t.column_names:
+        raise ValueError(f"{path}: columns are {t.column_names}; expected task_index and task")
+    try:
+        idx_col = t.column("task_index").cast(pa.int64())
+        task_col = t.column("task").cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise ValueError(f"{path}: task_index must be integers and task strings ({flat(e)})") from None
+    if idx_col.null_count or task_col.null_count:
+        raise ValueError(f"{path}: task_index or task has null values")
+    pairs = sorted(zip(idx_col.to_pylist(), task_col.to_pylist()))
     idx = [i for i, _ in pairs]
     if idx != list(range(len(idx))):
-        raise ValueError(f"{path}: task_index values {idx} are not 0..{len(idx) - 1}")
+        raise ValueError(f"{path}: task_index values {idx[:10]} are not 0..{len(idx) - 1}")
     return [s for _, s in pairs]

@@ -4,7 +4,6 @@ Reads the parquet files, the MP4 containers (demux only) and the PNG headers; pi
 when the episodes are converted.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
+from lerobot_assets.format.files import MetadataFileError, read_metadata_json
 from lerobot_assets.sources.inbox.errors import RawFormatError, RawProblem
 from lerobot_assets.sources.inbox.session import RawCamera, RawEpisode, RawSession, episode_dirs, is_complete
 from lerobot_assets.sources.inbox.spec import (
@@ -33,12 +33,14 @@ _PNG_RE = re.compile(r"^(\d+)\.png$")
 
 def read_spec(root: Path) -> SessionSpec:
     path = Path(root) / SESSION_FILE
-    if not path.is_file():
-        raise RawFormatError([RawProblem(path, f"missing: every raw session has a {SESSION_FILE}")])
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RawFormatError([RawProblem(path, f"not valid JSON: {e}")]) from None
+        # A regular file under a size cap: a FIFO here would block the inbox sensor forever.
+        raw = read_metadata_json(path)
+    except FileNotFoundError:
+        raise RawFormatError([RawProblem(path, f"missing: every raw session has a {SESSION_FILE}")]) from None
+    except MetadataFileError as e:
+        reason = e.reason.replace("invalid JSON", "not valid JSON", 1)
+        raise RawFormatError([RawProblem(path, reason)]) from None
     try:
         return SessionSpec.model_validate(raw)
     except ValidationError as e:
