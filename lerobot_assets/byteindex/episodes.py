@@ -4,7 +4,8 @@ This is the one place the byte index reads dataset metadata, all of it through t
 safe readers (regular files under a size cap). Shards are listed by the format layer
 (`episode_files`, local or fsspec); only the video columns of each shard are read. `info.json` must
 exist (a root without it is not a dataset), but is read loosely (just `video_path`) so that
-minimal test roots without features work.
+minimal test roots without features work. Camera keys
+and the template are checked (`format.names`) before any path is built.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fsspec import AbstractFileSystem
 from lerobot_assets.format.episodes import episode_files, read_episodes_file, read_episodes_schema
 from lerobot_assets.format.files import read_metadata_object
 from lerobot_assets.format.layout import INFO_PATH, VIDEO_PATH
+from lerobot_assets.format.names import name_problem
 
 DEFAULT_VIDEO_PATH = VIDEO_PATH
 _VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
@@ -68,16 +70,20 @@ def read_info_loosely(fs: AbstractFileSystem, root: str) -> dict[str, Any]:
 
 
 def video_path_template(fs: AbstractFileSystem, root: str, info: dict[str, Any] | None = None) -> str:
-    """info.json's `video_path` (LeRobot's default when absent or null)."""
+    """info.json's `video_path` (LeRobot's default when absent or null), checked to stay inside the root."""
     info = read_info_loosely(fs, root) if info is None else info
-    return info.get("video_path") or DEFAULT_VIDEO_PATH
+    template = info.get("video_path") or DEFAULT_VIDEO_PATH
+    problem = name_problem(template, "template")
+    if problem is not None:
+        raise ValueError(f"{root}/{INFO_PATH}: video_path {template!r} {problem}")
+    return template
 
 
 def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
     """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`.
 
     Raises FileNotFoundError (no info.json, no episodes shard) or ValueError naming the file for
-    metadata that cannot be read.
+    metadata that cannot be read or names paths outside the root.
     """
     info = read_info_loosely(fs, root)
     template = video_path_template(fs, root, info)
@@ -88,6 +94,10 @@ def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
     for path in files:
         names = read_episodes_schema(path, fs).names
         keys = [m["key"] for name in names if (m := _VIDEO_COLUMN.match(name))]
+        for key in keys:
+            problem = name_problem(key, "key")
+            if problem is not None:
+                raise ValueError(f"{path}: column videos/{key}/...: camera key {key!r} {problem}")
         wanted = ["episode_index"] + (["length"] if "length" in names else [])
         for key in keys:
             wanted += [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]

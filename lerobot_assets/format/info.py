@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lerobot_assets.format.atomic import write_json_atomic
 from lerobot_assets.format.features import Feature
@@ -17,6 +17,7 @@ from lerobot_assets.format.layout import (
     INFO_PATH,
     VIDEO_PATH,
 )
+from lerobot_assets.format.names import check_name
 
 if TYPE_CHECKING:  # fsspec is only needed for remote roots
     from fsspec import AbstractFileSystem
@@ -68,6 +69,26 @@ class DatasetInfo(BaseModel):
     robot_type: str | None = None
     splits: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("features")
+    @classmethod
+    def _safe_feature_names(cls, v: dict[str, Feature]) -> dict[str, Feature]:
+        # Video keys become directories and every key a column path (`videos/<key>/...`,
+        # `stats/<key>/...`): a key that is not one safe path component is rejected here.
+        for key in v:
+            check_name(key, "feature name")
+        return v
+
+    @field_validator("data_path")
+    @classmethod
+    def _relative_data_path(cls, v: str) -> str:
+        # Formatted into every data file's path: it must stay inside the root.
+        return check_name(v, "data_path", "template")
+
+    @field_validator("video_path")
+    @classmethod
+    def _relative_video_path(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v, "video_path", "template")
+
     @property
     def video_keys(self) -> list[str]:
         return [k for k, f in self.features.items() if f.dtype == "video"]
@@ -108,7 +129,7 @@ class DatasetInfo(BaseModel):
         Raises FileNotFoundError (no info.json), NotAV3DatasetError (not v3.x), and ValueError
         subclasses naming the file for everything else: not a regular file or too large
         (`files.MetadataFileError`), invalid JSON or not an object, a schema mismatch naming the
-        key (`InfoSchemaError`).
+        key (`InfoSchemaError`), an unsafe feature name or path template.
         """
         path: Path | str = Path(root) / INFO_PATH if fs is None else f"{str(root).rstrip('/')}/{INFO_PATH}"
         try:

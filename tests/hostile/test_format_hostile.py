@@ -1,5 +1,5 @@
 """Hostile and careless input to the format layer, the validator, the byte index and the dataset
-commands (issue "Hostile and careless input", items 11, 12).
+commands (issue "Hostile and careless input", items 8, 11, 12).
 
 Each case breaks a copy of the LeRobot-written fixture one way and runs the real command line:
 the command must answer with one line naming the file and the problem (or, for `validate`, a
@@ -47,6 +47,36 @@ def edit_info(root: Path, edit: Callable[[dict[str, Any]], Any]) -> None:
     info = json.loads(path.read_text())
     result = edit(info)
     path.write_text(json.dumps(info if result is None else result, indent=4))
+
+
+def rename_columns(path: Path, rename: Callable[[str], str]) -> None:
+    table = pq.read_table(path)
+    pq.write_table(table.rename_columns([rename(c) for c in table.column_names]), path)
+
+
+def rename_camera(root: Path, new: str, *, in_info: bool = True) -> None:
+    """Camera FRONT renamed to `new` everywhere a forger would rename it: info.json (keeping key
+    order), stats.json, the episodes columns, and its video folder moved to where `new` points."""
+    if in_info:
+        edit_info(root, lambda info: info.update(features={(new if k == FRONT else k): v for k, v in info["features"].items()}))
+        stats = json.loads((root / "meta/stats.json").read_text())
+        stats[new] = stats.pop(FRONT)
+        (root / "meta/stats.json").write_text(json.dumps(stats))
+    rename_columns(root / EPISODES, lambda c: c.replace(f"/{FRONT}/", f"/{new}/"))
+    target = Path(os.path.normpath(root / "videos" / new))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(root / "videos" / FRONT, target)
+
+
+def move_data_outside(root: Path) -> None:
+    shutil.move(root / "data", root.parent / "outside_data")
+    edit_info(root, lambda info: info.update(data_path="../outside_data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"))
+
+
+def absolute_video_path(root: Path) -> None:
+    elsewhere = root.parent / "abs_videos"
+    shutil.move(root / "videos", elsewhere)
+    edit_info(root, lambda info: info.update(video_path=f"{elsewhere}/{{video_key}}/chunk-{{chunk_index:03d}}/file-{{file_index:03d}}.mp4"))
 
 
 def make_fifo(rel: str) -> Callable[[Path], None]:
@@ -151,7 +181,25 @@ ONE_LINE_CASES = [
     Case("episodes-null-task/validate", null_task, "validate", 1, f"ERROR {EPISODES}: column 'tasks' holds null task names"),
     Case("episodes-half-location-pair/validate", drop_column(EPISODES, "meta/episodes/file_index"), "validate", 0, "0 errors"),
 ]
-CASES = [*METADATA_FILE_CASES, *ONE_LINE_CASES]
+# 8: escapes from the root through a camera key, data_path or video_path.
+ESCAPE_CASES = [
+    Case("camera-key-dotdot/validate", lambda r: rename_camera(r, "../../escaped_cam"), "validate", 1,
+         "ERROR meta/info.json: does not match the info.json schema at features: feature name '../../escaped_cam' contains '/'"),
+    Case("camera-key-dotdot/info", lambda r: rename_camera(r, "../../escaped_cam"), "info", 1,
+         "meta/info.json: does not match the info.json schema at features: feature name '../../escaped_cam'"),
+    Case("camera-key-dotdot/byte-index", lambda r: rename_camera(r, "../../escaped_cam"), "byte-index", 1,
+         "camera key '../../escaped_cam' contains '/'"),
+    Case("episodes-column-key-dotdot/byte-index", lambda r: rename_camera(r, "../../escaped_cam", in_info=False), "byte-index", 1,
+         f"{EPISODES}: column videos/../../escaped_cam/...: camera key '../../escaped_cam' contains '/'"),
+    Case("camera-key-dotdot-only/validate", lambda r: rename_camera(r, "..", in_info=True), "validate", 1,
+         "feature name '..' is '..'"),
+    Case("data-path-dotdot/validate", move_data_outside, "validate", 1,
+         "ERROR meta/info.json: does not match the info.json schema at data_path: data_path '../outside_data/"),
+    Case("data-path-dotdot/info", move_data_outside, "info", 1, "has a '..' part (it would leave the dataset root)"),
+    Case("video-path-absolute/validate", absolute_video_path, "validate", 1, "is absolute (it must be relative to the dataset root)"),
+    Case("video-path-absolute/byte-index", absolute_video_path, "byte-index", 1, "video_path '/"),
+]
+CASES = [*METADATA_FILE_CASES, *ONE_LINE_CASES, *ESCAPE_CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -173,7 +221,62 @@ def test_hostile_metadata(tmp_path: Path, case: Case) -> None:
     assert tree_digest(tmp_path) == before  # nothing changed, nothing written, in or around the input
 
 
-# --------------------------------------------------------------------------- 12: the inbox's session.json
+@pytest.mark.parametrize(("key", "problem"), [
+    ("observation.images.front", None),
+    ("cam..left", None),
+    ("..", "is '..'"),
+    (".", "is '.'"),
+    ("../../x", "contains '/'"),
+    ("/abs/path", "contains '/'"),
+    ("a\\b", "contains a backslash"),
+    ("a\x00b", "control character"),
+    ("", "is empty"),
+])
+def test_key_rules(key: str, problem: str | None) -> None:
+    from lerobot_assets.format.names import name_problem
+
+    found = name_problem(key, "key")
+    assert (found is None) if problem is None else (found is not None and problem in found), found
+
+
+# --------------------------------------------------------------------------- 8: merge and inbox
+def test_merge_of_an_escaping_source_writes_nothing_outside(tmp_path: Path) -> None:
+    from lerobot_assets.tools.merge import merge_datasets
+
+    root = copy_fixture(tmp_path)
+    rename_camera(root, "../../escaped_cam")
+    before = tree_digest(tmp_path)
+    output = tmp_path / "out" / "merged"
+    with pytest.raises(ValueError, match=r"feature name '\.\./\.\./escaped_cam' contains '/'"):
+        merge_datasets([("bad", root)], output)
+    after = tree_digest(tmp_path)
+    appeared = sorted(set(after) - set(before))
+    # Only the merge's own lock beside the output (and its folder); no escaped_cam anywhere new.
+    assert all(p in ("out", "out/.merged.lock") for p in appeared), appeared
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("escape", ["relative", "absolute"])
+def test_inbox_camera_key_must_be_a_name(tmp_path: Path, escape: str) -> None:
+    from test_defs_support import CAM, make_inbox_session
+
+    from lerobot_assets.sources.inbox import RawFormatError, read_session
+
+    session = make_inbox_session(tmp_path, "s1", [3])
+    key = "../../../../ESCAPED_CAM" if escape == "relative" else str(tmp_path / "abs" / "cam")
+    # The PNG frames the forged key points at exist, so nothing but the key itself is wrong.
+    shutil.copytree(session / "episode_000000" / CAM, os.path.normpath(session / "episode_000000" / key))
+    spec_path = session / "session.json"
+    spec = json.loads(spec_path.read_text())
+    spec["cameras"] = {key: spec["cameras"][CAM]}
+    spec_path.write_text(json.dumps(spec))
+    before = tree_digest(tmp_path)
+    with pytest.raises(RawFormatError) as err:
+        read_session(session)
+    assert str(err.value).splitlines()[0] == f"{spec_path}: cameras: camera key {key!r} contains '/' (a key is one path component)"
+    assert tree_digest(tmp_path) == before
+
+
 def test_inbox_session_json_fifo_is_named(tmp_path: Path) -> None:
     from test_defs_support import make_inbox_session
 

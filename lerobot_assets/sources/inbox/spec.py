@@ -4,6 +4,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lerobot_assets.format.names import check_name
+
 FORMAT: Final = "lerobot-assets/raw-v1"
 SESSION_FILE = "session.json"
 COMPLETE_MARKER = "_COMPLETE"
@@ -63,6 +65,17 @@ class SessionSpec(BaseModel):
         bad = [k for k in v if k in _RESERVED_COLUMNS or k in _WRITER_COLUMNS]
         if bad:
             raise ValueError(f"feature names {bad} are reserved (timestamp, task and the writer's index columns)")
+        for key in v:  # they become info.json feature names, and columns named after them
+            check_name(key, "feature name")
+        return v
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_keys_are_names(cls, v: dict[str, CameraSpec]) -> dict[str, CameraSpec]:
+        # A camera key is a file (`<key>.mp4`) or folder in each episode folder and a directory of
+        # the dataset built from it: `../x` or `/abs` would read or write outside both.
+        for key in v:
+            check_name(key, "camera key")
         return v
 
     @property

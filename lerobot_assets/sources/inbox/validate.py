@@ -6,6 +6,7 @@ when the episodes are converted.
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,11 +46,17 @@ def read_spec(root: Path) -> SessionSpec:
         return SessionSpec.model_validate(raw)
     except ValidationError as e:
         problems = [
-            RawProblem(path, f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}")
+            RawProblem(path, f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {_pydantic_message(err)}")
             for err in e.errors()
         ]
         raise RawFormatError(problems) from None
 
+
+
+def _pydantic_message(err: Any) -> str:
+    """A validator's own ValueError message without pydantic's "Value error, " prefix."""
+    error = (err.get("ctx") or {}).get("error")
+    return str(error) if isinstance(error, Exception) else str(err["msg"])
 
 
 def validate_session(root: Path | str, *, require_complete: bool = True) -> tuple[RawSession | None, list[RawProblem]]:
