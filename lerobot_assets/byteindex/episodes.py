@@ -5,7 +5,7 @@ safe readers (regular files under a size cap). Shards are listed by the format l
 (`episode_files`, local or fsspec); only the video columns of each shard are read. `info.json` must
 exist (a root without it is not a dataset), but is read loosely (just `video_path`) so that
 minimal test roots without features work. Camera keys
-and the template are checked (`format.names`) before any path is built.
+and the template are checked (`format.names`, `format.templates`) before any path is built.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from lerobot_assets.format.episodes import episode_files, read_episodes_file, re
 from lerobot_assets.format.files import read_metadata_object
 from lerobot_assets.format.layout import INFO_PATH, VIDEO_PATH
 from lerobot_assets.format.names import name_problem
+from lerobot_assets.format.templates import format_path, template_problem
 
 DEFAULT_VIDEO_PATH = VIDEO_PATH
 _VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
@@ -70,10 +71,10 @@ def read_info_loosely(fs: AbstractFileSystem, root: str) -> dict[str, Any]:
 
 
 def video_path_template(fs: AbstractFileSystem, root: str, info: dict[str, Any] | None = None) -> str:
-    """info.json's `video_path` (LeRobot's default when absent or null), checked to stay inside the root."""
+    """info.json's `video_path` (LeRobot's default when absent or null), checked to be one we honour."""
     info = read_info_loosely(fs, root) if info is None else info
     template = info.get("video_path") or DEFAULT_VIDEO_PATH
-    problem = name_problem(template, "template")
+    problem = template_problem(template, "video")
     if problem is not None:
         raise ValueError(f"{root}/{INFO_PATH}: video_path {template!r} {problem}")
     return template
@@ -83,7 +84,8 @@ def read_segment_specs(fs: AbstractFileSystem, root: str) -> list[SegmentSpec]:
     """Every (camera, episode) segment listed in `meta/episodes/chunk-*/file-*.parquet`.
 
     Raises FileNotFoundError (no info.json, no episodes shard) or ValueError naming the file for
-    metadata that cannot be read or names paths outside the root.
+    metadata that cannot be read or names paths we do not honour; never builds a path outside
+    the root.
     """
     info = read_info_loosely(fs, root)
     template = video_path_template(fs, root, info)
@@ -133,7 +135,7 @@ def _shard_specs(path: Path | str, table: pa.Table, keys: list[str], template: s
                     from_timestamp=float(starts[row]),
                     to_timestamp=float(ends[row]),
                     length=int(lengths[row]) if lengths is not None and lengths[row] is not None else None,
-                    path=template.format(video_key=key, chunk_index=int(chunks[row]), file_index=int(file_ids[row])),
+                    path=format_path(template, "video", int(chunks[row]), int(file_ids[row]), key),
                 )
             )
     return specs

@@ -8,6 +8,7 @@ import numpy as np
 
 from lerobot_assets.checks.report import Problem, Severity, ValidationReport
 from lerobot_assets.format.info import DatasetInfo
+from lerobot_assets.format.templates import DatasetFile
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ValidationRun:
         self.info: DatasetInfo | None = None
         self.tasks: list[str] | None = None
         self.eps: Episodes | None = None
+        self.files: list[DatasetFile] = []  # data and video files the episodes name, via the templates
 
     # ------------------------------------------------------------------ reporting
     def add(self, severity: Severity, file: str | Path, episode: int | None, message: str,

@@ -12,20 +12,22 @@ from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
 from lerobot_assets.format.files import file_problem
 from lerobot_assets.format.layout import INDEX_FEATURES, INFO_PATH
+from lerobot_assets.format.templates import format_path
 
 
 def _data_rel(run: ValidationRun, chunk: int, file: int) -> str:
     assert run.info is not None
-    return run.info.data_path.format(chunk_index=chunk, file_index=file)
+    return format_path(run.info.data_path, "data", chunk, file)
 
 
 def check_data(run: ValidationRun) -> None:
     eps, info = run.eps, run.info
     assert eps is not None and info is not None
-    referenced = sorted(set(eps.data_file), key=lambda cf: _data_rel(run, *cf))
-    run.report.num_data_files = len(referenced)
-    referenced_paths = {_data_rel(run, *cf) for cf in referenced}
+    data_files = [f for f in run.files if f.kind == "data"]
+    run.report.num_data_files = len(data_files)
+    referenced_paths = {f.rel for f in data_files}
     # LeRobot loads every parquet under data/, referenced or not: a stray file shifts every row.
+    # (A diagnostic of what else is there; the dataset's own files come from its templates.)
     for path in sorted((run.root / "data").glob("*/*.parquet")):
         if run.rel(path) not in referenced_paths:
             run.error(path, None, "data file is not referenced by any episode (LeRobot would still load its rows)")
@@ -39,8 +41,8 @@ def check_data(run: ValidationRun) -> None:
     eps_in_file: dict[tuple[int, int], list[int]] = defaultdict(list)
     for k, cf in enumerate(eps.data_file):
         eps_in_file[cf].append(k)
-    for cf in referenced:
-        rel = _data_rel(run, *cf)
+    for data_file in data_files:
+        cf, rel = (data_file.chunk_index, data_file.file_index), data_file.rel
         path = run.root / rel
         first_ep = int(eps.index[eps_in_file[cf][0]])
         problem = file_problem(path)

@@ -23,6 +23,7 @@ from lerobot_assets.format.files import (
 from lerobot_assets.format.info import DatasetInfo, NotAV3DatasetError
 from lerobot_assets.format.layout import INFO_PATH, STATS_PATH, TASKS_PATH
 from lerobot_assets.format.stats_json import QUANTILES
+from lerobot_assets.format.templates import dataset_files
 
 __all__ = [
     "OPTIONAL_STAT_KEYS",
@@ -199,6 +200,12 @@ def load_episodes(run: ValidationRun) -> bool:
         tasks=tasks,
         video=video,
     )
+    # The data and video files are what the templates give for the episodes' (chunk, file)
+    # pairs, never what a glob finds (a dataset may name its files its own way).
+    keys = info.video_keys if info.video_path else []  # a null video_path is check_info_features' error
+    index_columns = ["episode_index", "data/chunk_index", "data/file_index"]
+    index_columns += [f"videos/{k}/{c}" for k in keys for c in ("chunk_index", "file_index")]
+    run.files = dataset_files(info.data_path, info.video_path, keys, table.select(index_columns).to_pydict())
     run.episode_files = files
     return True
 

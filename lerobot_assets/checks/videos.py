@@ -24,14 +24,14 @@ def check_video_files(run: ValidationRun) -> None:
         return  # check_info_features reports a null video_path when there are video features
     for key in info.video_keys:
         v = eps.video[key]
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        positions_of: dict[tuple[int, int], list[int]] = defaultdict(list)
         for k, cf in enumerate(zip(v["chunk_index"].tolist(), v["file_index"].tolist())):
-            groups[cf].append(k)
-        referenced = set()
-        for (c, f), positions in sorted(groups.items()):
-            rel = info.video_path.format(video_key=key, chunk_index=c, file_index=f)
-            referenced.add(rel)
-            jobs.append((key, rel, positions))
+            positions_of[cf].append(k)
+        # The camera's files as its template names them (format.templates.dataset_files).
+        files = [f for f in run.files if f.kind == "video" and f.video_key == key]
+        for f in files:
+            jobs.append((key, f.rel, positions_of[(f.chunk_index, f.file_index)]))
+        referenced = {f.rel for f in files}
         for path in sorted((run.root / "videos" / key).glob("*/*.mp4")):
             if run.rel(path) not in referenced:
                 run.warn(path, None, "video file is not referenced by any episode")

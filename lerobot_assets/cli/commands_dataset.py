@@ -131,16 +131,13 @@ def info_command(
 def _camera_line(root: Path, info: "DatasetInfo", episodes: "pa.Table", key: str) -> str:
     """codec / resolution of the first video file of a camera, plus its file count and bytes on disk."""
     from lerobot_assets.format.files import file_problem
+    from lerobot_assets.format.templates import video_files
     from lerobot_assets.video.probe import stream_summary
 
     if info.video_path is None:
         return f"{key}: no video_path in info.json"
-    if episodes.num_rows:
-        pairs = sorted(set(zip(episodes.column(f"videos/{key}/chunk_index").to_pylist(),
-                               episodes.column(f"videos/{key}/file_index").to_pylist())))
-    else:
-        pairs = []
-    paths = [root / info.video_path.format(video_key=key, chunk_index=c, file_index=f) for c, f in pairs]
+    # The camera's files as the dataset's own template names them (never a glob).
+    paths = [root / f.rel for f in video_files(info.video_path, [key], episodes.to_pydict())]
     # Only regular files are sized and probed: a FIFO would block the probe.
     present = [p for p in paths if file_problem(p) is None]
     size = sum(p.stat().st_size for p in present)

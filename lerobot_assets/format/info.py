@@ -18,6 +18,7 @@ from lerobot_assets.format.layout import (
     VIDEO_PATH,
 )
 from lerobot_assets.format.names import check_name
+from lerobot_assets.format.templates import check_template
 
 if TYPE_CHECKING:  # fsspec is only needed for remote roots
     from fsspec import AbstractFileSystem
@@ -80,14 +81,13 @@ class DatasetInfo(BaseModel):
 
     @field_validator("data_path")
     @classmethod
-    def _relative_data_path(cls, v: str) -> str:
-        # Formatted into every data file's path: it must stay inside the root.
-        return check_name(v, "data_path", "template")
+    def _honoured_data_path(cls, v: str) -> str:
+        return check_template(v, "data", "data_path")
 
     @field_validator("video_path")
     @classmethod
-    def _relative_video_path(cls, v: str | None) -> str | None:
-        return None if v is None else check_name(v, "video_path", "template")
+    def _honoured_video_path(cls, v: str | None) -> str | None:
+        return None if v is None else check_template(v, "video", "video_path")
 
     @property
     def video_keys(self) -> list[str]:
@@ -129,7 +129,7 @@ class DatasetInfo(BaseModel):
         Raises FileNotFoundError (no info.json), NotAV3DatasetError (not v3.x), and ValueError
         subclasses naming the file for everything else: not a regular file or too large
         (`files.MetadataFileError`), invalid JSON or not an object, a schema mismatch naming the
-        key (`InfoSchemaError`), an unsafe feature name or path template.
+        key (`InfoSchemaError`), an unsafe feature name or a template we do not honour.
         """
         path: Path | str = Path(root) / INFO_PATH if fs is None else f"{str(root).rstrip('/')}/{INFO_PATH}"
         try:

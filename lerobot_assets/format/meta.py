@@ -12,9 +12,9 @@ import pyarrow as pa
 
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.info import DatasetInfo
-from lerobot_assets.format.layout import data_path, video_path
 from lerobot_assets.format.stats_json import Stats, read_stats
 from lerobot_assets.format.tasks import read_tasks
+from lerobot_assets.format.templates import TemplateError, format_path
 
 
 def is_remote_root(root: Path | str) -> bool:
@@ -99,10 +99,14 @@ class DatasetMeta:
         return self.root / rel if isinstance(self.root, Path) else f"{self.root}/{rel}"
 
     def data_file(self, chunk_index: int, file_index: int) -> Path | str:
-        return self._join(data_path(chunk_index, file_index))
+        """The data file (chunk, file) as this dataset's own `data_path` names it."""
+        return self._join(format_path(self.info.data_path, "data", chunk_index, file_index))
 
     def video_file(self, key: str, chunk_index: int, file_index: int) -> Path | str:
-        return self._join(video_path(key, chunk_index, file_index))
+        """The video file of camera `key` as this dataset's own `video_path` names it."""
+        if self.info.video_path is None:
+            raise TemplateError(f"{self.root}: video_path is null but video file {key!r} was asked for")
+        return self._join(format_path(self.info.video_path, "video", chunk_index, file_index, key))
 
     def episode_video_file(self, row: dict[str, Any], key: str) -> Path | str:
         return self.video_file(key, row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"])

@@ -1,5 +1,5 @@
 """Hostile and careless input to the format layer, the validator, the byte index and the dataset
-commands (issue "Hostile and careless input", items 8, 11, 12).
+commands (issue "Hostile and careless input", items 5, 8, 11, 12).
 
 Each case breaks a copy of the LeRobot-written fixture one way and runs the real command line:
 the command must answer with one line naming the file and the problem (or, for `validate`, a
@@ -199,7 +199,20 @@ ESCAPE_CASES = [
     Case("video-path-absolute/validate", absolute_video_path, "validate", 1, "is absolute (it must be relative to the dataset root)"),
     Case("video-path-absolute/byte-index", absolute_video_path, "byte-index", 1, "video_path '/"),
 ]
-CASES = [*METADATA_FILE_CASES, *ONE_LINE_CASES, *ESCAPE_CASES]
+# 5: a template we cannot honour is named up front.
+TEMPLATE_CASES = [
+    Case("data-path-unknown-placeholder/validate", set_info(data_path="data/{episode_index}.parquet"), "validate", 1,
+         "data_path 'data/{episode_index}.parquet' has the placeholder {episode_index}"),
+    Case("data-path-no-file-index/info", set_info(data_path="data/chunk-{chunk_index:03d}/file.parquet"), "info", 1,
+         "lacks {file_index}"),
+    Case("video-path-glob/byte-index",
+         set_info(video_path="videos/{video_key}/*/file-{chunk_index:03d}-{file_index:03d}.mp4"), "byte-index", 1,
+         "contains glob characters"),
+    Case("video-path-char-spec/validate",
+         set_info(video_path="videos/{video_key}/chunk-{chunk_index:c}/file-{file_index:03d}.mp4"), "validate", 1,
+         "formats {chunk_index} with 'c'"),
+]
+CASES = [*METADATA_FILE_CASES, *ONE_LINE_CASES, *ESCAPE_CASES, *TEMPLATE_CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -219,6 +232,69 @@ def test_hostile_metadata(tmp_path: Path, case: Case) -> None:
     else:
         assert_one_line_error(proc, case.code, case.fragment)
     assert tree_digest(tmp_path) == before  # nothing changed, nothing written, in or around the input
+
+
+# --------------------------------------------------------------------------- 5: custom templates
+CUSTOM_DATA = "data/chunk-{chunk_index:03d}/part-{file_index:03d}.parquet"
+CUSTOM_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/clip-{file_index:03d}.mp4"
+
+
+def custom_templates(root: Path) -> None:
+    (root / DATA).rename(root / "data/chunk-000/part-000.parquet")
+    for video in sorted((root / "videos").glob("*/chunk-000/file-000.mp4")):
+        video.rename(video.with_name("clip-000.mp4"))
+    edit_info(root, lambda info: info.update(data_path=CUSTOM_DATA, video_path=CUSTOM_VIDEO))
+
+
+def test_custom_templates_are_listed_from_the_templates(tmp_path: Path) -> None:
+    from lerobot_assets.format.episodes import read_episodes
+    from lerobot_assets.format.meta import DatasetMeta
+    from lerobot_assets.format.templates import dataset_files
+
+    root = copy_fixture(tmp_path)
+    custom_templates(root)
+    meta = DatasetMeta(root)
+    # The files the dataset's own templates name; before, DatasetMeta named LeRobot's defaults.
+    assert meta.data_file(0, 0) == root / "data/chunk-000/part-000.parquet"
+    assert meta.video_file(FRONT, 0, 0) == root / f"videos/{FRONT}/chunk-000/clip-000.mp4"
+    files = dataset_files(meta.info.data_path, meta.info.video_path, meta.info.video_keys, read_episodes(root).to_pydict())
+    assert [(f.kind, f.rel, f.video_key, f.episodes) for f in files] == [
+        ("data", "data/chunk-000/part-000.parquet", None, (0, 1, 2)),
+        ("video", f"videos/{FRONT}/chunk-000/clip-000.mp4", FRONT, (0, 1, 2)),
+        ("video", "videos/observation.images.wrist/chunk-000/clip-000.mp4", "observation.images.wrist", (0, 1, 2)),
+    ]
+    assert all((root / f.rel).is_file() for f in files)
+    proc = run_cli(["validate", str(root)], cwd=tmp_path, timeout=CASE_TIMEOUT_S)
+    assert proc.returncode == 0 and "0 errors, 0 warnings" in proc.stdout, proc.stdout + proc.stderr
+    proc = run_cli(["byte-index", str(root)], cwd=tmp_path, timeout=CASE_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    segments = pq.read_table(root / "meta/byte_index/segments.parquet")
+    assert sorted(set(segments.column("path").to_pylist())) == [
+        f"videos/{FRONT}/chunk-000/clip-000.mp4", "videos/observation.images.wrist/chunk-000/clip-000.mp4"]
+
+
+@pytest.mark.parametrize(("template", "kind", "problem"), [
+    ("data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet", "data", None),
+    ("data/{chunk_index}/{file_index}.parquet", "data", None),
+    ("videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", "video", None),
+    ("../data/{chunk_index}/{file_index}.parquet", "data", "has a '..' part"),
+    ("/data/{chunk_index}/{file_index}.parquet", "data", "is absolute"),
+    ("data/{chunk_index}//{file_index}.parquet", "data", "has an empty or '.' part"),
+    ("data\\{chunk_index}\\{file_index}.parquet", "data", "contains a backslash"),
+    ("data/{chunk_index}/{file_index}.parquet", "video", "lacks {video_key}"),
+    ("videos/{video_key:.2}/{chunk_index}/{file_index}.mp4", "video", "formats {video_key} with a spec"),
+    ("data/{chunk_index!r}/{file_index}.parquet", "data", "converts {chunk_index!r}"),
+    ("data/{chunk_index.real}/{file_index}.parquet", "data", "has the placeholder {chunk_index.real}"),
+    ("data/{}/{file_index}.parquet", "data", "has the placeholder {}"),
+    ("data/{chunk_index/{file_index}.parquet", "data", "is not a format string"),
+    ("data/[ab]/{chunk_index}/{file_index}.parquet", "data", "contains glob characters"),
+    (None, "data", "is a NoneType, not a string"),
+])
+def test_template_rules(template: Any, kind: Any, problem: str | None) -> None:
+    from lerobot_assets.format.templates import template_problem
+
+    found = template_problem(template, kind)
+    assert (found is None) if problem is None else (found is not None and problem in found), found
 
 
 @pytest.mark.parametrize(("key", "problem"), [
