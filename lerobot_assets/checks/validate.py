@@ -37,6 +37,8 @@ from lerobot_assets.checks.metadata import (
 )
 from lerobot_assets.checks.report import Problem, Severity, ValidationReport
 from lerobot_assets.checks.videos import check_video_files
+from lerobot_assets.format.layout import INFO_PATH
+from lerobot_assets.format.version import read_consistently
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
@@ -51,6 +53,8 @@ __all__ = [
 
 # LeRobot's default reader tolerance (seconds) between a queried and a decoded timestamp.
 DEFAULT_TOLERANCE_S = 1e-4
+# Passes tried before giving up on seeing one version of a dataset that is being appended to.
+CONSISTENT_READ_ATTEMPTS = 20
 
 
 def validate_dataset(
@@ -63,19 +67,35 @@ def validate_dataset(
 
     Raises NotAV3DatasetError when `root` is not a LeRobot v3 dataset; any other fault becomes a
     Problem in the returned report (`report.ok` is False when there is at least one error).
+    The report describes one committed version even while a writer appends (passes are retried
+    until one ran within one version; a warning says so when none did).
     """
     # Absolute once, here: the files found under the root are compared with the paths the metadata
     # names relative to it, and a relative root made every file look unreferenced.
-    run = ValidationRun(Path(root).absolute(), tolerance_s, max_problems_per_check, check_videos)
-    if not load_info(run):
+    root = Path(root).absolute()
+
+    def once() -> ValidationReport:
+        run = ValidationRun(root, tolerance_s, max_problems_per_check, check_videos)
+        if not load_info(run):
+            return run.report
+        check_info_features(run)
+        load_tasks(run)
+        if load_episodes(run):
+            check_episodes(run)
+            check_data(run)
+            if run.check_videos:
+                check_video_files(run)
+        check_stats(run)
+        run.flush_caps()
         return run.report
-    check_info_features(run)
-    load_tasks(run)
-    if load_episodes(run):
-        check_episodes(run)
-        check_data(run)
-        if run.check_videos:
-            check_video_files(run)
-    check_stats(run)
-    run.flush_caps()
-    return run.report
+
+    # A writer appending meanwhile replaces info.json, the episodes and the data files one by one:
+    # only a pass that saw one committed version is a verdict on the dataset (see format.version).
+    report, consistent = read_consistently(root, once, attempts=CONSISTENT_READ_ATTEMPTS)
+    if not consistent:
+        report.problems.append(Problem(
+            "warning", INFO_PATH, None,
+            f"the dataset changed during each of {CONSISTENT_READ_ATTEMPTS} validation passes (a writer is "
+            "appending?); these results may mix two versions: validate again when it is idle",
+        ))
+    return report

@@ -6,6 +6,7 @@ import math
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
 from lerobot_assets.format.files import file_problem
+from lerobot_assets.format.layout import WRITER_TEMP_GLOB
 from lerobot_assets.video.probe import UnreadableVideoError, VideoScan, scan_video
 
 
@@ -33,6 +35,10 @@ def check_video_files(run: ValidationRun) -> None:
             jobs.append((key, f.rel, positions_of[(f.chunk_index, f.file_index)]))
         referenced = {f.rel for f in files}
         for path in sorted((run.root / "videos" / key).glob("*/*.mp4")):
+            # A writer's temp (`.file-000.mp4.<random>.tmp.mp4`) is a version being published,
+            # not a stray: it is renamed into place or removed by the writer's recovery.
+            if fnmatch(path.name, WRITER_TEMP_GLOB):
+                continue
             if run.rel(path) not in referenced:
                 run.warn(path, None, "video file is not referenced by any episode")
     run.report.num_video_files = len(jobs)

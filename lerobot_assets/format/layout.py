@@ -16,6 +16,12 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 IMAGE_HIST_PATH = "meta/image_histograms/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 # Scratch space of the writer inside the root; never holds committed data.
 STAGING_DIR = ".staging"
+# The writer's redo journal (recording/commit.py): present exactly while a commit is being
+# published, so a reader seeing it knows the files on disk may mix two versions.
+COMMIT_JOURNAL_PATH = f"{STAGING_DIR}/commit.json"
+# Names of the temp siblings atomic writes publish from (`format.atomic.temp_sibling`:
+# `.<name>.<random>.tmp<suffix>`); never part of a committed version.
+WRITER_TEMP_GLOB = ".*.tmp*"
 
 INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 

@@ -1,5 +1,5 @@
 """Hostile and careless input to the format layer, the validator, the byte index and the dataset
-commands (issue "Hostile and careless input", items 5, 8, 11, 12).
+commands (issue "Hostile and careless input", items 5, 7, 8, 11, 12).
 
 Each case breaks a copy of the LeRobot-written fixture one way and runs the real command line:
 the command must answer with one line naming the file and the problem (or, for `validate`, a
@@ -11,6 +11,9 @@ around it, hashes the same before and after.
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,3 +380,64 @@ def _with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
         pytest.fail(f"hung for more than {seconds} s")
     finally:
         pool.shutdown(wait=False)
+
+
+# --------------------------------------------------------------------------- 7: validate during an append
+APPEND_FEATURES = {
+    "observation.state": {"dtype": "float32", "shape": [2], "names": None},
+    "action": {"dtype": "float32", "shape": [2], "names": None},
+    "observation.images.cam": {"dtype": "video", "shape": [16, 24, 3], "names": ["height", "width", "channels"]},
+}
+
+
+APPENDER = """
+import sys
+import numpy as np
+from lerobot_assets.recording import DatasetWriter
+
+writer = DatasetWriter.open(sys.argv[1])
+print("ready", flush=True)
+t = 0
+while True:  # 3-frame episodes until killed
+    for _ in range(3):
+        writer.add_frame({
+            "observation.state": np.full(2, t, np.float32),
+            "action": np.full(2, -t, np.float32),
+            "observation.images.cam": np.full((16, 24, 3), t % 256, np.uint8),
+            "task": "append",
+        })
+        t += 1
+    writer.save_episode()
+"""
+
+
+def test_validate_during_an_append_sees_one_version(tmp_path: Path) -> None:
+    import numpy as np
+
+    from lerobot_assets.checks.validate import validate_dataset
+    from lerobot_assets.recording import DatasetWriter
+
+    root = tmp_path / "ds"
+    with DatasetWriter.create(root, fps=30, features=APPEND_FEATURES, robot_type="test") as writer:
+        for _ in range(3):
+            writer.add_frame({"observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32),
+                              "observation.images.cam": np.zeros((16, 24, 3), np.uint8), "task": "append"})
+        writer.save_episode()
+    assert validate_dataset(root).ok
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SVT_LOG": "1"}
+    appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(root)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert appender.stdout is not None and appender.stdout.readline().strip() == "ready"
+        seen: set[int] = set()
+        deadline = time.monotonic() + 60  # a loaded machine appends slowly; 5 versions take ~1 s here
+        while time.monotonic() < deadline and len(seen) < 5:
+            report = validate_dataset(root)
+            assert report.ok, "\n".join(str(p) for p in report.problems) + "\n" + report.summary()
+            assert not report.warnings, [str(p) for p in report.warnings]
+            seen.add(report.num_episodes)
+        assert appender.poll() is None, "the appender died"
+        # The validations really ran while the dataset grew, at several versions.
+        assert len(seen) >= 3, seen
+    finally:
+        appender.kill()
+        appender.wait(10)
