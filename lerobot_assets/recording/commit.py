@@ -15,10 +15,10 @@ import pyarrow as pa
 
 from lerobot_assets.format.atomic import fsync_dir, temp_sibling, write_json_atomic, write_parquet
 from lerobot_assets.format.info import DatasetInfo
-from lerobot_assets.format.layout import STAGING_DIR
+from lerobot_assets.format.layout import COMMIT_JOURNAL_PATH, STAGING_DIR, WRITER_TEMP_GLOB
 from lerobot_assets.recording.paths import template_tops
 
-JOURNAL = f"{STAGING_DIR}/commit.json"
+JOURNAL = COMMIT_JOURNAL_PATH  # one name with the readers (validate) that watch for it
 _SCAN_DIRS = ("meta", "data", "videos")
 
 
@@ -123,14 +123,14 @@ def recover(root: Path) -> list[str]:
         base = root / d
         if not base.is_dir():
             continue
-        for stray in base.rglob(".*.tmp*"):
+        for stray in base.rglob(WRITER_TEMP_GLOB):
             if stray.is_file():
                 stray.unlink()
                 done.append(f"removed unpublished temp file {stray.relative_to(root)}")
     staging = root / STAGING_DIR
     # A journal whose own atomic write was killed (its commit never started): only the top level,
     # the episode scratch below belongs to the lock holder's own cleanup.
-    for stray in staging.glob(".*.tmp*") if staging.is_dir() else []:
+    for stray in staging.glob(WRITER_TEMP_GLOB) if staging.is_dir() else []:
         if stray.is_file():
             stray.unlink()
             done.append(f"removed an unfinished journal {stray.relative_to(root)}")
