@@ -257,3 +257,15 @@ def test_copy_of_fixture_is_indexed_and_written(tmp_path):
     result = build_byte_index(root)
     assert (root / INDEX_DIR / "frames.parquet").exists()
     assert result.stats.frames == 120 and result.stats.segments == 6
+
+
+def test_index_files_take_the_umask_not_a_private_mode(dataset):
+    # Formerly tempfile.mkstemp: every index file was 0600, unreadable to the services sharing it.
+    old = os.umask(0o022)
+    try:
+        build_byte_index(dataset)
+    finally:
+        os.umask(old)
+    files = sorted((dataset / INDEX_DIR).iterdir())
+    assert [p.name for p in files] == ["files.parquet", "frames.parquet", "segments.parquet"]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o644" for p in files}

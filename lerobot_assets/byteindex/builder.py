@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -42,6 +41,7 @@ from lerobot_assets.byteindex.tables import (
     ByteIndexTables,
     ranges_value,
 )
+from lerobot_assets.format.atomic import write_atomic
 from lerobot_assets.format.files import MiB, file_problem, open_metadata
 
 Fingerprint = Literal["stat", "sha256"]
@@ -356,15 +356,9 @@ def write_tables(fs: AbstractFileSystem, index_dir: str, tables: ByteIndexTables
 
 
 def _write_local_atomic(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # format.atomic's temp file is 0666 less the umask, like the dataset's other files (mkstemp's
+    # 0600 made every index private to whoever built it).
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def _parse_remote(fs: AbstractFileSystem, full: str, size: int) -> tuple[Mp4Info, int]:
