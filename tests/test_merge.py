@@ -186,3 +186,23 @@ def test_force_and_damaged_output_rebuild(tmp_path, sessions):
     res = merge_datasets(pair, out)
     assert (res.mode, res.frames) == ("rebuild", 18)
     assert json.loads((out / "meta/info.json").read_text())["total_frames"] == 18
+
+
+def test_fingerprint_follows_the_templates_not_a_glob(tmp_path):
+    from lerobot_assets.tools.merge import dataset_fingerprint
+
+    root = tmp_path / "d"
+    w, _ = record(root, [4, 3])
+    w.finalize()
+    info = json.loads((root / "meta/info.json").read_text())
+    info["data_path"] = "data/chunk-{chunk_index:03d}/part-{file_index:03d}.parquet"
+    (root / "data/chunk-000/file-000.parquet").rename(root / "data/chunk-000/part-000.parquet")
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+    before = dataset_fingerprint(root)
+    # A stray file the templates do not name is not part of the dataset.
+    (root / "data/chunk-000/file-009.parquet").write_bytes(b"stray")
+    assert dataset_fingerprint(root) == before
+    # The custom-named data file is: a change of its size changes the fingerprint.
+    with open(root / "data/chunk-000/part-000.parquet", "ab") as f:
+        f.write(b"x")
+    assert dataset_fingerprint(root) != before

@@ -7,112 +7,62 @@ too, so a dataset may name its files otherwise than our defaults
 dataset's files takes their paths from its templates, and refuses a template it cannot honour
 before it writes anything.
 
-(format/ is getting one function that says which templates are safe and honoured for every
-reader; this module's check is the writer's until then, and should become a call of it.)
+Which templates are honoured is `format.templates.template_problem`, the one rule every reader,
+validator, writer and merge applies; this module only adds what a writer needs on top: its own
+files (`meta/`, `.staging/`) are not the dataset's data or video files.
 """
-
-import re
-import string
-from pathlib import PurePosixPath
-from typing import Literal
 
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import INFO_PATH, STAGING_DIR
+from lerobot_assets.format.templates import TemplateError, TemplateKind, format_path, template_problem
 
-TemplateKind = Literal["data", "video"]
-_FIELDS: dict[TemplateKind, tuple[str, ...]] = {
-    "data": ("chunk_index", "file_index"),
-    "video": ("video_key", "chunk_index", "file_index"),
-}
-# Integer specs only ("03d", "4", "d"): digits cannot put a '/' or '..' into a path.
-_INT_SPEC = re.compile(r"0?\d{0,2}d?")
-_GLOB_CHARS = re.compile(r"[*?\[\]]")
-# Dataset statistics (stats/dataset.compute_dataset_stats, which finalize() and the merge call) are
-# computed over the data files this glob finds, so a dataset we write to must keep its data there.
-STATS_DATA_GLOB = "data/chunk-*/file-*.parquet"
-_SAMPLE_INDICES = ((0, 0), (0, 1), (1, 0), (12, 345), (999, 999), (1000, 1000))
-_SAMPLE_KEYS = ("observation.images.front", "observation.images.wrist")
+__all__ = ["TemplateError", "check_templates", "data_rel", "template_tops", "video_rel"]
+
+# The writer's metadata and scratch directories: data or video files there would be overwritten
+# by a commit's metadata, or removed by recovery as staged leftovers.
+_RESERVED_TOPS = ("meta", STAGING_DIR)
 
 
-class TemplateError(ValueError):
-    """An info.json path template we cannot honour."""
-
-
-def template_problem(template: object, kind: TemplateKind, *, writing: bool) -> str | None:
-    """Why `template` (info.json's `data_path` for kind "data", `video_path` for "video") cannot be
-    honoured, or None. Reading needs a template whose placeholders are exactly its fields, the
-    indices with at most an integer spec, giving distinct relative paths inside the root (not under
-    meta/ or .staging/) without glob characters; `writing` data also needs its files to be where
-    the dataset statistics are computed from (STATS_DATA_GLOB)."""
-    if not isinstance(template, str):
-        return f"is a {type(template).__name__}, not a string"
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as e:
-        return f"is not a format string ({e})"
-    allowed, seen = _FIELDS[kind], set()
-    for _text, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in allowed:
-            return f"has the placeholder {{{field}}}; allowed: {', '.join('{' + f + '}' for f in allowed)}"
-        if conversion:
-            return f"converts {{{field}!{conversion}}}; placeholders take no conversion"
-        if field == "video_key" and spec:
-            return "formats {video_key} with a spec; the key goes in whole"
-        if field != "video_key" and not _INT_SPEC.fullmatch(spec or ""):
-            return f"formats {{{field}}} with {spec!r}; only integer specs like '03d' are honoured"
-        seen.add(field)
-    missing = [f for f in allowed if f not in seen]
-    if missing:
-        return f"lacks {', '.join('{' + f + '}' for f in missing)} (files would share one path)"
-    if _GLOB_CHARS.search(template):
-        return "contains glob characters (* ? [ ])"
-    keys = _SAMPLE_KEYS if kind == "video" else (None,)
-    paths = [
-        template.format(chunk_index=c, file_index=f, **({"video_key": k} if k else {}))
-        for k in keys
-        for c, f in _SAMPLE_INDICES
-    ]
-    for rel in paths:
-        p = PurePosixPath(rel)
-        if p.is_absolute() or ".." in p.parts or str(p) != rel or p.parts[0] in ("meta", STAGING_DIR):
-            return f"names {rel!r}: not a plain relative path outside meta/ and {STAGING_DIR}/"
-    if len(set(paths)) != len(paths):
-        return "gives two different files one path"
-    if writing and kind == "data":
-        outside = [r for r in paths if len(PurePosixPath(r).parts) != 3 or not PurePosixPath(r).match(STATS_DATA_GLOB)]
-        if outside:
-            return (
-                f"names data files like {outside[0]!r}, outside {STATS_DATA_GLOB}, which the dataset "
-                "statistics are computed over: appending cannot keep meta/stats.json right"
-            )
+def _writer_problem(template: str, video_keys: list[str]) -> str | None:
+    # The top part may hold placeholders ("{video_key}/..."): check what it formats to; indices
+    # print digits only (format.templates), so any values stand for them.
+    top = template.split("/", 1)[0]
+    for key in video_keys or [""]:
+        name = top.format(video_key=key, chunk_index=0, file_index=0)
+        if name in _RESERVED_TOPS:
+            return f"puts files under {name}/, which holds the dataset's metadata and the writer's scratch"
     return None
 
 
 def check_templates(info: DatasetInfo, root: object, *, writing: bool) -> None:
     """TemplateError naming `<root>/meta/info.json`, the key and the template, when the dataset's
-    `data_path` or (with video features) `video_path` cannot be honoured."""
+    `data_path` or (with video features) `video_path` is not honoured (`format.templates`), or,
+    `writing`, would put files under meta/ or .staging/."""
     checks: list[tuple[str, object, TemplateKind]] = [("data_path", info.data_path, "data")]
     if info.video_keys:
         checks.append(("video_path", info.video_path, "video"))
     for key, template, kind in checks:
-        problem = template_problem(template, kind, writing=writing)
+        problem = template_problem(template, kind)
+        if problem is None and writing:
+            assert isinstance(template, str)
+            problem = _writer_problem(template, info.video_keys if kind == "video" else [])
         if problem is not None:
             action = "appended to" if writing else "read"
             raise TemplateError(f"{root}/{INFO_PATH}: {key} {template!r} {problem} (the dataset cannot be {action})")
 
 
 def data_rel(info: DatasetInfo, chunk_index: int, file_index: int) -> str:
-    """The data file (chunk, file) as the dataset's own `data_path` names it (checked templates)."""
-    return info.data_path.format(chunk_index=int(chunk_index), file_index=int(file_index))
+    """The data file (chunk, file) as the dataset's own `data_path` names it (`format_path`:
+    TemplateError for a template that is not honoured)."""
+    return format_path(info.data_path, "data", chunk_index, file_index)
 
 
 def video_rel(info: DatasetInfo, video_key: str, chunk_index: int, file_index: int) -> str:
-    """The video file of camera `video_key` as the dataset's own `video_path` names it."""
+    """The video file of camera `video_key` as the dataset's own `video_path` names it
+    (`format_path`: TemplateError for a template not honoured or an unsafe key)."""
     if info.video_path is None:
         raise TemplateError(f"video_path is null but video file {video_key!r} was asked for")
-    return info.video_path.format(video_key=video_key, chunk_index=int(chunk_index), file_index=int(file_index))
+    return format_path(info.video_path, "video", chunk_index, file_index, video_key)
 
 
 def template_tops(info: DatasetInfo) -> list[str]:

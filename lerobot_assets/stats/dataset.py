@@ -19,6 +19,7 @@ from lerobot_assets.format.features import Feature
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import IMAGE_HIST_PATH
 from lerobot_assets.format.stats_json import Stats, unflatten_stats
+from lerobot_assets.format.templates import DatasetFile, data_files
 from lerobot_assets.stats.image import image_stats_from_histogram
 from lerobot_assets.stats.merge import merge_moments
 from lerobot_assets.stats.numeric import QUANTILES, numeric_stats
@@ -63,6 +64,18 @@ def read_image_histograms(root: Path, keys: list[str]) -> dict[str, dict[int, np
     return out
 
 
+def _data_files(info: DatasetInfo, episodes: pa.Table) -> list[DatasetFile]:
+    """The data files the episodes name, through the dataset's own `data_path` (never a glob of
+    our default names, which would miss `part-000.parquet` and count stray files)."""
+    if episodes.num_rows == 0:
+        return []
+    cols = ["episode_index", "data/chunk_index", "data/file_index"]
+    missing = [c for c in cols if c not in episodes.column_names]
+    if missing:
+        raise ValueError(f"episodes metadata has no column {missing[0]!r}")
+    return data_files(info.data_path, episodes.select(cols).to_pydict())
+
+
 def compute_dataset_stats(root: Path, episodes: pa.Table | None = None) -> Stats:
     """Exact dataset stats of the dataset at root (see module docstring)."""
     from lerobot_assets.format.episodes import read_episodes
@@ -74,7 +87,7 @@ def compute_dataset_stats(root: Path, episodes: pa.Table | None = None) -> Stats
 
     keys = numeric_feature_keys(info.features)
     columns: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for path in sorted(root.glob("data/chunk-*/file-*.parquet")):
+    for path in [root / f.rel for f in _data_files(info, episodes)]:
         try:
             table = pq.read_table(path, columns=keys)
         except (pa.ArrowInvalid, OSError) as e:

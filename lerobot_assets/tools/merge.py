@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir
-from lerobot_assets.format.episodes import episodes_schema
+from lerobot_assets.format.episodes import episodes_schema, read_episodes
 from lerobot_assets.format.features import data_schema
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import (
@@ -43,6 +43,7 @@ from lerobot_assets.format.layout import (
 from lerobot_assets.format.meta import DatasetMeta
 from lerobot_assets.format.stats_json import flatten_stats, read_stats, stats_to_json
 from lerobot_assets.format.tasks import read_tasks, tasks_table
+from lerobot_assets.format.templates import dataset_files
 from lerobot_assets.recording.commit import Commit, recover
 from lerobot_assets.recording.paths import check_templates, data_rel, video_rel
 from lerobot_assets.recording.positions import WritePositions
@@ -68,15 +69,34 @@ class MergeResult:
 
 
 def dataset_fingerprint(root: Path) -> str:
-    """Content hash of the metadata plus the sizes of data and video files."""
+    """Content hash of the metadata plus the sizes of the data and video files, which are listed
+    from the dataset's templates and episodes (`format.templates.dataset_files`), so files named
+    by a custom `data_path` count and stray files do not.
+
+    Never raises for a dataset whose metadata cannot name its files (a failed validation records
+    this fingerprint): the metadata bytes are hashed either way, and the listing's error stands in
+    for the sizes.
+    """
     root = Path(root)
     h = hashlib.sha256()
     for path in sorted([root / INFO_PATH, root / TASKS_PATH, *root.glob("meta/episodes/*/*.parquet")]):
         if path.is_file():
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
-    for path in sorted([*root.glob("data/*/*.parquet"), *root.glob("videos/*/*/*.mp4")]):
-        h.update(f"{path.relative_to(root)}:{path.stat().st_size}".encode())
+    try:
+        info = DatasetInfo.load(root)
+        columns = ["episode_index", "data/chunk_index", "data/file_index"]
+        columns += [f"videos/{k}/{c}" for k in info.video_keys for c in ("chunk_index", "file_index")]
+        episodes = read_episodes(root, columns)
+        rows = episodes.to_pydict() if episodes.num_rows else {c: [] for c in columns}
+        files = [f.rel for f in dataset_files(info.data_path, info.video_path, info.video_keys, rows)]
+    except (OSError, ValueError) as e:  # TemplateError is a ValueError
+        h.update(f"unlisted: {e}".encode())
+        return h.hexdigest()[:32]
+    for rel in files:
+        path = root / rel
+        size = path.stat().st_size if path.is_file() else -1
+        h.update(f"{rel}:{size}".encode())
     return h.hexdigest()[:32]
 
 

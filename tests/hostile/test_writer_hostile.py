@@ -676,30 +676,44 @@ def test_a_data_path_the_writer_cannot_honour_is_refused_before_anything_is_writ
     w, _ = record(tmp_path / "d", [4, 3])
     w.finalize()
     shutil.rmtree(tmp_path / "d/.staging")
-    _relayout(tmp_path / "d", data_path=PART_TEMPLATE)
+    # Honoured for reading (format.templates), but meta/ is the writer's: a commit would mix
+    # data files into the metadata it rewrites.
+    _relayout(tmp_path / "d", data_path="meta/chunk-{chunk_index:03d}/data-{file_index:03d}.parquet")
     before = tree_digest(tmp_path / "d")
-    with pytest.raises(ValueError, match=r"meta/info.json: data_path 'data/chunk-\{chunk_index:03d\}/part-"):
+    with pytest.raises(ValueError, match=r"meta/info.json: data_path 'meta/chunk-\{chunk_index:03d\}/data-.* puts files under meta/"):
         DatasetWriter.open(tmp_path / "d")
     assert tree_digest(tmp_path / "d") == before  # not even the writer's lock file
 
 
-def test_record_sim_refuses_a_custom_data_path_in_one_line_and_keeps_the_dataset(tmp_path):
+def test_record_sim_appends_to_a_dataset_with_a_custom_data_path(tmp_path):
+    import pyarrow.parquet as pq
+
     args = ["--max-steps", "5", "--no-top-camera"]
     first = run_cli(["record-sim", "--root", "p", "--episodes", "2", *args], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    _relayout(tmp_path / "p", data_path=PART_TEMPLATE)
-    before = tree_digest(tmp_path / "p")
-    # Formerly: a crash at the first save, after which finalize rewrote stats.json over no data.
+    root = tmp_path / "p"
+    _relayout(root, data_path=PART_TEMPLATE)
+    # Formerly refused: stats globbed data/chunk-*/file-*.parquet, so appending would have
+    # rewritten stats.json over none of these files.
     proc = run_cli(["record-sim", "--root", "p", "--episodes", "3", *args], cwd=tmp_path)
-    assert_one_line_error(proc, 1, "data_path 'data/chunk-{chunk_index:03d}/part-{file_index:03d}.parquet'")
-    assert tree_digest(tmp_path / "p") == before
-    _validate_ok(tmp_path / "p")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _validate_ok(root)
+    info = json.loads((root / "meta/info.json").read_text())
+    # Seeds 0..2: the two held episodes (found through the custom data_path) are not recorded again.
+    assert info["data_path"] == PART_TEMPLATE and info["total_episodes"] == 3
+    parts = sorted(root.glob("data/chunk-*/part-*.parquet"))
+    assert parts and not list(root.glob("data/chunk-*/file-*.parquet"))
+    frames = sum(pq.read_metadata(p).num_rows for p in parts)
+    assert frames == info["total_frames"] > 0
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert stats["action"]["count"] == [frames]  # every frame of every part file
 
 
 @pytest.mark.parametrize(
     "data_path, video_path",
     [
         ("data/chunk-{chunk_index}/file-{file_index}.parquet", None),  # unpadded: same files, other names
+        (PART_TEMPLATE, None),  # other file names: stats must not glob file-*.parquet
         (None, "videos/{video_key}/chunk-{chunk_index:03d}/clip-{file_index:03d}.mp4"),
         (None, "media/{video_key}-{chunk_index:02d}-{file_index:04d}.mp4"),
     ],
