@@ -1,7 +1,9 @@
 """`lerobot-assets sql`: read-only SQL over the metadata of every dataset (registered on cli.app).
 
-Exit codes: 0 ok; 1 the data could not be read (unreadable shard, not a dataset root, broken project);
-2 bad SQL or a refused (writing) statement. Errors go to stderr as one message, never a traceback.
+Exit codes: 0 ok; 1 the data could not be read (unreadable shard of a --root, not a dataset root, missing
+home, broken project); 2 bad SQL, a refused (writing) statement, or a bad --var. Errors go to stderr as
+one message, never a traceback. A dataset found under the home with an unreadable file is left out with a
+`warning:` line on stderr naming it and the problem.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def sql_command(
         raise typer.Exit(EXIT_DATA_ERROR) from None
 
     with session:
-        if not session.datasets:
+        _warn_skipped(session.skipped)
+        if not session.datasets and not session.skipped:
             typer.echo(f"note: no datasets found under {home} (and no --root)", err=True)
         if session.catalog_note:
             typer.echo(f"note: {session.catalog_note}", err=True)
@@ -192,6 +195,7 @@ def catalog_command(
         typer.echo("error: --root without --home builds a catalog of those roots only: give --catalog FILE (or --home DIR)", err=True)
         raise typer.Exit(EXIT_USAGE)
     home = home if home is not None or root else default_home()
+    cat = None
     try:
         variables = parse_vars(var)
         options = parse_storage_options(storage_option)
@@ -226,9 +230,18 @@ def catalog_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except (SourceError, ProjectLoadError, QueryError, SqlError) as exc:
+        if cat is not None:
+            _warn_skipped(cat.skipped)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_DATA_ERROR) from None
+    _warn_skipped(cat.skipped)
     typer.echo(f"catalog: {cat.path}")
+
+
+def _warn_skipped(skipped: list[Any]) -> None:
+    """One stderr line per dataset left out because a file of it cannot be read."""
+    for dataset in skipped:
+        typer.echo(f"warning: skipped dataset {dataset}", err=True)
 
 
 def _render_table(session: Any, rel: Any, *, max_rows: int, max_width: int) -> str:

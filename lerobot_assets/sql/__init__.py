@@ -47,6 +47,7 @@ Modules, in an order where each imports only from those before it:
 """
 
 from lerobot_assets.home.layout import default_home
+from lerobot_assets.sql.binder import SkippedDataset
 from lerobot_assets.sql.catalog import CATALOG_RELPATH, Catalog, DataTestResult, ModelResult
 from lerobot_assets.sql.config import ColumnSpec, DataTestConfig, ModelConfig, SourcesFile, SourceTableConfig
 from lerobot_assets.sql.discovery import DatasetRoot, check_home, discover_datasets
@@ -83,6 +84,7 @@ __all__ = [
     "QuerySession",
     "ReadOnlyError",
     "RelationInfo",
+    "SkippedDataset",
     "SourceError",
     "SourceTable",
     "SourceTableConfig",

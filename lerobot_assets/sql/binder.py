@@ -52,6 +52,21 @@ class _Group:
 
 
 @dataclass(frozen=True)
+class SkippedDataset:
+    """A dataset found under a home but left out: a file of it cannot be read (`problem` names it)."""
+
+    name: str
+    url: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url}): {self.problem}"
+
+
+_SKIPPED_SCHEMA = pa.schema([("root", pa.string()), ("problem", pa.string())])
+
+
+@dataclass(frozen=True)
 class BoundSource:
     name: str
     relation: str
@@ -83,18 +98,75 @@ class SourceBinder:
         self.parquet_files: dict[str, tuple[DatasetRoot, str]] = {}
         # What each bound source resolved to: its files and their fingerprints (freshness checks).
         self.resolved: dict[str, ResolvedSource] = {}
+        # Datasets left out by check_datasets, and what it read on the way (reused when binding).
+        self.skipped: list[SkippedDataset] = []
+        self._checked = False
+        self._per_root: dict[str, dict[str, ResolvedSource]] = {}  # source → dataset → its files
+        self._json_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (source, dataset) → rows
         self._arrow_relations: list[str] = []
 
     def bind(self, con: duckdb.DuckDBPyConnection, tables: Iterable[SourceTable] | None = None) -> list[BoundSource]:
+        self.check_datasets()
         if self.mode == "catalog":
             for fs in remote_filesystems(self.datasets):
                 register_filesystem(con, fs)
         out = []
         for table in tables if tables is not None else self.project.sources.values():
-            resolved = resolve_source(table, self.datasets)
+            resolved = self.resolve(table)
             self.resolved[table.name] = resolved
             out.append(self.bind_resolved(con, resolved))
         return out
+
+    def check_datasets(self) -> None:
+        """Before anything is bound: list every source's files in every dataset and read what binding
+        reads (parquet footers, JSON files). A dataset where that fails is left out of every source
+        (`skipped`, with the problem naming the file) so that one corrupt dataset does not stop a whole
+        home from answering. A root the user named (`explicit`) is not skipped: its error is raised.
+
+        Every source is checked even when fewer are bound (a catalog run binds only what its models
+        read), so that all runs over the same files leave out the same datasets.
+        """
+        if self._checked:
+            return
+        self._checked = True
+        good = []
+        for root in self.datasets:
+            try:
+                parts = {t.name: self._check_root(t, root) for t in self.project.sources.values()}
+            except SourceError as exc:
+                if root.explicit:
+                    raise
+                self.skipped.append(SkippedDataset(root.name, root.url, " ".join(str(exc).split())))
+                continue
+            good.append(root)
+            for name, part in parts.items():
+                self._per_root.setdefault(name, {})[root.name] = part
+        self.datasets = good
+        self._roots = {d.name: d for d in good}
+
+    def _check_root(self, table: SourceTable, root: DatasetRoot) -> ResolvedSource:
+        resolved = resolve_source(table, [root])
+        paths = resolved.files.get(root.name)
+        if paths and table.config.format == "parquet":
+            self.schemas.unified(root, paths, resolved.fingerprints.get(root.name))
+        elif paths and table.config.format == "json":
+            self._json_rows[(table.name, root.name)] = self._parse_json(table, root, paths)
+        return resolved
+
+    def resolve(self, table: SourceTable) -> ResolvedSource:
+        """`table`'s files in every dataset kept by check_datasets (listed once, there)."""
+        self.check_datasets()
+        files: dict[str, list[str]] = {}
+        sizes: dict[str, dict[str, int]] = {}
+        fingerprints: dict[str, dict[str, str]] = {}
+        for root in self.datasets:
+            part = self._per_root.get(table.name, {}).get(root.name)
+            if part is not None:
+                files.update(part.files)
+                sizes.update(part.sizes)
+                fingerprints.update(part.fingerprints)
+        extra: list[Any] = [[d.name, d.url, d.problem] for d in self.skipped] if table.config.format == "skipped" else []
+        return ResolvedSource(table, files, sizes, fingerprints, extra)
 
     def bind_resolved(
         self, con: duckdb.DuckDBPyConnection, resolved: ResolvedSource, relation: str | None = None, *, temp: bool = False
@@ -111,7 +183,12 @@ class SourceBinder:
             else:
                 self._create(con, name, select, view=True)
         else:
-            arrow = self._json_table(resolved) if fmt == "json" else self._listing_table(resolved)
+            if fmt == "json":
+                arrow = self._json_table(resolved)
+            elif fmt == "listing":
+                arrow = self._listing_table(resolved)
+            else:
+                arrow = self._skipped_table()
             self._create_from_arrow(con, name, arrow)
         return BoundSource(table.name, name, len(resolved.files), resolved.n_files)
 
@@ -204,7 +281,7 @@ class SourceBinder:
         for table in self.project.sources.values():
             if table.config.format != "parquet" or table.name in self.resolved:
                 continue
-            resolved = resolve_source(table, self.datasets)
+            resolved = self.resolve(table)
             out.update(_allowed_forms([self._roots[d].file_url(p) for d, paths in resolved.files.items() for p in paths]))
         return sorted(out)
 
@@ -252,27 +329,44 @@ class SourceBinder:
                 cols.append(f"CAST(NULL AS {c.data_type or 'VARCHAR'}) AS {quote_ident(c.name)}")
         return f"SELECT {', '.join(cols)} LIMIT 0"
 
-    # -- json / listing --
+    # -- json / listing / skipped --
     def _json_table(self, resolved: ResolvedSource) -> pa.Table:
-        parser = JSON_PARSERS[resolved.table.config.parser or ""]
+        table = resolved.table
         rows: list[dict[str, Any]] = []
         for name, paths in resolved.files.items():
-            root = self._roots[name]
-            for path in paths:
-                try:
-                    doc = json.loads(root.fs.cat_file(path))
-                except (OSError, ValueError) as exc:
-                    raise SourceError(f"cannot read JSON file {root.file_url(path)}: {exc}") from exc
-                try:
-                    parsed = parser.parse(doc, root)
-                except (AttributeError, TypeError, ValueError) as exc:
-                    raise SourceError(f"unexpected content in {root.file_url(path)}: {exc}") from exc
-                rows.extend({"dataset": name, **row} for row in parsed)
-        schema = pa.schema([pa.field("dataset", pa.string()), *parser.schema])
+            cached = self._json_rows.get((table.name, name))
+            rows.extend(cached if cached is not None else self._parse_json(table, self._roots[name], paths))
+        schema = _json_schema(table)
         try:
             return pa.Table.from_pylist(rows, schema=schema)
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise SourceError(f"source {resolved.table.name!r}: unexpected value types: {exc}") from exc
+            raise SourceError(f"source {table.name!r}: unexpected value types: {exc}") from exc
+
+    @staticmethod
+    def _parse_json(table: SourceTable, root: DatasetRoot, paths: Sequence[str]) -> list[dict[str, Any]]:
+        """One dataset's rows of a JSON source, checked against the source's schema."""
+        parser = JSON_PARSERS[table.config.parser or ""]
+        rows: list[dict[str, Any]] = []
+        for path in paths:
+            try:
+                doc = json.loads(root.fs.cat_file(path))
+            except (OSError, ValueError) as exc:
+                raise SourceError(f"cannot read JSON file {root.file_url(path)}: {exc}") from exc
+            try:
+                parsed = [{"dataset": root.name, **row} for row in parser.parse(doc, root)]
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise SourceError(f"unexpected content in {root.file_url(path)}: {exc}") from exc
+            try:
+                pa.Table.from_pylist(parsed, schema=_json_schema(table))
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise SourceError(f"unexpected value types in {root.file_url(path)}: {exc}") from exc
+            rows.extend(parsed)
+        return rows
+
+    def _skipped_table(self) -> pa.Table:
+        schema = pa.schema([pa.field("dataset", pa.string()), *_SKIPPED_SCHEMA])
+        rows = [{"dataset": d.name, "root": d.url, "problem": d.problem} for d in self.skipped]
+        return pa.Table.from_pylist(rows, schema=schema)
 
     def _listing_table(self, resolved: ResolvedSource) -> pa.Table:
         rows = []
@@ -308,6 +402,10 @@ class SourceBinder:
                 replace_relation(con, name, f"SELECT * FROM {quote_ident(tmp)}", materialized="table")
             finally:
                 con.unregister(tmp)
+
+
+def _json_schema(table: SourceTable) -> pa.Schema:
+    return pa.schema([pa.field("dataset", pa.string()), *JSON_PARSERS[table.config.parser or ""].schema])
 
 
 def _allowed_forms(urls: Iterable[str]) -> list[str]:

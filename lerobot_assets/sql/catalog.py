@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql import freshness
-from lerobot_assets.sql.binder import SourceBinder, lock_down, replace_relation
+from lerobot_assets.sql.binder import SkippedDataset, SourceBinder, lock_down, replace_relation
 from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets, remote_filesystems
 from lerobot_assets.sql.errors import CatalogBusyError, QueryError, SourceError, SqlError
@@ -54,6 +54,8 @@ class ModelResult:
     files_removed: int | None = None
     # a table whose recorded inputs equal the current ones is kept as it is, not rebuilt
     up_to_date: bool = False
+    # datasets left out of this build because a file of theirs cannot be read
+    skipped: tuple[SkippedDataset, ...] = ()
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain values; the Dagster layer maps them to MetadataValue (int, TableSchema, Markdown, path)."""
@@ -68,6 +70,8 @@ class ModelResult:
         }
         if self.files_computed is not None:
             out.update(files_computed=self.files_computed, files_reused=self.files_reused, files_removed=self.files_removed)
+        if self.skipped:
+            out["skipped_datasets"] = [str(d) for d in self.skipped]
         return out
 
 
@@ -130,6 +134,8 @@ class Catalog:
             path = Path(home_path) / CATALOG_RELPATH
         self.path = Path(path)
         self._files: dict[str, tuple[DatasetRoot, str]] = {}
+        # Datasets the last refresh left out (a file of theirs cannot be read), each naming the problem.
+        self.skipped: list[SkippedDataset] = []
 
     # -- connection --
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -176,6 +182,7 @@ class Catalog:
         schemas = SchemaCache(freshness.read_schemas(con))
         binder = SourceBinder(self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=schemas)
         binder.bind(con, tables)
+        self.skipped = list(binder.skipped)
         self._files.update(binder.parquet_files)
         roots = {d.name: d for d in binder.datasets}
         for name, resolved in binder.resolved.items():
@@ -283,6 +290,7 @@ class Catalog:
             files_reused=counts.get("reused"),
             files_removed=counts.get("removed"),
             up_to_date=up_to_date,
+            skipped=tuple(self.skipped),
         )
 
     def _build_incremental(

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SourceFormat = Literal["parquet", "json", "listing"]
+# "skipped": no files; one row per dataset left out because a file of it cannot be read.
+SourceFormat = Literal["parquet", "json", "listing", "skipped"]
 Materialization = Literal["table", "view", "incremental"]
 
 
@@ -37,8 +38,8 @@ class SourceTableConfig(BaseModel):
     description: str = ""
     format: SourceFormat
     # Globs relative to each dataset root (a directory holding meta/info.json). A list lets one source
-    # cover layouts that differ between writers without a second source definition.
-    glob: list[str]
+    # cover layouts that differ between writers without a second source definition. None for "skipped".
+    glob: list[str] = Field(default_factory=list)
     # The Dagster asset that writes these files ("a/b" for a prefixed key); the Dagster layer draws
     # lineage from it into every model that reads the source.
     asset: str
@@ -70,7 +71,10 @@ class SourceTableConfig(BaseModel):
             raise ValueError(f"source table {self.name!r}: 'file_column' applies only to format 'parquet'")
         if self.file_column and self.transform:
             raise ValueError(f"source table {self.name!r}: 'file_column' and 'transform' do not combine")
-        if not self.glob:
+        if self.format == "skipped":
+            if self.glob or self.required:
+                raise ValueError(f"source table {self.name!r}: format 'skipped' reads no files: no 'glob', not 'required'")
+        elif not self.glob:
             raise ValueError(f"source table {self.name!r}: 'glob' is empty")
         return self
 

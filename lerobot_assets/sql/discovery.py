@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fsspec
@@ -26,6 +26,9 @@ class DatasetRoot:
     name: str  # the `dataset` column: path relative to the home, or the last component of a --root
     path: str  # fs-native path
     fs: fsspec.AbstractFileSystem = field(compare=False, repr=False)
+    # Named by the user (a --root), not found under a home: an unreadable file in it is an error, where a
+    # dataset found under a home is skipped with a warning so that the rest of the home still answers.
+    explicit: bool = field(default=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -49,18 +52,22 @@ def discover_datasets(
     Discovery stops descending at a dataset root, so data/ and videos/ trees are never listed.
     """
     found: dict[str, DatasetRoot] = {}
-    by_path: set[tuple[str, str]] = set()
+    by_path: dict[tuple[str, str], str] = {}
 
     def add(root: DatasetRoot) -> None:
         key = (type(root.fs).__name__, root.path)
         if key in by_path:
-            return  # the same root reached twice (e.g. --root inside --home)
+            # The same root reached twice (e.g. --root inside --home): one dataset, named as the home
+            # names it, and explicit if it was also given as a root.
+            if root.explicit:
+                found[by_path[key]] = replace(found[by_path[key]], explicit=True)
+            return
         if root.name in found:
             raise SourceError(
                 f"two dataset roots are both named {root.name!r}: {found[root.name].url} and {root.url}; "
                 "rename one or pass it under a different parent"
             )
-        by_path.add(key)
+        by_path[key] = root.name
         found[root.name] = root
 
     if home is not None:
@@ -73,7 +80,7 @@ def discover_datasets(
         fs, path = filesystem_for(os.fspath(item), storage_options)
         if not fs.isfile(posixpath.join(path, INFO_JSON)):
             raise SourceError(f"{item}: not a LeRobot dataset root (no {INFO_JSON})")
-        add(DatasetRoot(name=posixpath.basename(path.rstrip("/")) or path, path=path, fs=fs))
+        add(DatasetRoot(name=posixpath.basename(path.rstrip("/")) or path, path=path, fs=fs, explicit=True))
     return [found[name] for name in sorted(found)]
 
 

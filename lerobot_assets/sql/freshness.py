@@ -64,7 +64,8 @@ def changed_files(current: Mapping[FileKey, str], previous: Mapping[FileKey, str
 
 def source_fingerprint(resolved: ResolvedSource, roots: Mapping[str, Any]) -> str:
     files = sorted((d, f, fp) for (d, f), fp in file_states(resolved, roots).items())
-    return digest(BINDING_VERSION, resolved.table.config.model_dump(), files)
+    # `extra` only when there is some, so the fingerprints of file sources stay what they were.
+    return digest(BINDING_VERSION, resolved.table.config.model_dump(), files, *([resolved.extra] if resolved.extra else []))
 
 
 def model_fingerprints(

@@ -20,6 +20,8 @@ class ResolvedSource:
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)
     # dataset name → path → what identifies this version of the file (see file_fingerprint)
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
+    # What else the source's rows are made of, for its fingerprint (the skipped datasets and why)
+    extra: list[Any] = field(default_factory=list)
 
     @property
     def n_files(self) -> int:

@@ -82,7 +82,10 @@ class QuerySession:
     ):
         self._con = con
         self.project = ctx.project
-        self.datasets = ctx.datasets
+        # The datasets answering; those found but left out because a file of theirs is unreadable are
+        # in `skipped` (and the `skipped_datasets` source), each with the problem naming the file.
+        self.datasets = binder.datasets
+        self.skipped = list(binder.skipped)
         self._binder = binder
         self._relations: list[RelationInfo] | None = None
         self.served = dict(served)

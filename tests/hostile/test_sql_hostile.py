@@ -296,3 +296,84 @@ def test_catalog_connection_reads_only_the_datasets_files(tmp_path: Path) -> Non
     catalog.materialize_all(["task_summary"])  # the datasets' own files stay readable
     with pytest.raises(QueryError, match=f'Permission Error: Cannot access file "{secret}"'):
         catalog.run_data_test("assert_no_leak")
+
+
+# ---- issue item 14: one corrupt dataset in a home is skipped, with a warning naming it -------------
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+# (what is broken in dataset `bad`, how, the file the warning names)
+CORRUPTIONS = {
+    "episodes footer": (lambda r: _truncate(r / "meta/episodes/chunk-000/file-000.parquet"), "meta/episodes/chunk-000/file-000.parquet"),
+    "data footer": (lambda r: _truncate(r / "data/chunk-000/file-000.parquet"), "data/chunk-000/file-000.parquet"),
+    "tasks garbage": (lambda r: (r / "meta/tasks.parquet").write_bytes(b"PAR1 garbage"), "meta/tasks.parquet"),
+    "tasks missing": (lambda r: (r / "meta/tasks.parquet").unlink(), "required source 'tasks'"),
+    "info not json": (lambda r: (r / "meta/info.json").write_text("{not json"), "meta/info.json"),
+    "info a list": (lambda r: (r / "meta/info.json").write_text("[1, 2]"), "meta/info.json"),
+    "stats not json": (lambda r: (r / "meta/stats.json").write_text('{"a": '), "meta/stats.json"),
+}
+
+
+@pytest.fixture
+def home_with_bad(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "a", SyntheticSpec(n_episodes=3, seed=1))
+    write_synthetic_dataset(home / "b", SyntheticSpec(n_episodes=2, seed=2))
+    write_synthetic_dataset(home / "bad", SyntheticSpec(n_episodes=4, seed=3))
+    return home
+
+
+def _warning(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_corrupt_dataset_in_a_home_is_skipped(kind: str, home_with_bad: Path) -> None:
+    home = home_with_bad
+    corrupt, named = CORRUPTIONS[kind]
+    corrupt(home / "bad")
+    datasets = {name: tree_digest(home / name) for name in ("a", "b", "bad")}
+    query = "SELECT dataset, episodes FROM dataset_summary ORDER BY 1"
+    proc = run_cli(["sql", query, "--home", str(home), "--format", "csv", "--no-catalog"], cwd=home)
+    assert (proc.returncode, csv_rows(proc.stdout)) == (0, ["a,3", "b,2"]), proc.stderr
+    warning = _warning(proc.stderr)
+    assert warning.startswith(f"warning: skipped dataset bad ({home / 'bad'}): ") and named in warning, warning
+    # ... and visible to SQL: a source lists what was left out, and why
+    proc = run_cli(["sql", "SELECT dataset, problem FROM skipped_datasets", "--home", str(home), "--format", "csv"], cwd=home)
+    assert proc.returncode == 0 and csv_rows(proc.stdout)[0].startswith("bad,") and named in proc.stdout, proc.stderr
+    # the catalog builds for the rest, and sql answers from it
+    proc = run_cli(["catalog", "--home", str(home)], cwd=home)
+    assert proc.returncode == 0, proc.stderr
+    assert named in _warning(proc.stderr)
+    proc = run_cli(["sql", query, "--home", str(home), "--format", "csv"], cwd=home)
+    assert (proc.returncode, csv_rows(proc.stdout)) == (0, ["a,3", "b,2"]), proc.stderr
+    assert "dataset_summary  [model (table, catalog)]" in run_cli(["sql", "--list", "--home", str(home)], cwd=home).stdout
+    assert {name: tree_digest(home / name) for name in ("a", "b", "bad")} == datasets
+
+
+def test_corrupt_dataset_named_as_root_is_still_an_error(home_with_bad: Path) -> None:
+    """A dataset the user names with --root is what they asked about: no answer without it."""
+    corrupt, named = CORRUPTIONS["data footer"]
+    corrupt(home_with_bad / "bad")
+    proc = run_cli(["sql", "SELECT count(*) FROM frames", "--root", str(home_with_bad / "bad")], cwd=home_with_bad)
+    assert_one_line_error(proc, 1, f"cannot read parquet file {home_with_bad / 'bad' / named}")
+
+
+def test_skipped_datasets_in_the_library(home_with_bad: Path) -> None:
+    from lerobot_assets.sql import Catalog, QuerySession
+
+    CORRUPTIONS["info not json"][0](home_with_bad / "bad")
+    with QuerySession.open(home_with_bad) as session:
+        assert [d.name for d in session.datasets] == ["a", "b"]
+        assert [(s.name, s.url) for s in session.skipped] == [("bad", str(home_with_bad / "bad"))]
+        assert "meta/info.json" in session.skipped[0].problem
+        assert session.rows("SELECT count(*) FROM episodes") == (["count_star()"], [(5,)])
+    catalog = Catalog(home_with_bad)
+    result = catalog.materialize("dataset_summary", with_upstream=True)
+    assert result.row_count == 2 and [s.name for s in result.skipped] == ["bad"]
+    assert [s.name for s in catalog.skipped] == ["bad"]
