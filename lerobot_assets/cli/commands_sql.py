@@ -256,7 +256,7 @@ def _render_table(session: Any, rel: Any, *, max_rows: int, max_width: int) -> s
 
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            rel.show(max_rows=max_rows, max_width=max_width)
+            session.interruptible(lambda: rel.show(max_rows=max_rows, max_width=max_width))
         return buffer.getvalue().rstrip("\n")
     except duckdb.Error as exc:
         raise session.query_error(exc) from exc

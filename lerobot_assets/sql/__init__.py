@@ -35,7 +35,8 @@ For ad-hoc SQL (the CLI): `QuerySession.open(home, roots)` — read-only, source
         return _check
 
 Modules, in an order where each imports only from those before it:
-    errors, config, quoting      errors; sources.yml and config() models; quote_ident, sql_literal
+    errors, config, quoting      errors; sources.yml and config() models; quote_ident, sql_literal, sql_value
+    interrupt                    Ctrl-C stops a running DuckDB call
     remote, discovery            fsspec filesystems; finding dataset roots (DatasetRoot)
     parsers, transforms          the JSON parsers and SQL transforms a source may name
     project, loader              the loaded project (and rendering a node's SQL); load_project and its checks

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,8 +84,11 @@ class SourceBinder:
         mode: BindMode,
         *,
         schema_cache: SchemaCache | None = None,
+        in_transaction: bool = False,
     ) -> None:
         self.project = project
+        # catalog mode: the caller holds a transaction that takes in every relation created here
+        self.in_transaction = in_transaction
         self.datasets = list(datasets)
         self.mode = mode
         self.schemas = schema_cache or SchemaCache()
@@ -356,10 +359,9 @@ class SourceBinder:
                 parsed = [{"dataset": root.name, **row} for row in parser.parse(doc, root)]
             except (AttributeError, TypeError, ValueError) as exc:
                 raise SourceError(f"unexpected content in {root.file_url(path)}: {exc}") from exc
-            try:
-                pa.Table.from_pylist(parsed, schema=_json_schema(table))
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                raise SourceError(f"unexpected value types in {root.file_url(path)}: {exc}") from exc
+            problem = _untyped_value(parsed, _json_schema(table))
+            if problem is not None:
+                raise SourceError(f"{root.file_url(path)}: {problem}")
             rows.extend(parsed)
         return rows
 
@@ -388,7 +390,7 @@ class SourceBinder:
         if self.mode == "session":
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {select}")
         else:
-            replace_relation(con, name, select, materialized="view" if view else "table")
+            replace_relation(con, name, select, materialized="view" if view else "table", in_transaction=self.in_transaction)
 
     def _create_from_arrow(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
         if self.mode == "session":
@@ -399,9 +401,33 @@ class SourceBinder:
             tmp = f"__lerobot_tmp_{name}"
             con.register(tmp, table)
             try:
-                replace_relation(con, name, f"SELECT * FROM {quote_ident(tmp)}", materialized="table")
+                replace_relation(
+                    con, name, f"SELECT * FROM {quote_ident(tmp)}", materialized="table", in_transaction=self.in_transaction
+                )
             finally:
                 con.unregister(tmp)
+
+
+def _untyped_value(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> str | None:
+    """The first value that does not fit its column's type, as `name=value is not ...`; None if all fit.
+
+    Value by value, so that the message names the key: Arrow's own error for a whole table (an
+    OverflowError for 10**30 in an int64 column) names neither the key nor the value.
+    """
+    try:
+        pa.Table.from_pylist(list(rows), schema=schema)
+        return None
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass
+    for row in rows:
+        for f in schema:
+            value = row.get(f.name)
+            try:
+                pa.array([value], type=f.type)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                return f"{f.name}={shown} is not a valid {f.type} ({' '.join(str(exc).split())})"
+    return "values do not fit the source's column types"
 
 
 def _json_schema(table: SourceTable) -> pa.Schema:
@@ -442,10 +468,12 @@ def replace_relation(
     *,
     materialized: str,
     then: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    in_transaction: bool = False,
 ) -> None:
     """CREATE OR REPLACE a table or view, dropping an object of the other kind first (DuckDB refuses to
     replace a view by a table and vice versa), atomically; `then` runs inside the same transaction
-    (e.g. to record what the relation was built from)."""
+    (e.g. to record what the relation was built from). `in_transaction`: the caller's open transaction
+    is that transaction (DuckDB does not nest them; a BEGIN inside one aborts it)."""
     q = quote_ident(name)
     kind = "VIEW" if materialized == "view" else "TABLE"
     other = "VIEW" if kind == "TABLE" else "TABLE"
@@ -453,14 +481,30 @@ def replace_relation(
         "SELECT table_type FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
         [name],
     ).fetchall()
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def replace() -> None:
         if existing and ((existing[0][0] == "VIEW") != (kind == "VIEW")):
             con.execute(f"DROP {other} {q}")
         con.execute(f"CREATE OR REPLACE {kind} {q} AS {select}")
         if then is not None:
             then(con)
+
+    if in_transaction:
+        replace()
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        replace()
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if DuckDB has not already (a failed COMMIT ends it): an error
+    here would hide the one that made the caller roll back."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass

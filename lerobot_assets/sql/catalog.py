@@ -7,9 +7,10 @@ Dagster asset / asset check.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ import pyarrow as pa
 
 from lerobot_assets.home.layout import default_home
 from lerobot_assets.sql import freshness
-from lerobot_assets.sql.binder import SkippedDataset, SourceBinder, lock_down, replace_relation
+from lerobot_assets.sql.binder import SkippedDataset, SourceBinder, lock_down, replace_relation, rollback
 from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets, remote_filesystems
 from lerobot_assets.sql.errors import CatalogBusyError, QueryError, SourceError, SqlError
 from lerobot_assets.sql.formatting import to_markdown
 from lerobot_assets.sql.incremental import bind_per_file, only_files
+from lerobot_assets.sql.interrupt import interruptible
 from lerobot_assets.sql.loader import load_project
 from lerobot_assets.sql.project import SqlProject
 from lerobot_assets.sql.quoting import quote_ident
@@ -151,7 +153,7 @@ class Catalog:
             con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
-                raise
+                raise SqlError(f"catalog {self.path} cannot be opened: {_one_line(exc)}") from exc
             raise CatalogBusyError(
                 f"{self.path}: the catalog is in use by another process ({exc}); wait for it to finish "
                 f"(Dagster runs queue on the duckdb_catalog pool when its limit is 1)"
@@ -171,16 +173,21 @@ class Catalog:
         return list(self._datasets_cached(refresh=True))
 
     # -- sources --
-    def refresh_sources(self, con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None) -> SourceBinder:
+    def refresh_sources(
+        self, con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None, *, in_transaction: bool = False
+    ) -> SourceBinder:
         """Re-bind these sources (all by default) over the files on disk now, recording each one's
-        fingerprint so query sessions can tell whether tables built from them are still current."""
+        fingerprint so query sessions can tell whether tables built from them are still current.
+        `in_transaction`: inside the caller's open transaction (see `_build`)."""
         tables = list(self.project.sources.values())
         if names is not None:
             wanted = set(names)
             tables = [t for t in tables if t.name in wanted]
         freshness.ensure_state_tables(con)
         schemas = SchemaCache(freshness.read_schemas(con))
-        binder = SourceBinder(self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=schemas)
+        binder = SourceBinder(
+            self.project, self._datasets_cached(refresh=True), "catalog", schema_cache=schemas, in_transaction=in_transaction
+        )
         binder.bind(con, tables)
         self.skipped = list(binder.skipped)
         self._files.update(binder.parquet_files)
@@ -217,23 +224,68 @@ class Catalog:
     def _run(
         self, order: Sequence[str], force: bool = False, progress: Callable[[ModelResult], None] | None = None
     ) -> list[ModelResult]:
-        con = self.connect()
+        with self._build() as con:
+
+            def build() -> list[ModelResult]:
+                # The sources these models read, refreshed once: discovery and footers are the slow part.
+                # An incremental model reads its per-file source through refs; that one is refreshed too.
+                tables = {t.name for n in order for t in self.project.source_tables(n)}
+                tables |= {self.project.per_file_source(n).name for n in order if self.project.models[n].per_file_of}
+                binder = self.refresh_sources(con, tables, in_transaction=True)
+                # Model SQL runs only after this: it reads the datasets' files and writes the catalog, nothing else.
+                lock_down(con, binder.readable_paths())
+                results = []
+                for name in order:
+                    results.append(self._materialize_one(con, name, binder, force))
+                    if progress is not None:
+                        progress(results[-1])
+                return results
+
+            return interruptible(con, build)
+
+    @contextlib.contextmanager
+    def _build(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The catalog connection with one transaction open: what is done in it is committed together at
+        the end, or not at all. A build that fails (bad SQL, Ctrl-C, a full disk) leaves the catalog as it
+        was, and a catalog file (and folders) that the build created are removed again."""
+        made = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
+        created = not self.path.exists()
+        con: duckdb.DuckDBPyConnection | None = None
+        committed = False
         try:
-            # The sources these models read, refreshed once: discovery and footers are the slow part.
-            # An incremental model reads its per-file source through refs; that one is refreshed too.
-            tables = {t.name for n in order for t in self.project.source_tables(n)}
-            tables |= {self.project.per_file_source(n).name for n in order if self.project.models[n].per_file_of}
-            binder = self.refresh_sources(con, tables)
-            # Model SQL runs only after this: it reads the datasets' files and writes the catalog, nothing else.
-            lock_down(con, binder.readable_paths())
-            results = []
-            for name in order:
-                results.append(self._materialize_one(con, name, binder, force))
-                if progress is not None:
-                    progress(results[-1])
-            return results
+            con = self.connect()
+            con.execute("BEGIN TRANSACTION")
+            yield con
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                outcome = "not created" if created else "it is unchanged"
+                raise SqlError(f"catalog {self.path} not written ({outcome}): {_one_line(exc)}") from exc
+            committed = True
+        except BaseException:
+            if con is not None:
+                rollback(con)
+            raise
         finally:
-            con.close()
+            if con is not None:
+                try:
+                    con.close()
+                except duckdb.Error as exc:
+                    if committed:  # the build is in the WAL; it is replayed at the next open
+                        raise SqlError(f"catalog {self.path}: cannot be closed cleanly: {_one_line(exc)}") from exc
+            if created and not committed:
+                for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+                for folder in made:  # deepest first
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+
+    def _explain(self, exc: duckdb.Error) -> str:
+        """DuckDB's message; a failure to read a source file also names the file, but an error about the
+        catalog file itself (writing it: a full disk) is not a source problem and names itself."""
+        if str(self.path) in str(exc):
+            return _one_line(exc)
+        return with_culprit(exc, self._files)
 
     def _fingerprint(self, state: Mapping[str, freshness.StateRecord], name: str) -> str:
         """The fingerprint of what `name` would be built from now: recorded sources and tables, and
@@ -269,9 +321,9 @@ class Catalog:
                 then = None
                 if model.materialized == "table":
                     then = lambda c: freshness.record(c, name, "table", fingerprint)  # noqa: E731
-                replace_relation(con, name, sql, materialized=model.materialized, then=then)
+                replace_relation(con, name, sql, materialized=model.materialized, then=then, in_transaction=True)
         except duckdb.Error as exc:
-            raise QueryError(f"model {name} ({model.path}) failed: {with_culprit(exc, self._files)}") from exc
+            raise QueryError(f"model {name} ({model.path}) failed: {self._explain(exc)}") from exc
         q = quote_ident(name)
         row_count = con.execute(f"SELECT count(*) FROM {q}").fetchone()[0]  # type: ignore[index]
         columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {q}").fetchall()]
@@ -323,43 +375,41 @@ class Catalog:
             freshness.record_files(c, name, current)
             freshness.record(c, name, "incremental", fingerprint, chain)
 
+        # Inside the build's transaction (see _build): the rows, the per-file records and the model's
+        # record change together or not at all.
         if previous is None:
-            replace_relation(con, name, sql, materialized="table", then=record_all)
+            replace_relation(con, name, sql, materialized="table", then=record_all, in_transaction=True)
         else:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                stale = pending | gone
-                if stale:
-                    con.register("__lerobot_stale_files", freshness.keys_table(sorted(stale)))
-                    con.execute(
-                        f"DELETE FROM {q} WHERE ({q}.dataset, {q}.{quote_ident(column)}) IN "
-                        "(SELECT (dataset, file) FROM __lerobot_stale_files)"
-                    )
-                    con.unregister("__lerobot_stale_files")
-                if pending:
-                    con.execute(f"INSERT INTO {q} BY NAME {sql}")
-                record_all(con)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            stale = pending | gone
+            if stale:
+                con.register("__lerobot_stale_files", freshness.keys_table(sorted(stale)))
+                con.execute(
+                    f"DELETE FROM {q} WHERE ({q}.dataset, {q}.{quote_ident(column)}) IN "
+                    "(SELECT (dataset, file) FROM __lerobot_stale_files)"
+                )
+                con.unregister("__lerobot_stale_files")
+            if pending:
+                con.execute(f"INSERT INTO {q} BY NAME {sql}")
+            record_all(con)
         return sql, {"computed": len(pending), "reused": len(current) - len(pending), "removed": len(gone)}
 
     # -- data tests --
     def run_data_test(self, name: str) -> DataTestResult:
         test = self.project.tests[name]
         sql = self.project.compile(name, self.vars)
-        con = self.connect()
-        try:
-            binder = self.refresh_sources(con, [t.name for t in self.project.source_tables(name)])
-            lock_down(con, binder.readable_paths())
-            try:
-                failing = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # type: ignore[index]
-                cols, rows = _fetch(con, f"SELECT * FROM ({sql}) LIMIT {int(self.preview_rows)}")
-            except duckdb.Error as exc:
-                raise QueryError(f"data test {name} ({test.path}) failed to run: {with_culprit(exc, self._files)}") from exc
-        finally:
-            con.close()
+        with self._build() as con:
+
+            def run() -> tuple[int, list[str], list[tuple[Any, ...]]]:
+                binder = self.refresh_sources(con, [t.name for t in self.project.source_tables(name)], in_transaction=True)
+                lock_down(con, binder.readable_paths())
+                try:
+                    failing = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # type: ignore[index]
+                    cols, rows = _fetch(con, f"SELECT * FROM ({sql}) LIMIT {int(self.preview_rows)}")
+                except duckdb.Error as exc:
+                    raise QueryError(f"data test {name} ({test.path}) failed to run: {self._explain(exc)}") from exc
+                return failing, cols, rows
+
+            failing, cols, rows = interruptible(con, run)
         return DataTestResult(
             name=name,
             model=test.model,
@@ -396,6 +446,10 @@ def _check_per_file_columns(con: duckdb.DuckDBPyConnection, name: str, column: s
             f"incremental model {name} must output the columns dataset and {column} (its rows are kept per "
             f"file); it lacks {', '.join(lacking)}"
         )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

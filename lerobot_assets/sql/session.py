@@ -6,10 +6,10 @@ or write files or change settings. Models the catalog file holds for exactly the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -21,11 +21,14 @@ from lerobot_assets.sql.diagnose import with_culprit
 from lerobot_assets.sql.discovery import DatasetRoot, discover_datasets
 from lerobot_assets.sql.errors import QueryError, ReadOnlyError
 from lerobot_assets.sql.incremental import bind_per_file, only_files
+from lerobot_assets.sql.interrupt import interruptible
 from lerobot_assets.sql.loader import load_project
 from lerobot_assets.sql.project import SqlProject
 from lerobot_assets.sql.quoting import quote_ident, sql_literal
 from lerobot_assets.sql.remote import filesystem_for, is_local
 from lerobot_assets.sql.schemas import SchemaCache
+
+T = TypeVar("T")
 
 _ALLOWED_STATEMENTS = frozenset({duckdb.StatementType.SELECT})  # SELECT, WITH, FROM-first, DESCRIBE, SUMMARIZE, SHOW
 
@@ -148,7 +151,7 @@ class QuerySession:
     def query(self, sql: str) -> pa.Table:
         rel = self.relation(sql)
         try:
-            return rel.to_arrow_table() if rel is not None else pa.table({})
+            return self.interruptible(rel.to_arrow_table) if rel is not None else pa.table({})
         except duckdb.Error as exc:
             raise self.query_error(exc) from exc
 
@@ -157,9 +160,13 @@ class QuerySession:
         if rel is None:
             return [], []
         try:
-            return list(rel.columns), rel.fetchall()
+            return list(rel.columns), self.interruptible(rel.fetchall)
         except duckdb.Error as exc:
             raise self.query_error(exc) from exc
+
+    def interruptible(self, call: Callable[[], T]) -> T:
+        """`call()` (running a relation of this session) such that Ctrl-C stops it (see interrupt.py)."""
+        return interruptible(self._con, call)
 
     def query_error(self, exc: duckdb.Error) -> QueryError:
         """DuckDB's message, plus the unreadable file when the failure came from inside a shard."""

@@ -6,14 +6,23 @@ error (or the exact answer) and that the input trees were not changed.
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
-from hostile_support import assert_one_line_error, run_cli, tree_digest  # noqa: E402
+from hostile_support import CLI, assert_one_line_error, run_cli, tree_digest  # noqa: E402
 from sql_fixtures import SyntheticSpec, find_lerobot_fixture, write_synthetic_dataset  # noqa: E402
 
 FIXTURE = find_lerobot_fixture()  # LeRobot-written: 3 episodes, 60 frames
@@ -251,8 +260,6 @@ def test_valid_vars_still_apply(tmp_path: Path) -> None:
 
 
 def _project_with(tmp_path: Path, files: dict[str, str]) -> Path:
-    import shutil
-
     from lerobot_assets.sql import default_project_dir
 
     project = tmp_path / "project"
@@ -377,3 +384,126 @@ def test_skipped_datasets_in_the_library(home_with_bad: Path) -> None:
     result = catalog.materialize("dataset_summary", with_upstream=True)
     assert result.row_count == 2 and [s.name for s in result.skipped] == ["bad"]
     assert [s.name for s in catalog.skipped] == ["bad"]
+
+
+# ---- issue item 11 (SQL parts): absurd numbers, Ctrl-C, a full disk -------------------------------
+
+
+def _edit_json(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+HUGE = 10**30
+ABSURD_INFO = {
+    "total_episodes 10**30": (lambda d: d.update(total_episodes=HUGE), f"total_episodes={HUGE}"),
+    "chunks_size 1e400": (lambda d: d.update(chunks_size=float("inf")), "chunks_size=inf"),
+    "video height 10**30": (
+        lambda d: d["features"]["observation.images.front"]["info"].update({"video.height": HUGE}),
+        f"height={HUGE}",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ABSURD_INFO))
+def test_absurd_numbers_in_info_json(kind: str, tmp_path: Path) -> None:
+    edit, fragment = ABSURD_INFO[kind]
+    write_synthetic_dataset(tmp_path / "home" / "good", SyntheticSpec(n_episodes=2))
+    root = tmp_path / "home" / "absurd"
+    shutil.copytree(FIXTURE, root)
+    _edit_json(root / "meta/info.json", edit)
+    before = tree_digest(tmp_path)
+    info = root / "meta" / "info.json"
+    proc = run_cli(["sql", "SELECT count(*) FROM episodes", "--root", str(root)], cwd=tmp_path)
+    assert_one_line_error(proc, 1, f"{info}: {fragment}")
+    # in a home it is skipped, naming the file and the value
+    proc = run_cli(["sql", "SELECT dataset FROM info", "--home", str(tmp_path / "home"), "--format", "csv"], cwd=tmp_path)
+    assert (proc.returncode, csv_rows(proc.stdout)) == (0, ["good"]), proc.stderr
+    assert f"{info}: {fragment}" in _warning(proc.stderr)
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("output", ["table", "csv", "json"])
+def test_ctrl_c_stops_a_running_query(output: str, tmp_path: Path) -> None:
+    query = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"  # minutes of work
+    before = tree_digest(FIXTURE)
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy"}
+    env.pop("LEROBOT_ASSETS_DEBUG", None)
+    proc = subprocess.Popen(
+        [str(CLI), "sql", query, "--root", str(FIXTURE), "--format", output],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(4)  # the session is open and the query running (opening takes about a second)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert_one_line_error(done, 130, "interrupted")
+    assert out == "" and tree_digest(FIXTURE) == before
+
+
+def _with_file_size_limit(limit: int) -> Callable[[], None]:
+    """A child whose writes past `limit` bytes fail with EFBIG, as on a full disk (SIGXFSZ ignored, or
+    it would kill the process instead)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _catalog_with_limit(home: Path, limit: int) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy"}
+    env.pop("LEROBOT_ASSETS_DEBUG", None)
+    return subprocess.run(
+        [str(CLI), "catalog", "--home", str(home)], cwd=home, env=env, capture_output=True, text=True,
+        timeout=300, preexec_fn=_with_file_size_limit(limit),
+    )
+
+
+def _catalog_contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()]
+        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in sorted(tables)}
+    finally:
+        con.close()
+
+
+def test_full_disk_during_a_first_catalog_build_leaves_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=3))
+    before = tree_digest(home)
+    catalog = home / "catalog" / "metadata.duckdb"
+    for limit in (4096, 64 * 1024):  # fails creating the file / fails writing the build
+        proc = _catalog_with_limit(home, limit)
+        assert_one_line_error(proc, 1, str(catalog))
+        assert "File too large" in proc.stderr, proc.stderr
+        assert tree_digest(home) == before  # no catalog file, no WAL, no catalog/ folder
+
+
+def test_full_disk_during_a_rebuild_keeps_the_previous_catalog(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_synthetic_dataset(home / "ds", SyntheticSpec(n_episodes=3))
+    assert run_cli(["catalog", "--home", str(home)], cwd=home).returncode == 0
+    catalog = home / "catalog" / "metadata.duckdb"
+    previous = _catalog_contents(catalog)
+    write_synthetic_dataset(home / "more", SyntheticSpec(n_episodes=5, seed=7))  # so that everything rebuilds
+    datasets = tree_digest(home / "ds"), tree_digest(home / "more")
+    proc = _catalog_with_limit(home, 4096)
+    assert_one_line_error(proc, 1, str(catalog))
+    assert "File too large" in proc.stderr, proc.stderr
+    assert _catalog_contents(catalog) == previous
+    assert (tree_digest(home / "ds"), tree_digest(home / "more")) == datasets
+    # and the next build, with room, completes
+    assert run_cli(["catalog", "--home", str(home)], cwd=home).returncode == 0
+    assert _catalog_contents(catalog)["dataset_summary"] != previous["dataset_summary"]
