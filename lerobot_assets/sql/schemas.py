@@ -34,6 +34,8 @@ class SchemaCache:
     def __init__(self, known: Mapping[str, tuple[str, pa.Schema]] | None = None) -> None:
         self._schemas: dict[tuple[int, str], pa.Schema] = {}
         self._known = dict(known or {})
+        # unified() per set of shards: a binder asks once to check a dataset and again to bind it.
+        self._unified: dict[tuple[int, tuple[str, ...]], tuple[pa.Schema, str | None]] = {}
 
     def get(self, root: DatasetRoot, path: str) -> pa.Schema | None:
         return self._schemas.get((id(root.fs), path))
@@ -81,6 +83,14 @@ class SchemaCache:
         Shards of one dataset nearly always share one schema, so distinct schemas are found with cheap
         C++ equality first and only those are normalised and unified.
         """
+        key = (id(root.fs), tuple(paths))
+        if key not in self._unified:
+            self._unified[key] = self._unify(root, paths, fingerprints)
+        return self._unified[key]
+
+    def _unify(
+        self, root: DatasetRoot, paths: Sequence[str], fingerprints: Mapping[str, str] | None
+    ) -> tuple[pa.Schema, str | None]:
         distinct: list[pa.Schema] = []
         for schema in self.read(root, paths, fingerprints):
             if not any(schema.equals(d) for d in distinct):
