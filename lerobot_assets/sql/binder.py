@@ -151,10 +151,23 @@ class SourceBinder:
         resolved = resolve_source(table, [root])
         paths = resolved.files.get(root.name)
         if paths and table.config.format == "parquet":
+            if self.mode == "catalog":
+                self._refuse_unescapable(root, paths)
             self.schemas.unified(root, paths, resolved.fingerprints.get(root.name))
         elif paths and table.config.format == "json":
             self._json_rows[(table.name, root.name)] = self._parse_json(table, root, paths)
         return resolved
+
+    @staticmethod
+    def _refuse_unescapable(root: DatasetRoot, paths: Sequence[str]) -> None:
+        """The catalog's views are read_parquet over explicit files, which any DuckDB client must be able
+        to read: a path with no literal pattern (see glob_literal) cannot be one. A session Arrow-scans it."""
+        bad = next((root.file_url(p) for p in paths if glob_literal(root.file_url(p)) is None), None)
+        if bad is not None:
+            raise SourceError(
+                f"{bad}: a path holding a backslash and one of * ? [ cannot be read literally by DuckDB's "
+                "read_parquet, so the catalog cannot hold a view over it (lerobot-assets sql reads it)"
+            )
 
     def resolve(self, table: SourceTable) -> ResolvedSource:
         """`table`'s files in every dataset kept by check_datasets (listed once, there)."""
@@ -214,11 +227,7 @@ class SourceBinder:
             # and refused in the catalog, whose views any DuckDB client must be able to read.
             literal = all(glob_literal(root.file_url(p)) is not None for p in paths)
             if not literal and self.mode == "catalog":
-                bad = next(root.file_url(p) for p in paths if glob_literal(root.file_url(p)) is None)
-                raise SourceError(
-                    f"{bad}: a path holding a backslash and one of * ? [ cannot be read literally by DuckDB's "
-                    "read_parquet, so the catalog cannot hold a view over it (lerobot-assets sql reads it)"
-                )
+                self._refuse_unescapable(root, paths)
             arrow = self.mode == "session" and (not is_local(root.fs) or not literal)
             # Remote datasets in a session are Arrow-scanned; a pyarrow dataset has one filesystem.
             key = f"{arrow}|{id(root.fs) if arrow else ''}|{schema_fingerprint(schema)}"

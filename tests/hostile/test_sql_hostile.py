@@ -193,6 +193,11 @@ def test_backslash_with_glob_characters(tmp_path: Path) -> None:
     assert tree_digest(tmp_path) == before
     proc = run_cli(["catalog", "--root", str(root), "--catalog", str(tmp_path / "cat.duckdb")], cwd=tmp_path)
     assert_one_line_error(proc, 1, f"{root}/meta/episodes/chunk-000/file-000.parquet: a path holding a backslash")
+    # found under a home, it is skipped by the catalog (named), and the rest is built
+    proc = run_cli(["catalog", "--home", str(tmp_path / "back\\slash"), "--catalog", str(tmp_path / "cat.duckdb")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _warning(proc.stderr).startswith(f"warning: skipped dataset ds[1] ({root}): {root}/meta/episodes/chunk-000/file-000.parquet")
+    assert [line.split()[2] for line in proc.stdout.splitlines() if line.startswith("dataset_summary")] == ["1"]
     assert tree_digest(tmp_path / "back\\slash") == {k.removeprefix("back\\slash/"): v for k, v in before.items() if k.startswith("back\\slash/")}
 
 
