@@ -41,7 +41,7 @@ from lerobot_assets.byteindex.tables import (
     ByteIndexTables,
     ranges_value,
 )
-from lerobot_assets.format.atomic import write_atomic
+from lerobot_assets.format.atomic import remove_stale_temps, write_atomic
 from lerobot_assets.format.files import MiB, file_problem, open_metadata
 
 Fingerprint = Literal["stat", "sha256"]
@@ -357,7 +357,9 @@ def write_tables(fs: AbstractFileSystem, index_dir: str, tables: ByteIndexTables
 
 def _write_local_atomic(path: Path, table: pa.Table) -> None:
     # format.atomic's temp file is 0666 less the umask, like the dataset's other files (mkstemp's
-    # 0600 made every index private to whoever built it).
+    # 0600 made every index private to whoever built it). A build killed mid-write left its temp
+    # file beside the table: the next write of that table takes it away.
+    remove_stale_temps(path)
     write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 

@@ -72,6 +72,18 @@ def write_atomic(path: Path, writer: Callable[[Path], None], suffix: str = "") -
     fsync_dir(path.parent)
 
 
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp siblings a killed `write_atomic` of `path` left (`.<name>.<random>.tmp*`);
+    returns what was removed. For writers whose target nobody else writes at the same time."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     def _w(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
