@@ -117,7 +117,15 @@ class SourceBinder:
         for table in tables if tables is not None else self.project.sources.values():
             resolved = self.resolve(table)
             self.resolved[table.name] = resolved
-            out.append(self.bind_resolved(con, resolved))
+            try:
+                out.append(self.bind_resolved(con, resolved))
+            except duckdb.Error as exc:
+                # Files that read but do not hold what the source needs (e.g. episodes without an
+                # episode_index column): name the source and its datasets, not DuckDB's SQL.
+                names = ", ".join(d.url for d in self.datasets) or "no dataset"
+                raise SourceError(
+                    f"source {table.name!r} of {names}: the files do not hold what it needs ({' '.join(str(exc).split())[:300]})"
+                ) from exc
         return out
 
     def check_datasets(self) -> None:

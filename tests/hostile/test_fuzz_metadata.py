@@ -1,6 +1,6 @@
 """Fuzzing the metadata a dataset command reads (issue "Hostile and careless input"): random
 `meta/info.json` contents and random episodes parquet contents, each run through `validate`,
-`info` and `byte-index` (the typer commands, in-process).
+`info`, `byte-index` and `sql` over the episodes and frames (the typer commands, in-process).
 
 Whatever the input: no exception escapes a command (the entry point would turn it into a bare
 `error:` line, but an unexpected one is a crash we did not name), a failure is one `error:` line
@@ -32,7 +32,9 @@ from typer.testing import CliRunner
 from lerobot_assets.cli import app
 
 EPISODES = "meta/episodes/chunk-000/file-000.parquet"
-COMMANDS = ("validate", "info", "byte-index")
+COMMANDS = ("validate", "info", "byte-index", "sql")
+# The sql command reads every source of the root (--no-catalog: nothing is written anywhere).
+SQL_QUERY = "SELECT (SELECT count(*) FROM episodes) AS episodes, (SELECT count(*) FROM frames) AS frames"
 PER_COMMAND_TIMEOUT_S = 20  # a run takes well under a second; this only catches hangs
 FUZZ = settings(
     # ~20 s for the three tests; FUZZ_METADATA_EXAMPLES=500 for a longer hunt.
@@ -72,7 +74,8 @@ def run_commands(root: Path) -> None:
     for command in COMMANDS:
         before = tree_digest(root)
         with alarm(PER_COMMAND_TIMEOUT_S):
-            result = runner.invoke(app, [command, str(root)])
+            args = ["sql", SQL_QUERY, "--root", str(root), "--no-catalog"] if command == "sql" else [command, str(root)]
+            result = runner.invoke(app, args)
         shown = f"{command}: exit {result.exit_code}\n{result.output[-3000:]}"
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise AssertionError(f"{shown}\nunexpected {type(result.exception).__name__}") from result.exception
