@@ -554,10 +554,10 @@ KILLED_APPEND = textwrap.dedent(
 )
 
 
-def test_merge_rerun_after_an_append_killed_mid_commit_adds_the_source_once(tmp_path):
+def _merge_a_then_kill_appending_b(tmp_path: Path, script: str) -> Path:
+    """Sessions a and b recorded, a merged; then `script` appends b in a subprocess that is killed."""
     from helpers import record
 
-    from lerobot_assets.format import DatasetMeta
     from lerobot_assets.tools.merge import merge_datasets
 
     for name, lengths, seed in (("a", [4, 3], 0), ("b", [5], 1)):
@@ -565,9 +565,18 @@ def test_merge_rerun_after_an_append_killed_mid_commit_adds_the_source_once(tmp_
         w.finalize()
     out = tmp_path / "merged"
     merge_datasets([("a", tmp_path / "a")], out)
-    script = KILLED_APPEND.format(a=str(tmp_path / "a"), b=str(tmp_path / "b"), out=str(out))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    code = script.format(a=str(tmp_path / "a"), b=str(tmp_path / "b"), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    return out
+
+
+def test_merge_rerun_after_an_append_killed_mid_commit_adds_the_source_once(tmp_path):
+
+    from lerobot_assets.format import DatasetMeta
+    from lerobot_assets.tools.merge import merge_datasets
+
+    out = _merge_a_then_kill_appending_b(tmp_path, KILLED_APPEND)
     result = merge_datasets([("a", tmp_path / "a"), ("b", tmp_path / "b")], out)
     # Formerly: provenance read before the journal was rolled forward, so b was appended twice.
     meta = DatasetMeta(out)
@@ -601,19 +610,11 @@ KILLED_BEFORE_FINAL_STATS = textwrap.dedent(
 
 
 def test_merge_rerun_after_a_kill_before_the_final_stats_writes_them(tmp_path):
-    from helpers import record
 
     from lerobot_assets.format.stats_json import read_stats
     from lerobot_assets.tools.merge import merge_datasets
 
-    for name, lengths, seed in (("a", [4, 3], 0), ("b", [5], 1)):
-        w, _ = record(tmp_path / name, lengths, seed=seed)
-        w.finalize()
-    out = tmp_path / "merged"
-    merge_datasets([("a", tmp_path / "a")], out)
-    script = KILLED_BEFORE_FINAL_STATS.format(a=str(tmp_path / "a"), b=str(tmp_path / "b"), out=str(out))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    out = _merge_a_then_kill_appending_b(tmp_path, KILLED_BEFORE_FINAL_STATS)
     assert merge_datasets([("a", tmp_path / "a"), ("b", tmp_path / "b")], out).mode == "unchanged"
     # Formerly "unchanged" kept a's stats: counts of 7 frames in a dataset of 12.
     reference = tmp_path / "reference"
