@@ -1,0 +1,145 @@
+"""Where an edit writes: a new dataset root, built beside its final path and renamed into place.
+
+Every tool in this package reads its inputs and writes a *new* root through `new_dataset`:
+
+- the output is built in a temp directory beside the final path (same filesystem) and swapped in
+  with the journaled `replace_dir` only when complete, so a failed or killed edit leaves the old
+  output (or none) and never a half-written one;
+- an existing output is an error unless `overwrite=True`; even then a directory that is not a
+  dataset (no `meta/info.json`) is never replaced, because the user did not ask to delete it;
+- an output that is, contains or lies inside an input is refused: inputs are never written,
+  moved or deleted (LeRobot's edit tool moves its input to `<dir>_old` or edits it in place);
+- concurrent edits into the same output wait for each other (a lock file beside it).
+"""
+
+import fcntl
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir
+from lerobot_assets.format.layout import INFO_PATH
+from lerobot_assets.format.meta import is_remote_root
+from lerobot_assets.recording.writer import absolute_root
+
+
+# progress(label, done, total): the CLI draws it as a tqdm bar, Dagster assets log it.
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+class OutputExistsError(FileExistsError):
+    """The output path exists and the caller did not ask to replace it."""
+
+
+class OutputIsInputError(ValueError):
+    """The output would write into (or over) one of the inputs."""
+
+
+@dataclass
+class EditResult:
+    """What an edit wrote: the CLI prints it as its one-line summary, assets return it as metadata."""
+
+    operation: str
+    output: Path
+    episodes: int
+    frames: int
+    bytes: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.operation}: {self.episodes} episodes, {self.frames} frames, "
+            f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s -> {self.output}"
+        )
+        return "; ".join([text, *self.notes])
+
+
+def tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def resolve_output(out: Path | str) -> Path:
+    if is_remote_root(out):
+        raise ValueError(f"output {out}: edits write a local dataset root (copy it to object storage afterwards)")
+    return absolute_root(out)
+
+
+def check_not_input(out: Path, inputs: Sequence[Path | str]) -> None:
+    """Refuse an output that is, contains, or lies inside a local input root."""
+    for root in inputs:
+        if is_remote_root(root):
+            continue
+        src = absolute_root(root).resolve()
+        dst = out.resolve() if out.exists() else out.parent.resolve() / out.name
+        if dst == src or src in dst.parents or dst in src.parents:
+            raise OutputIsInputError(
+                f"output {out} overlaps the input {src}: edits never write their input (choose another --out)"
+            )
+
+
+def check_output_free(out: Path, overwrite: bool) -> None:
+    recover_replace(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if not overwrite:
+        raise OutputExistsError(f"output {out} exists (pass --overwrite to replace it)")
+    if out.is_symlink() or not out.is_dir() or not (out / INFO_PATH).is_file():
+        raise OutputExistsError(f"output {out} exists and is not a dataset (no {INFO_PATH}); refusing to replace it")
+
+
+@contextmanager
+def new_dataset(out: Path | str, inputs: Sequence[Path | str], *, overwrite: bool = False, operation: str = "edit") -> Iterator[Path]:
+    """Yield an empty temp directory to build the output in; swap it in at `out` on success.
+
+    Raises OutputExistsError / OutputIsInputError before anything is written.
+    """
+    final = resolve_output(out)
+    check_not_input(final, inputs)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        check_output_free(final, overwrite)
+        tmp = make_temp_dir(final.parent, f".{final.name}.{operation}-")
+        try:
+            yield tmp
+            replace_dir(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+@contextmanager
+def local_input(root: Path | str, storage_options: dict | None = None) -> Iterator[Path]:
+    """A local path for an input root: itself when local; for an fsspec URL, a temp copy of the
+    dataset (fetched whole: the edits read every file they keep), removed afterwards."""
+    if not is_remote_root(root):
+        text = str(root)
+        yield absolute_root(text[len("file://"):] if text.startswith("file://") else text)
+        return
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
+    with tempfile.TemporaryDirectory(prefix="lerobot-assets-input-") as tmp:
+        local = Path(tmp) / "dataset"
+        fs.get(path.rstrip("/") + "/", str(local), recursive=True)
+        if not (local / INFO_PATH).is_file():
+            raise FileNotFoundError(f"{root}: no {INFO_PATH} (not a LeRobot v3 dataset root)")
+        yield local
