@@ -1,6 +1,7 @@
 """merge_datasets: stream-copy merge, renumbering, append vs rebuild, never damaging the output."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import FIXTURE, make_frame, record
+from helpers import FEATURES, FIXTURE, make_frame, record
 
 from lerobot_assets.format import DatasetMeta
 from lerobot_assets.recording import DatasetWriter
@@ -26,7 +27,7 @@ def decode_all(path: Path) -> list[tuple[float, np.ndarray]]:
 
 def record_with_tasks(root: Path, lengths: list[int], tasks: list[str], seed: int) -> None:
     rng = np.random.default_rng(seed)
-    w = DatasetWriter.create(root, fps=30, features={k: v for k, v in __import__("helpers").FEATURES.items()})
+    w = DatasetWriter.create(root, fps=30, features=FEATURES, robot_type="so100")  # as helpers.record
     for n, task in zip(lengths, tasks):
         for t in range(n):
             w.add_frame(make_frame(rng, t + seed, task))
@@ -136,13 +137,14 @@ def test_incompatible_source_leaves_output_intact(tmp_path, sessions):
     merge_datasets([("s0", sessions["s0"])], out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     other = tmp_path / "fps10"
-    w = DatasetWriter.create(other, fps=10, features=__import__("helpers").FEATURES)
+    w = DatasetWriter.create(other, fps=10, features=FEATURES)
     rng = np.random.default_rng(0)
     for t in range(3):
         w.add_frame(make_frame(rng, t, "x"))
     w.save_episode()
     w.finalize()
-    with pytest.raises(ValueError, match="source 'fps10': fps 10 differs from 30"):
+    message = f"source 'fps10' ({other}): fps 10 differs from 30 in 's0' ({sessions['s0']})"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         merge_datasets([("s0", sessions["s0"]), ("fps10", other)], out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.rebuild-")]
