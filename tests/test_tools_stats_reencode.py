@@ -127,3 +127,176 @@ def test_ensure_on_lerobot_fixture_adds_histograms_from_video(tmp_path):
             assert np.array_equal(hists[key][ep], acc.hist)
             np.testing.assert_array_equal(rows[ep][key]["q50"], acc.stats()["q50"])
             assert rows[ep][key]["count"].tolist() == [acc.frames]
+
+
+# ------------------------------------------------------------------ recompute_stats
+NUMERIC = ["observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"]
+
+
+def frames_of(root: Path) -> dict[str, np.ndarray]:
+    """Every numeric feature over every frame, straight from the data parquet."""
+    table = pq.read_table(root / "data/chunk-000/file-000.parquet")
+    return {k: np.asarray(table.column(k).to_pylist(), dtype=np.float64).reshape(table.num_rows, -1) for k in NUMERIC}
+
+
+def numpy_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    qs = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+    out = {"min": values.min(0), "max": values.max(0), "mean": values.mean(0), "std": values.std(0)}
+    out |= {name: np.quantile(values, q, axis=0, method="linear") for name, q in qs.items()}
+    return out
+
+
+def spoil_stats(root: Path) -> None:
+    """Wrong stats everywhere recompute_stats must fix: stats.json and every stats/* cell."""
+    (root / "meta/stats.json").write_text("{}")
+    path = root / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    for i, name in enumerate(table.column_names):
+        if name.startswith("stats/") and not name.endswith("/count"):
+            table = table.set_column(i, name, pa.array([None] * table.num_rows, table.schema.field(i).type))
+    pq.write_table(table, path)
+    shutil.rmtree(root / "meta/image_histograms", ignore_errors=True)
+
+
+def check_exact_stats(root: Path) -> None:
+    from lerobot_assets.format.stats_json import read_stats
+
+    frames, stats = frames_of(root), read_stats(root)
+    eps = frames["episode_index"][:, 0]
+    rows = {r["episode_index"]: unflatten_stats(r) for r in read_episodes(root).to_pylist()}
+    for key in NUMERIC:
+        for stat, want in numpy_stats(frames[key]).items():
+            np.testing.assert_allclose(stats[key][stat], want, rtol=1e-12, atol=1e-12, err_msg=f"{key} {stat}")
+        for ep, row in rows.items():
+            for stat, want in numpy_stats(frames[key][eps == ep]).items():
+                np.testing.assert_allclose(row[key][stat], want, rtol=1e-12, atol=1e-12, err_msg=f"ep {ep} {key} {stat}")
+            assert row[key]["count"].tolist() == [int((eps == ep).sum())]
+    hists = read_image_histograms(root, CAMERAS)
+    for key in CAMERAS:
+        oracle = decoded_histograms(root, key)
+        total = sum(acc.hist for acc in oracle.values())
+        from lerobot_assets.stats.image import image_stats_from_histogram
+
+        want = image_stats_from_histogram(total, sum(acc.frames for acc in oracle.values()))
+        for stat, value in want.items():
+            np.testing.assert_array_equal(stats[key][stat], value)
+        for ep, acc in oracle.items():
+            assert np.array_equal(hists[key][ep], acc.hist)
+            np.testing.assert_array_equal(rows[ep][key]["q99"], acc.stats()["q99"])
+
+
+def test_recompute_stats_to_new_root_is_exact_and_leaves_input(recorded, tmp_path):
+    from lerobot_assets.tools.recompute_stats import recompute_stats
+
+    src = copy(recorded, tmp_path, "src")
+    spoil_stats(src)
+    before = tree_digest(src)
+    result = recompute_stats(src, tmp_path / "out")
+    assert tree_digest(src) == before
+    out = tmp_path / "out"
+    assert result.output == out and result.episodes == 4 and result.frames == 28
+    check_exact_stats(out)
+    # Data and videos are the input's bytes.
+    for rel in ("data/chunk-000/file-000.parquet", f"videos/{CAMERAS[0]}/chunk-000/file-000.mp4"):
+        assert tree_digest(out)[rel] == before[rel]
+    # An existing output needs overwrite; the output may never be the input.
+    from lerobot_assets.tools.output import OutputExistsError, OutputIsInputError
+
+    with pytest.raises(OutputExistsError):
+        recompute_stats(src, out)
+    recompute_stats(src, out, overwrite=True)
+    with pytest.raises(OutputIsInputError):
+        recompute_stats(src, src, overwrite=True)
+    assert tree_digest(src) == before
+
+
+def test_recompute_stats_in_place_rewrites_only_meta(recorded, tmp_path):
+    from lerobot_assets.tools.recompute_stats import recompute_stats
+
+    root = copy(recorded, tmp_path)
+    spoil_stats(root)
+    before = tree_digest(root)
+    result = recompute_stats(root, in_place=True)
+    assert result.output == root
+    after = tree_digest(root)
+    assert {k: v for k, v in after.items() if not k.startswith("meta/")} == {
+        k: v for k, v in before.items() if not k.startswith("meta/")
+    }
+    assert not [k for k in after if ".tmp" in k]
+    check_exact_stats(root)
+
+
+def test_recompute_stats_arguments_and_not_a_dataset(recorded, tmp_path):
+    from lerobot_assets.tools.recompute_stats import recompute_stats
+
+    with pytest.raises(ValueError, match="exactly one"):
+        recompute_stats(recorded, tmp_path / "out", in_place=True)
+    with pytest.raises(ValueError, match="exactly one"):
+        recompute_stats(recorded)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="meta/info.json"):
+        recompute_stats(empty, in_place=True)
+    with pytest.raises(FileNotFoundError, match="meta/info.json"):
+        recompute_stats(empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_recompute_stats_on_lerobot_fixture_decodes_image_stats(tmp_path):
+    from lerobot_assets.format.stats_json import read_stats
+    from lerobot_assets.stats.image import image_stats_from_histogram
+    from lerobot_assets.tools.recompute_stats import recompute_stats
+
+    before = tree_digest(FIXTURE)
+    result = recompute_stats(FIXTURE, tmp_path / "out")
+    assert tree_digest(FIXTURE) == before
+    out = tmp_path / "out"
+    assert "image stats decoded from video" in result.summary()
+    stats = read_stats(out)
+    for key in CAMERAS:
+        oracle = decoded_histograms(out, key)
+        total = sum(acc.hist for acc in oracle.values())
+        want = image_stats_from_histogram(total, sum(a.frames for a in oracle.values()))
+        for stat in ("mean", "std", "q01", "q50", "q99"):
+            np.testing.assert_array_equal(stats[key][stat], want[stat])
+    table = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    state = np.asarray(table.column("observation.state").to_pylist())
+    np.testing.assert_allclose(stats["observation.state"]["q10"], np.quantile(state, 0.1, axis=0), rtol=1e-12)
+
+
+def annotate(root: Path) -> None:
+    """What LeRobot's annotation pipeline leaves: undeclared language columns (lists of structs)
+    in the data parquet, plus a declared `string` feature."""
+    import json
+
+    path = root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    n = table.num_rows
+    persistent = [[{"role": "user", "content": f"step {i}"}] for i in range(n)]
+    events = [[] if i % 3 else [{"style": "vqa", "content": "where is the cube?", "camera": CAMERAS[0]}] for i in range(n)]
+    table = table.append_column("language_persistent", pa.array(persistent))
+    table = table.append_column("language_events", pa.array(events, pa.list_(pa.struct(
+        [("style", pa.string()), ("content", pa.string()), ("camera", pa.string())]))))
+    table = table.append_column("language_instruction", pa.array([f"say {i}" for i in range(n)], pa.string()))
+    pq.write_table(table, path)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["language_instruction"] = {"dtype": "string", "shape": [1], "names": None}
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+
+
+def test_recompute_stats_on_annotated_dataset(recorded, tmp_path):
+    from lerobot_assets.format.stats_json import read_stats
+    from lerobot_assets.tools.recompute_stats import recompute_stats
+
+    src = copy(recorded, tmp_path, "src")
+    annotate(src)
+    before = tree_digest(src)
+    recompute_stats(src, tmp_path / "out")
+    assert tree_digest(src) == before
+    out = tmp_path / "out"
+    stats = read_stats(out)
+    assert "language_instruction" not in stats and "language_persistent" not in stats
+    check_exact_stats(out)
+    assert tree_digest(out)["data/chunk-000/file-000.parquet"] == before["data/chunk-000/file-000.parquet"]
+    recompute_stats(src, in_place=False, out=tmp_path / "out2")
+    recompute_stats(out, in_place=True)

@@ -38,7 +38,7 @@ from lerobot_assets.tools.output import Progress, no_progress
 _HALF_FRAME = 0.5
 
 
-class _Span:
+class EpisodeSpan:
     """One episode's frames inside one video file."""
 
     def __init__(self, episode: int, start: float, end: float, length: int) -> None:
@@ -46,7 +46,7 @@ class _Span:
         self.acc = ImageStatsAccumulator()
 
 
-def decode_file_histograms(path: Path, spans: list[_Span], fps: int, progress: Any = None) -> None:
+def decode_file_histograms(path: Path, spans: list[EpisodeSpan], fps: int, progress: Any = None) -> None:
     """Decode `path` front to back once and feed each frame to the accumulator of the span holding
     it. Spans are sorted by start; decoding starts at the keyframe before the first span and stops
     after the last. ValueError naming the file and episode when a span's frame count is wrong."""
@@ -110,32 +110,57 @@ def _hist_schema(keys: list[str]) -> pa.Schema:
     return pa.schema([pa.field("episode_index", pa.int64())] + [pa.field(k, pa.list_(pa.int64())) for k in keys])
 
 
-def _with_stats_columns(table: pa.Table, new_rows: dict[int, dict[str, Any]], keys: list[str]) -> pa.Table:
+def replace_stats_columns(
+    table: pa.Table, new_rows: dict[int, dict[str, Any]], keys: list[str], visual: Iterable[str] = ()
+) -> pa.Table:
     """`table` (one episodes file) with the `stats/<key>/*` cells of the episodes in `new_rows`
-    replaced; other rows, columns and column order kept (missing stats columns are appended)."""
+    ({episode: flatten_stats(...)}) replaced; other rows, columns and column order kept. A stats
+    column the file lacks is added before the trailing `meta/episodes/*` columns (where LeRobot's
+    schema has them), features in `keys` order, stats in LeRobot's order. `visual` names the
+    image/video features (their cells are (C,1,1) nested lists)."""
+    visual = set(visual)
     eps = table.column("episode_index").to_pylist()
-    # Cameras in feature order, each camera's stats in STAT_KEYS order (LeRobot's).
     order = {s: i for i, s in enumerate(STAT_KEYS)}
     names = sorted(
         {n for r in new_rows.values() for n in r},
         key=lambda n: (keys.index(n[len("stats/"):].rsplit("/", 1)[0]), order.get(n.rsplit("/", 1)[1], len(order))),
     )
     for name in names:
-        stat = name.rsplit("/", 1)[1]
-        typ = pa.list_(pa.int64()) if stat == "count" else pa.list_(pa.list_(pa.list_(pa.float64())))
-        if name in table.column_names:
-            old = table.column(name).to_pylist()
+        feature, stat = name[len("stats/"):].rsplit("/", 1)
+        if stat == "count":
+            typ = pa.list_(pa.int64())
+        elif feature in visual:
+            typ = pa.list_(pa.list_(pa.list_(pa.float64())))
         else:
-            old = [None] * len(eps)
-        values = [new_rows[e][name] if e in new_rows else v for e, v in zip(eps, old)]
-        col = pa.array(values, type=typ)
-        if name in table.column_names:
+            typ = pa.list_(pa.float64())
+        present = name in table.column_names
+        old = table.column(name).to_pylist() if present else [None] * len(eps)
+        col = pa.array([new_rows[e][name] if e in new_rows else v for e, v in zip(eps, old)], type=typ)
+        if present:
             table = table.set_column(table.column_names.index(name), name, col)
         else:
-            # Before the trailing meta/episodes/* columns, where LeRobot's schema has stats.
             at = next((i for i, n in enumerate(table.column_names) if n.startswith("meta/episodes/")), table.num_columns)
             table = table.add_column(at, name, col)
     return table
+
+
+def is_depth_camera(info: DatasetInfo, key: str) -> bool:
+    """Depth video (LeRobot's quantised gray12le): its stats are not 8-bit image stats."""
+    block = info.features[key].info or {}
+    return bool(block.get("is_depth_map") or block.get("video.is_depth_map"))
+
+
+def video_spans(info: DatasetInfo, key: str, rows: Iterable[dict]) -> dict[tuple[int, int], list[EpisodeSpan]]:
+    """{(chunk, file): spans} of camera `key` over episode rows (episodes without its video skipped)."""
+    by_file: dict[tuple[int, int], list[EpisodeSpan]] = defaultdict(list)
+    for r in rows:
+        c, f = r.get(f"videos/{key}/chunk_index"), r.get(f"videos/{key}/file_index")
+        if c is None or f is None:
+            continue  # this episode has no video of this camera
+        span = EpisodeSpan(int(r["episode_index"]), float(r[f"videos/{key}/from_timestamp"]),
+                           float(r[f"videos/{key}/to_timestamp"]), int(r["length"]))
+        by_file[(int(c), int(f))].append(span)
+    return dict(by_file)
 
 
 def ensure_image_histograms(root: Path, progress: Progress | None = None, force: bool = False) -> int:
@@ -143,26 +168,21 @@ def ensure_image_histograms(root: Path, progress: Progress | None = None, force:
     every (episode, camera) that lacks a histogram (every one with `force`), by decoding the frames.
 
     `root` is a finished local dataset. Values are the writer's (`ImageStatsAccumulator` over the
-    decoded frames). Every rewritten file is written atomically. Returns the number of (episode,
-    camera) pairs computed.
+    decoded frames). Depth cameras are skipped (their stats are not 8-bit image stats). Every
+    rewritten file is written atomically. Returns the number of (episode, camera) pairs computed.
     """
     root = Path(root)
     report = progress or no_progress
     info = DatasetInfo.load(root)
-    keys = info.camera_keys
+    keys = [k for k in info.camera_keys if not is_depth_camera(info, k)]
     if not keys:
         return 0
-    shards = [(Path(p), read_episodes_file(p)) for p in episode_files(root)]
+    rows = [r for p in episode_files(root) for r in read_episodes_file(p).to_pylist()]
     have = {} if force else read_image_histograms(root, keys)
-    todo: dict[str, list[dict]] = {k: [] for k in keys}
-    for _, table in shards:
-        for row in table.to_pylist():
-            for key in keys:
-                if force or int(row["episode_index"]) not in have.get(key, {}):
-                    todo[key].append(row)
-    total = sum(int(r["length"]) for rows in todo.values() for r in rows)
-    if total == 0 and not any(todo.values()):
+    todo = {k: [r for r in rows if force or int(r["episode_index"]) not in have.get(k, {})] for k in keys}
+    if not any(todo.values()):
         return 0
+    total = sum(int(r["length"]) for k in keys for r in todo[k])
     done = 0
 
     def tick(n: int) -> None:
@@ -173,29 +193,31 @@ def ensure_image_histograms(root: Path, progress: Progress | None = None, force:
 
     computed: dict[str, dict[int, ImageStatsAccumulator]] = {}
     for key in keys:
-        rows = todo[key]
-        if not rows:
+        if not todo[key]:
             continue
         if info.features[key].dtype == "image":
-            computed[key] = _image_histograms(root, info, key, rows, tick)
+            computed[key] = _image_histograms(root, info, key, todo[key], tick)
             continue
         if info.video_path is None:
             raise ValueError(f"{root}: video feature {key!r} but info.json video_path is null")
-        by_file: dict[tuple[int, int], list[_Span]] = defaultdict(list)
-        for r in rows:
-            c, f = r.get(f"videos/{key}/chunk_index"), r.get(f"videos/{key}/file_index")
-            if c is None or f is None:
-                continue  # this episode has no video of this camera
-            span = _Span(int(r["episode_index"]), float(r[f"videos/{key}/from_timestamp"]),
-                         float(r[f"videos/{key}/to_timestamp"]), int(r["length"]))
-            by_file[(int(c), int(f))].append(span)
         computed[key] = {}
-        for (c, f), spans in sorted(by_file.items()):
+        for (c, f), spans in sorted(video_spans(info, key, todo[key]).items()):
             decode_file_histograms(root / format_path(info.video_path, "video", c, f, key), spans, info.fps, tick)
             computed[key].update({s.episode: s.acc for s in spans})
-    count = sum(len(v) for v in computed.values())
+    write_image_histograms(root, computed)
+    return sum(len(v) for v in computed.values())
+
+
+def write_image_histograms(root: Path, computed: dict[str, dict[int, ImageStatsAccumulator]]) -> None:
+    """Store `computed` ({camera: {episode: accumulator}}): each episodes file holding one of those
+    episodes gets its `stats/<camera>/*` cells replaced, and its sidecar rewritten (histograms not
+    in `computed` kept from the old sidecar). Each file written atomically (sidecar first)."""
+    root = Path(root)
+    info = DatasetInfo.load(root)
+    keys = [k for k in info.camera_keys if not is_depth_camera(info, k) or k in computed]
+    have = read_image_histograms(root, keys)
+    shards = [(Path(p), read_episodes_file(p)) for p in episode_files(root)]
     _write(root, keys, shards, computed, have)
-    return count
 
 
 def _write(
@@ -232,7 +254,7 @@ def _write(
                     row[key] = None
             hist_rows.append(row)
         write_parquet_atomic(root / image_hist_path(chunk, file), pa.Table.from_pylist(hist_rows, schema=_hist_schema(keys)))
-        write_parquet_atomic(path, _with_stats_columns(table, new_rows, keys))
+        write_parquet_atomic(path, replace_stats_columns(table, new_rows, keys, keys))
 
 
 def _shard_location(path: Path) -> tuple[int, int]:
