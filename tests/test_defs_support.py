@@ -75,13 +75,14 @@ def make_inbox_session(
     )
 
 
-def resources(home: Path, **sim: Any) -> dict[str, Any]:
-    from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
+def resources(home: Path, sql_vars: dict[str, Any] | None = None, **sim: Any) -> dict[str, Any]:
+    from lerobot_assets.defs.resources import DataHome, SimSourceResource, SqlVarsResource, VideoEncoderResource
 
     return {
         "home": DataHome(root=str(home)),
         "encoder": VideoEncoderResource(),
         "sim": SimSourceResource(**(TINY_SIM | sim)),
+        "sql": SqlVarsResource(vars=sql_vars or {}),
     }
 
 

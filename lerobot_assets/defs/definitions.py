@@ -1,6 +1,6 @@
 """`defs`: the Definitions of the code location (definitions.py at the repo root re-exports it).
 
-Only assembles: each domain (`ingest`, `datasets`, `sql`) holds its own assets, checks, sensors and jobs.
+Only assembles: each domain (`ingest`, `datasets`, `sql`, `curation`) holds its own assets, checks, sensors and jobs.
 """
 
 import os
@@ -8,6 +8,8 @@ import os
 import dagster as dg
 
 from lerobot_assets.defs.automation import automation_sensor
+from lerobot_assets.defs.curation.assets import curation_assets
+from lerobot_assets.defs.curation.checks import curation_checks
 from lerobot_assets.defs.datasets.assets import dataset_assets
 from lerobot_assets.defs.datasets.checks import dataset_checks
 from lerobot_assets.defs.datasets.jobs import datasets_jobs
@@ -29,8 +31,8 @@ def build_defs() -> dg.Definitions:
     scale_out = scale_out_jobs(SESSION_SELECTION)
     sql_assets, sql_checks = build_sql_defs()
     defs = dg.Definitions(
-        assets=[*session_assets, *dataset_assets, *sql_assets],
-        asset_checks=[*session_checks, *dataset_checks, *sql_checks],
+        assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets],
+        asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks],
         jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
         sensors=[*ingest_sensors, automation_sensor],
         resources=default_resources(),

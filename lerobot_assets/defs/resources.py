@@ -1,6 +1,7 @@
-"""Resources: where data lives (the data home), how cameras are encoded, what the simulator records.
+"""Resources: where data lives (the data home), how cameras are encoded, what the simulator records,
+and the SQL models' vars.
 
-All three are pydantic (Dagster's ConfigurableResource), so each can be changed per run from the
+All four are pydantic (Dagster's ConfigurableResource), so each can be changed per run from the
 launchpad or a run config (`resources: {home: {config: {root: ...}}}`) without touching code.
 """
 
@@ -101,5 +102,14 @@ class SimSourceResource(dg.ConfigurableResource):
         )
 
 
+class SqlVarsResource(dg.ConfigurableResource):
+    """Values of the SQL models' `{{ var() }}`s for the model assets and their data tests (e.g. the
+    curation thresholds `curation_min_seconds`, `curation_max_seconds`, `curation_tasks`); unknown
+    names are refused when a model runs. Changing a value changes the models' fingerprints, so the
+    next run rebuilds them."""
+
+    vars: dict[str, Any] = Field(default_factory=dict, description="var name -> value (number, string, list)")
+
+
 def default_resources() -> dict[str, Any]:
-    return {"home": DataHome(), "encoder": VideoEncoderResource(), "sim": SimSourceResource()}
+    return {"home": DataHome(), "encoder": VideoEncoderResource(), "sim": SimSourceResource(), "sql": SqlVarsResource()}

@@ -393,6 +393,23 @@ class Catalog:
             record_all(con)
         return sql, {"computed": len(pending), "reused": len(current) - len(pending), "removed": len(gone)}
 
+    # -- reading a built model --
+    def read_model(self, name: str) -> pa.Table:
+        """The rows of model `name` as the catalog holds them (a table the last build wrote); for a
+        Dagster asset downstream of that model's asset, which has just built it."""
+        if name not in self.project.models:
+            raise SqlError(f"unknown model {name!r}")
+        if not self.path.is_file():
+            raise SqlError(f"{self.path}: no catalog yet; materialize the {name} model first")
+        con = self.connect(read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if name not in tables:
+                raise SqlError(f"{self.path}: the catalog has no table {name!r}; materialize that model first")
+            return con.sql(f"SELECT * FROM {quote_ident(name)}").to_arrow_table()
+        finally:
+            con.close()
+
     # -- data tests --
     def run_data_test(self, name: str) -> DataTestResult:
         test = self.project.tests[name]

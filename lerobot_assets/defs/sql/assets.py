@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.defs.sql.checks import CATALOG_POOL, data_test_check
 from lerobot_assets.sql import Catalog, SqlProject, load_project
 
@@ -29,8 +29,8 @@ def _model_asset(project: SqlProject, name: str) -> dg.AssetsDefinition:
         metadata={"materialized": model.materialized, "sql_file": str(model.path)},
         pool=CATALOG_POOL,
     )
-    def _asset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-        result = Catalog(home.layout().root, project=project).materialize(name)
+    def _asset(context: dg.AssetExecutionContext, home: DataHome, sql: SqlVarsResource) -> dg.MaterializeResult:
+        result = Catalog(home.layout().root, project=project, vars=sql.vars).materialize(name)
         metadata: dict[str, Any] = {
             "dagster/row_count": dg.MetadataValue.int(result.row_count),
             "dagster/column_schema": dg.TableSchema(

@@ -8,7 +8,7 @@ their steps collide on the file's lock.
 
 import dagster as dg
 
-from lerobot_assets.defs.resources import DataHome
+from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.sql import Catalog, DataTest, SqlProject
 
 CATALOG_POOL = "duckdb_catalog"
@@ -22,8 +22,8 @@ def data_test_check(project: SqlProject, test: DataTest) -> dg.AssetChecksDefini
         description=test.description or f"SQL data test {test.name}: returns the failing rows",
         pool=CATALOG_POOL,
     )
-    def _check(home: DataHome) -> dg.AssetCheckResult:
-        result = Catalog(home.layout().root, project=project).run_data_test(test.name)
+    def _check(home: DataHome, sql: SqlVarsResource) -> dg.AssetCheckResult:
+        result = Catalog(home.layout().root, project=project, vars=sql.vars).run_data_test(test.name)
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR if test.blocking else dg.AssetCheckSeverity.WARN,
