@@ -4,6 +4,9 @@ An import is registered under a name (`register_import`), which becomes the sess
 Resolving it gives a local dataset root: a local path is used in place (never modified); a Hub repo
 id is fetched with `huggingface_hub.snapshot_download(repo_type="dataset")` into a directory the
 caller chooses (under the data home), so a re-materialization reuses what is already downloaded.
+A LeRobot v2.1 dataset (local or from the Hub) is converted to v3.0 (`tools.convert_v21`) into
+`<download_dir>-v3.0` beside the download directory, never in place; the conversion is reused
+while the v2.1 input is unchanged (its fingerprint is recorded next to the conversion).
 Pure library: no Dagster import.
 """
 
@@ -14,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lerobot_assets.format.atomic import write_atomic
+from lerobot_assets.format.atomic import write_atomic, write_json_atomic
 from lerobot_assets.format.layout import INFO_PATH
+from lerobot_assets.tools.convert_v21 import convert_v21, is_v21_root, v21_fingerprint
 
 # All matched with fullmatch: `$` after match() also accepts a final newline ("name\n" became a
 # registry file named with a newline).
@@ -64,7 +68,7 @@ def hub_repo(source: str, revision: str | None = None) -> tuple[str, str | None]
 def checked_source(source: str, revision: str | None = None) -> str:
     """`source` as it is registered: a Hub reference unchanged (it is fetched when the session is
     built); a local path made absolute against the current directory, links resolved, and required
-    to be a v3 dataset root now, so that a typo fails here, naming the path, and not at build time in
+    to be a dataset root (v3, or v2.1 converted when resolved) now, so that a typo fails here, naming the path, and not at build time in
     another working directory.
     """
     if hub_repo(source, revision) is not None:
@@ -84,16 +88,17 @@ def resolve_dataset(
     revision: str | None = None,
     token: str | bool | None = None,
 ) -> Path:
-    """The local root of the dataset `source` names, downloading it from the Hub if needed.
+    """The local v3 root of the dataset `source` names, downloading it from the Hub if needed and
+    converting a v2.1 dataset (see the module docstring).
 
-    Raises FileNotFoundError (with what was looked for) when a local path is not a v3 dataset root.
+    Raises FileNotFoundError (with what was looked for) when a local path is not a dataset root.
     """
     repo = hub_repo(source, revision)
     if repo is None:
         root = Path(source.removeprefix("file://")).expanduser().resolve()
         if not (root / INFO_PATH).is_file():
             raise FileNotFoundError(f"{root}: not a LeRobot dataset root ({INFO_PATH} is missing)")
-        return root
+        return _as_v3(root, Path(download_dir))
     repo_id, rev = repo
     # Lazy: huggingface_hub takes ~0.2 s to import and only a Hub source needs it.
     from huggingface_hub import snapshot_download
@@ -112,8 +117,36 @@ def resolve_dataset(
     )
     root = Path(str(path))
     if not (root / INFO_PATH).is_file():
-        raise FileNotFoundError(f"Hub dataset {repo_id!r} (revision {rev or 'main'}) has no {INFO_PATH}: not a LeRobot v3 dataset")
-    return root
+        raise FileNotFoundError(f"Hub dataset {repo_id!r} (revision {rev or 'main'}) has no {INFO_PATH}: not a LeRobot dataset")
+    return _as_v3(root, target)
+
+
+def converted_root(download_dir: Path | str) -> Path:
+    """Where the v3.0 conversion of a v2.1 import lives: beside `download_dir`, which may hold the
+    v2.1 download itself (an edit's output never lies inside its input)."""
+    d = Path(download_dir).absolute()
+    return d.with_name(f"{d.name}-v3.0")
+
+
+def _as_v3(root: Path, download_dir: Path) -> Path:
+    """`root` itself, or for a v2.1 dataset its v3.0 conversion (made now unless one of exactly this
+    input is there). A killed conversion leaves the old one or none (tools.output), and a
+    conversion whose stamp is missing or stale is redone."""
+    if not is_v21_root(root):
+        return root
+    out = converted_root(download_dir)
+    stamp_path = out.with_name(f"{out.name}.source.json")
+    stamp = {"source": str(root), "fingerprint": v21_fingerprint(root)}
+    if (out / INFO_PATH).is_file() and stamp_path.is_file():
+        try:
+            if json.loads(stamp_path.read_text()) == stamp:
+                return out
+        except (OSError, ValueError):
+            pass  # unreadable stamp: convert again
+    stamp_path.unlink(missing_ok=True)
+    convert_v21(root, out, overwrite=True)
+    write_json_atomic(stamp_path, stamp)
+    return out
 
 
 def import_spec_path(imports_dir: Path | str, name: str) -> Path:

@@ -24,6 +24,7 @@ What becomes what:
 - `meta/stats.json` computed exactly over the converted dataset.
 """
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +168,22 @@ def is_v21_root(root: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def v21_fingerprint(root: Path | str) -> str:
+    """Content hash of a v2.1 dataset: its metadata files' bytes and the sizes of its data and video
+    files (as `tools.merge.dataset_fingerprint` does for v3), to tell when a conversion is stale."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for path in sorted((root / "meta").glob("*.json*")):
+        if path.is_file():
+            h.update(f"{path.name}\0".encode())
+            h.update(path.read_bytes())
+    for top in ("data", "videos"):
+        for path in sorted((root / top).rglob("*")):
+            if path.is_file():
+                h.update(f"{path.relative_to(root)}:{path.stat().st_size}\0".encode())
+    return h.hexdigest()[:32]
 
 
 def read_v21(root: Path) -> LegacyDataset:
