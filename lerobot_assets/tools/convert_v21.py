@@ -26,6 +26,7 @@ What becomes what:
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -291,7 +292,8 @@ def pack_episode_videos(
     each segment by), converted to seconds once.
     """
     out: list[tuple[int, int, float, float]] = []
-    loc, group, size, ticks = (0, 0), [], 0, 0
+    loc, size, ticks = (0, 0), 0, 0
+    group: list[str | os.PathLike[str]] = []  # concatenate_videos takes any path
 
     def flush() -> None:
         target = root / video_rel(info, key, *loc)
@@ -499,7 +501,8 @@ def _convert_data(
     remap = np.full(max(legacy.task_remap) + 1, -1, dtype=np.int64) if legacy.task_remap else np.zeros(0, np.int64)
     for old, new in legacy.task_remap.items():
         remap[old] = new
-    loc, parts, size = (0, 0), [], 0
+    loc, size = (0, 0), 0
+    parts: list[pa.Table] = []
 
     def flush() -> None:
         path = tmp / data_rel(info, *loc)
