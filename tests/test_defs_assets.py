@@ -196,6 +196,22 @@ def test_import_local_dataset(instance: dg.DagsterInstance, home: Path) -> None:
     assert _hash_tree(FIXTURE) == before  # the source dataset is never modified
 
 
+def test_import_lerobot_v21_dataset(instance: dg.DagsterInstance, home: Path) -> None:
+    """A v2.1 root imports through tools.convert_v21: converted beside the downloads, never in place,
+    its videos stream-copied into the session."""
+    v21 = FIXTURE.parent / "lerobot-v21-tiny"
+    before = _hash_tree(v21)
+    register_import(HomeLayout(home).imports, ImportSpec(name="old", source=str(v21)))
+    result = materialize_session(instance, home, "import-old")
+    assert result.success and checks(result) == {"session_dataset_valid": True}
+    raw = metadata(result, "raw_episodes")
+    assert (raw["kind"], raw["format"], raw["episodes"], raw["frames"]) == ("import", "lerobot-v3", 3, 31)
+    assert raw["tasks"] == ["pick the cube", "place the cube"]
+    meta = DatasetMeta(HomeLayout(home).session("import-old"))
+    assert (meta.info.codebase_version, meta.info.total_frames) == ("v3.0", 31)
+    assert _hash_tree(v21) == before
+
+
 def test_import_together_with_inbox_sessions(instance: dg.DagsterInstance, home: Path, tmp_path: Path) -> None:
     """An import of a dataset this pipeline wrote elsewhere merges with inbox sessions, renumbered."""
     other = tmp_path / "other_home"
