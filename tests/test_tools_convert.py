@@ -84,6 +84,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert tree_digest(V21) == before
     assert (result.operation, result.episodes, result.frames, result.output) == ("convert-v21", 3, 31, out)
     assert result.bytes > 0 and ("data", 3, 3) in seen
+    assert result.notes == ["image stats computed from the frames for 6 of 6 episode cameras"]
     return out
 
 
@@ -272,6 +273,17 @@ def test_convert_v21_errors_name_the_file_and_write_nothing(tmp_path: Path, edit
         convert_v21(src, out)
     assert tree_digest(src) == before
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out") and not p.name.endswith(".lock")]
+
+
+def test_convert_v21_accepts_info_without_total_chunks_and_total_videos(tmp_path: Path) -> None:
+    """LeRobot's converter raises KeyError on an info.json without them; both forms convert here."""
+    src = tmp_path / "v21"
+    shutil.copytree(V21, src)
+    info = json.loads((src / "meta/info.json").read_text())
+    del info["total_chunks"], info["total_videos"]
+    (src / "meta/info.json").write_text(json.dumps(info, indent=4))
+    convert_v21(src, tmp_path / "out")
+    assert_valid(tmp_path / "out")
 
 
 def test_convert_v21_refuses_other_versions(tmp_path: Path) -> None:

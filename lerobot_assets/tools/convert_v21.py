@@ -18,7 +18,8 @@ What becomes what:
   none). Image/video stats are carried from episodes_stats.jsonl when it holds every statistic
   (quantiles included); otherwise (always for LeRobot-written v2.1) they are computed from the
   episode's frames (decoded MP4 or PNG) with 256-level histograms, written to our histogram
-  sidecar so the dataset quantiles are exact.
+  sidecar so the dataset quantiles are exact. (A camera whose stats were carried has no
+  histograms; stats.json then gets `compute_dataset_stats`'s conservative quantile envelope for it.)
 - `meta/tasks.jsonl` -> `meta/tasks.parquet`; `meta/info.json` in v3 form (v3 templates, file size
   limits, no `total_chunks`/`total_videos`, video info blocks read from the converted files).
 - `meta/stats.json` computed exactly over the converted dataset.
@@ -62,7 +63,16 @@ from lerobot_assets.recording.paths import data_rel, video_rel
 from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats, numeric_feature_keys
 from lerobot_assets.stats.image import ImageStatsAccumulator
 from lerobot_assets.stats.numeric import numeric_stats
-from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, local_input, new_dataset, no_progress, tree_bytes
+from lerobot_assets.tools.output import (
+    EditResult,
+    Progress,
+    Stopwatch,
+    local_input,
+    new_dataset,
+    no_progress,
+    resolve_output,
+    tree_bytes,
+)
 from lerobot_assets.video.concat import concatenate_videos
 from lerobot_assets.video.probe import video_duration_ticks, video_frame_count, video_stream_info
 
@@ -388,10 +398,12 @@ def convert_v21(
     with local_input(root) as src:
         legacy = read_v21(src)
         with new_dataset(out, [root], overwrite=overwrite, operation="convert-v21") as tmp:
-            _write_v3(legacy, tmp, say, data_files_size_in_mb, video_files_size_in_mb)
-    final = Path(out).absolute()
+            computed = _write_v3(legacy, tmp, say, data_files_size_in_mb, video_files_size_in_mb)
+    final = resolve_output(out)
+    cameras = sum(f.is_visual for f in legacy.features.values()) * len(legacy.episodes)
+    notes = [f"image stats computed from the frames for {computed} of {cameras} episode cameras"] if cameras else []
     return EditResult(
-        "convert-v21", final, len(legacy.episodes), legacy.frames, tree_bytes(final), watch.seconds
+        "convert-v21", final, len(legacy.episodes), legacy.frames, tree_bytes(final), watch.seconds, notes
     )
 
 
@@ -431,7 +443,9 @@ def _complete(stats: dict[str, np.ndarray] | None) -> bool:
 
 def _write_v3(
     legacy: LegacyDataset, tmp: Path, say: Callable[[str, int, int], None], data_mb: float, video_mb: float
-) -> None:
+) -> int:
+    """Write the v3 dataset into `tmp`; returns how many episode cameras had their image stats
+    computed from frames (the rest were carried from episodes_stats.jsonl)."""
     info = _v3_info(legacy, data_mb, video_mb)
     rows: list[dict[str, Any]] = []
     start = 0
@@ -477,6 +491,7 @@ def _write_v3(
     say("stats", 0, 1)
     write_json_atomic(tmp / STATS_PATH, stats_to_json(compute_dataset_stats(tmp)))
     say("stats", 1, 1)
+    return sum(len(h) for h in hists.values())
 
 
 def _video_block(path: Path, legacy: Feature) -> dict[str, Any]:

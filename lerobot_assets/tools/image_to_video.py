@@ -36,7 +36,16 @@ from lerobot_assets.stats.dataset import column_to_numpy, compute_dataset_stats,
 from lerobot_assets.stats.image import ImageStatsAccumulator
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.tools.convert_v21 import pack_episode_videos, png_frames, write_episode_rows, write_histograms
-from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, local_input, new_dataset, no_progress, tree_bytes
+from lerobot_assets.tools.output import (
+    EditResult,
+    Progress,
+    Stopwatch,
+    local_input,
+    new_dataset,
+    no_progress,
+    resolve_output,
+    tree_bytes,
+)
 from lerobot_assets.video.config import VideoEncoderConfig
 from lerobot_assets.video.encode import encode_frames
 from lerobot_assets.video.probe import video_info_block
@@ -77,7 +86,7 @@ def convert_image_to_video(
         n_workers = workers or min(8, os.cpu_count() or 1)
         with new_dataset(out, [root], overwrite=overwrite, operation="image-to-video") as tmp:
             _convert(src, meta, encoder, tmp, say, n_workers)
-    final = Path(out).absolute()
+    final = resolve_output(out)
     return EditResult(
         "image-to-video", final, meta.num_episodes, info.total_frames, tree_bytes(final), watch.seconds,
         notes=[f"encoded {', '.join(info.image_keys)} with {encoder.vcodec}"],
