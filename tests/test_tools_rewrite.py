@@ -421,3 +421,20 @@ def test_a_failing_split_swaps_in_none(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError, match="disk full"):
         split_dataset(FIXTURE, {"a": [0], "b": [1]}, tmp_path / "splits")
     assert not (tmp_path / "splits").exists()
+
+
+def test_b_frame_segments_join_without_gaps(tmp_path: Path) -> None:
+    """H.264 with B-frames: each segment's decode timestamps start before its first pts; joined
+    segments must still be back to back (no gap, no overlap) and decode to the same frames."""
+    src = tmp_path / "in"
+    w, _ = record(src, [6, 7, 5, 6], encoder=VideoEncoderConfig(vcodec="libx264", g=4))
+    w.finalize()
+    seen: list[tuple[str, int, int]] = []
+    delete_episodes(src, [1], tmp_path / "out", progress=lambda label, done, total: seen.append((label, done, total)))
+    check_output(tmp_path / "out", src, [0, 2, 3])
+    rows = DatasetMeta(tmp_path / "out").episodes.to_pylist()
+    for cam in CAMS:
+        np.testing.assert_allclose(
+            [r[f"videos/{cam}/from_timestamp"] for r in rows], [0.0, 6 / 30, 11 / 30], atol=1e-9
+        )
+    assert ("data", 3, 3) in seen and (f"video {CAMS[0]}", 1, 1) in seen
