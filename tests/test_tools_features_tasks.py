@@ -238,3 +238,13 @@ def test_annotated_dataset_through_every_column_edit(tmp_path: Path, annotated: 
     np.testing.assert_allclose(stats_of(tmp_path / "added")["reward"]["q10"], [np.quantile(np.arange(TOTAL), 0.1)])
     assert np.array_equal(column(data_table(tmp_path / "tasks"), "task_index"), np.zeros((TOTAL, 1)))
     assert sorted(read_image_histograms(tmp_path / "tasks", CAMS)[CAMS[0]]) == [0, 1, 2]
+
+
+def test_remove_every_camera(tmp_path: Path) -> None:
+    remove_features(FIXTURE, CAMS, tmp_path / "out")
+    out = tmp_path / "out"
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["video_path"] is None and not (out / "videos").exists()
+    assert not (out / "meta/image_histograms").exists()
+    assert validate_dataset(out).ok
+    assert_same_frames(items(out), items(FIXTURE), ["observation.state", "action"])

@@ -438,3 +438,16 @@ def test_b_frame_segments_join_without_gaps(tmp_path: Path) -> None:
             [r[f"videos/{cam}/from_timestamp"] for r in rows], [0.0, 6 / 30, 11 / 30], atol=1e-9
         )
     assert ("data", 3, 3) in seen and (f"video {CAMS[0]}", 1, 1) in seen
+
+
+def test_remote_input_is_read_through_fsspec(tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.put(str(FIXTURE) + "/", "/rewrite-fixture", recursive=True)
+    try:
+        results = split_dataset("memory://rewrite-fixture", {"a": [2], "b": [0, 1]}, tmp_path / "splits")
+        assert (results["a"].frames, results["b"].frames) == (15, 45)
+        check_output(tmp_path / "splits/a", FIXTURE, [2])
+    finally:
+        fs.rm("/rewrite-fixture", recursive=True)
