@@ -11,6 +11,7 @@ Pure library: no Dagster import.
 """
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lerobot_assets.format.atomic import write_atomic, write_json_atomic
 from lerobot_assets.format.layout import INFO_PATH
 from lerobot_assets.tools.convert_v21 import convert_v21, is_v21_root, v21_fingerprint
+
+logger = logging.getLogger(__name__)
 
 # All matched with fullmatch: `$` after match() also accepts a final newline ("name\n" became a
 # registry file named with a newline).
@@ -144,7 +147,9 @@ def _as_v3(root: Path, download_dir: Path) -> Path:
         except (OSError, ValueError):
             pass  # unreadable stamp: convert again
     stamp_path.unlink(missing_ok=True)
-    convert_v21(root, out, overwrite=True)
+    logger.info("%s is a LeRobot v2.1 dataset: converting it to v3.0 into %s", root, out)
+    result = convert_v21(root, out, overwrite=True)
+    logger.info("%s", result.summary())
     write_json_atomic(stamp_path, stamp)
     return out
 

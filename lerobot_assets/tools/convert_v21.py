@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -473,16 +474,17 @@ def _write_v3(
                 f"videos/{key}/from_timestamp": t0, f"videos/{key}/to_timestamp": t1,
             })
         info.features[key].info = _video_block(tmp / video_rel(info, key, 0, 0), legacy.features[key])
+        # Decoding dominates the conversion; PyAV and numpy release the GIL, so threads scale.
+        todo = [pos for pos, ep in enumerate(legacy.episodes) if not _complete(ep.stats.get(key))]
         for pos, ep in enumerate(legacy.episodes):
-            say(f"stats {key}", pos, len(legacy.episodes))
-            carried = ep.stats.get(key)
-            if _complete(carried):
-                assert carried is not None
-                rows[pos].update(flatten_stats({key: carried}))
-                continue
-            stats, hist = frames_stats(decoded_frames(ep.videos[key]))
-            rows[pos].update(flatten_stats({key: stats}))
-            hists.setdefault(pos, {})[key] = hist.reshape(-1).tolist()
+            if pos not in todo:
+                rows[pos].update(flatten_stats({key: ep.stats[key]}))
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            jobs = pool.map(frames_stats, [decoded_frames(legacy.episodes[pos].videos[key]) for pos in todo])
+            for done, (pos, (stats, hist)) in enumerate(zip(todo, jobs)):
+                rows[pos].update(flatten_stats({key: stats}))
+                hists.setdefault(pos, {})[key] = hist.reshape(-1).tolist()
+                say(f"stats {key}", done + 1, len(todo))
 
     write_parquet_atomic(tmp / TASKS_PATH, tasks_table(legacy.tasks))
     write_episode_rows(tmp, rows, info.features)

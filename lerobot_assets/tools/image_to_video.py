@@ -83,6 +83,12 @@ def convert_image_to_video(
                 by_dtype.setdefault(f.dtype, []).append(key)
             found = "; ".join(f"{d}: {', '.join(ks)}" for d, ks in by_dtype.items())
             raise NoImageFeaturesError(f"{src}: no image features to convert to video (features by dtype: {found})")
+        not_rgb = [k for k in info.image_keys if info.features[k].shape[-1] != 3]
+        if not_rgb:
+            shapes = ", ".join(f"{k} {info.features[k].shape}" for k in not_rgb)
+            raise ValueError(f"{src}: only RGB images (H, W, 3) are encoded to video; {shapes}")
+        if meta.num_episodes == 0:
+            raise ValueError(f"{src}: the dataset has no episodes to convert")
         n_workers = workers or min(8, os.cpu_count() or 1)
         with new_dataset(out, [root], overwrite=overwrite, operation="image-to-video") as tmp:
             _convert(src, meta, encoder, tmp, say, n_workers)
