@@ -201,6 +201,30 @@ def test_convert_v21_rolls_files_over_at_the_size_limits(tmp_path: Path) -> None
     assert data_table(out).column("index").to_pylist() == list(range(31))
 
 
+def test_convert_v21_reads_every_source_chunk_and_numbers_output_chunks(tmp_path: Path) -> None:
+    """chunks_size=2: v2.1 puts episode 2 under chunk-001; the output's third file is chunk-001/file-000."""
+    src = tmp_path / "v21"
+    shutil.copytree(V21, src)
+    info = json.loads((src / "meta/info.json").read_text())
+    info["chunks_size"] = 2
+    (src / "meta/info.json").write_text(json.dumps(info, indent=4))
+    for old in [src / "data/chunk-000/episode_000002.parquet", *(src / "videos/chunk-000").glob("*/episode_000002.mp4")]:
+        new = src / str(old.relative_to(src)).replace("chunk-000", "chunk-001")
+        new.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(new)
+    out = tmp_path / "v3"
+    convert_v21(src, out, data_files_size_in_mb=1e-6, video_files_size_in_mb=1e-6)
+    assert_valid(out)
+    eps = read_episodes(out).to_pylist()
+    assert [(e["data/chunk_index"], e["data/file_index"]) for e in eps] == [(0, 0), (0, 1), (1, 0)]
+    assert (out / "videos/observation.images.front/chunk-001/file-000.mp4").is_file()
+    assert np.array_equal(
+        decode_all(out / "videos/observation.images.wrist/chunk-001/file-000.mp4"),
+        v21_episode_frames(V21, "observation.images.wrist", 2),
+    )
+    assert data_table(out).column("observation.state").to_pylist() == v21_rows(V21).column("observation.state").to_pylist()
+
+
 def test_convert_v21_carries_complete_episode_stats_and_computes_the_rest(tmp_path: Path) -> None:
     src = tmp_path / "v21"
     shutil.copytree(V21, src)
