@@ -35,6 +35,7 @@ EXPECTED_MODELS = {
         [],
     ),
     "camera_summary": ("table", ["stg_cameras", "stg_episode_videos", "stg_episodes", "stg_video_files"], []),
+    "curated_episodes": ("table", ["episode_quality"], []),
 }
 
 
@@ -62,6 +63,7 @@ def test_real_project_dag() -> None:
         "assert_episode_ranges_contiguous": ("stg_episodes", True),
         "assert_episode_tasks_known": ("task_summary", True),
         "assert_no_flagged_episodes": ("episode_quality", False),
+        "assert_splits_cover_curated": ("stg_episodes", False),
         "assert_totals_match_info": ("dataset_summary", True),
         "assert_video_files_present": ("camera_summary", True),
     }

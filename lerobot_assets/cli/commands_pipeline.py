@@ -54,10 +54,15 @@ def _prepare_home(home: Path | None, fresh_instance: bool) -> Path:
     return home
 
 
-def _run_config(log_level: str, sim: dict[str, Any] | None = None) -> dict[str, Any]:
+def _run_config(log_level: str, sim: dict[str, Any] | None = None, sql_vars: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    resources: dict[str, Any] = {}
     if sim:
-        config["resources"] = {"sim": {"config": sim}}
+        resources["sim"] = {"config": sim}
+    if sql_vars:
+        resources["sql"] = {"config": {"vars": sql_vars}}
+    if resources:
+        config["resources"] = resources
     return config
 
 
@@ -82,12 +87,16 @@ def demo_command(
     max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
     top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print Dagster's log lines (per episode) as well"),
+    curation_max_seconds: float = typer.Option(
+        12.0, "--curation-max-seconds", min=0.0,
+        help="curated_dataset keeps episodes at most this long (the slowest demonstrations are dropped); 0: no limit",
+    ),
 ) -> None:
     """Build the whole asset graph on a fresh Dagster instance: N sim sessions of M episodes -> merged dataset.
 
     Registers sessions sim-s0000-..., materializes raw_episodes and session_dataset per session
-    (with their blocking validation), then lerobot_dataset and dataset_stats, and prints where the
-    dataset is and how to open the UI.
+    (with their blocking validation), then lerobot_dataset, dataset_stats, byte_index, the SQL models,
+    curated_dataset and dataset_splits, and prints where the dataset is and how to open the UI.
     """
     t0 = time.perf_counter()
     home = _prepare_home(home, fresh_instance=True)
@@ -131,7 +140,9 @@ def demo_command(
         raise typer.Exit(1)
     t = time.perf_counter()
     result = defs.resolve_job_def("dataset_job").execute_in_process(
-        instance=instance, run_config=_run_config(level), raise_on_error=False
+        instance=instance,
+        run_config=_run_config(level, sql_vars={"curation_max_seconds": curation_max_seconds}),
+        raise_on_error=False,
     )
     ok, checks = _checks_line(result)
     merged = _metadata(result, "lerobot_dataset")
@@ -140,6 +151,14 @@ def demo_command(
         f"{merged.get('episodes', '?')} episodes, {merged.get('frames', '?')} frames, "
         f"{(merged.get('bytes') or 0) / 1e6:.1f} MB; dataset_stats; {checks}; {time.perf_counter() - t:.1f} s"
     )
+    curated, splits = _metadata(result, "curated_dataset"), _metadata(result, "dataset_splits")
+    if curated:
+        limit = f"at most {curation_max_seconds:g} s, " if curation_max_seconds > 0 else ""
+        typer.echo(
+            f"curated_dataset: kept {curated.get('kept_episodes', '?')} of {merged.get('episodes', '?')} episodes "
+            f"(rules: {limit}no quality flag); dataset_splits: "
+            + ", ".join(f"{name} {n}" for name, n in (splits.get("episodes") or {}).items())
+        )
     if not (result.success and ok):
         typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {home}`", err=True)
         raise typer.Exit(1)
