@@ -176,19 +176,26 @@ class _DataWriter:
         self.loc: tuple[int, int] | None = None
         self._writer: pq.ParquetWriter | None = None
         self._bytes = 0.0
-        self._cache: tuple[tuple[int, int], pa.Table, np.ndarray, float] | None = None
+        self._cache: tuple[tuple[int, int], pa.Table, dict[int, np.ndarray], float] | None = None
 
-    def _source(self, c: int, f: int) -> tuple[pa.Table, np.ndarray, float]:
+    def _source(self, c: int, f: int) -> tuple[pa.Table, dict[int, np.ndarray], float]:
+        """The source data file (the last one read stays cached: kept episodes come in file order)
+        with its rows per episode."""
         if self._cache is None or self._cache[0] != (c, f):
             path = self.src_root / data_rel(self.meta.info, c, f)
             table = pq.read_table(path)
             per_row = path.stat().st_size / max(1, table.num_rows)
-            self._cache = ((c, f), table, column_to_numpy(table.column("episode_index")), per_row)
+            eps = column_to_numpy(table.column("episode_index")).astype(np.int64)
+            order = np.argsort(eps, kind="stable")
+            values, starts = np.unique(eps[order], return_index=True)
+            bounds = [*starts.tolist(), len(order)]
+            rows = {int(v): order[bounds[i] : bounds[i + 1]] for i, v in enumerate(values.tolist())}
+            self._cache = ((c, f), table, rows, per_row)
         return self._cache[1], self._cache[2], self._cache[3]
 
     def write_episode(self, ep: int, src_row: dict[str, Any], new_index: int) -> dict[str, Any]:
-        table, ep_col, per_row = self._source(src_row["data/chunk_index"], src_row["data/file_index"])
-        part = table.take(pa.array(np.flatnonzero(ep_col == ep)))
+        table, by_episode, per_row = self._source(src_row["data/chunk_index"], src_row["data/file_index"])
+        part = table.take(pa.array(by_episode.get(ep, np.zeros(0, np.int64))))
         n = part.num_rows
         if n != src_row["length"]:
             raise ValueError(f"{self.src_root}: episode {ep} has {n} data rows but its metadata says length {src_row['length']}")

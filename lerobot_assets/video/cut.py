@@ -66,6 +66,8 @@ class PacketIndex:
     keyframe: np.ndarray  # bool
     time_base: Fraction
     key: tuple[Any, ...]  # stream_key
+    by_time: np.ndarray  # decode indices in presentation (pts) order
+    keyframes: np.ndarray  # decode indices of the keyframes, ascending
 
 
 def index_packets(path: PathLike) -> PacketIndex:
@@ -85,15 +87,19 @@ def index_packets(path: PathLike) -> PacketIndex:
             dur.append(packet.duration or frame_ticks)
             size.append(packet.size)
             key.append(packet.is_keyframe)
+    pts_array = np.asarray(pts, dtype=np.int64)
+    keyframe = np.asarray(key, dtype=bool)
     return PacketIndex(
         path,
-        np.asarray(pts, dtype=np.int64),
+        pts_array,
         np.asarray(dts, dtype=np.int64),
         np.asarray(dur, dtype=np.int64),
         np.asarray(size, dtype=np.int64),
-        np.asarray(key, dtype=bool),
+        keyframe,
         tb,
         _key(summary),
+        np.argsort(pts_array, kind="stable"),
+        np.flatnonzero(keyframe),
     )
 
 
@@ -122,27 +128,29 @@ def find_span(index: PacketIndex, from_s: float, to_s: float, fps: float) -> Spa
     from/to (LeRobot's cumulative `length/fps`) select the frames they mean. ValueError naming the
     file when the range holds no frame or no keyframe precedes it.
     """
-    seconds = index.pts.astype(np.float64) * float(index.time_base)
+    seconds = index.pts[index.by_time].astype(np.float64) * float(index.time_base)
     half = 0.5 / fps
-    wanted = np.flatnonzero((seconds >= from_s - half) & (seconds < to_s - half))
+    lo, hi = np.searchsorted(seconds, [from_s - half, to_s - half], side="left")
+    wanted = np.sort(index.by_time[lo:hi])  # decode indices of the segment's frames
     if wanted.size == 0:
         raise ValueError(f"{index.path}: no video frames in [{from_s:.6f}, {to_s:.6f}) s")
-    keys = np.flatnonzero(index.keyframe[: wanted[0] + 1])
-    if keys.size == 0:
+    k = int(np.searchsorted(index.keyframes, wanted[0], side="right"))
+    if k == 0:
         raise ValueError(f"{index.path}: no keyframe at or before {from_s:.6f} s; the segment cannot be copied")
-    first, last = int(keys[-1]), int(wanted[-1])
-    ends = index.pts + index.duration
+    first, last = int(index.keyframes[k - 1]), int(wanted[-1])
+    copied = slice(first, last + 1)
+    ends = index.pts[copied] + index.duration[copied]
     return Span(
         source=index.path,
         first=first,
         last=last,
-        start=int(index.pts[first : last + 1].min()),
-        end=int(ends[first : last + 1].max()),
+        start=int(index.pts[copied].min()),
+        end=int(ends.max()),
         first_dts=int(index.dts[first]),
         frame_start=int(index.pts[wanted].min()),
-        frame_end=int(ends[wanted].max()),
+        frame_end=int((index.pts[wanted] + index.duration[wanted]).max()),
         frames=int(wanted.size),
-        bytes=int(index.size[first : last + 1].sum()),
+        bytes=int(index.size[copied].sum()),
         time_base=index.time_base,
         key=index.key,
     )
