@@ -216,7 +216,7 @@ def feature_values(path: Path, key: str) -> tuple[dict[str, Any], Any]:
 
         if pa.types.is_fixed_size_list(value_type) or pa.types.is_list(value_type):
             sample = pq.read_table(path, columns=["value"]).column("value")
-            first = next((v for v in sample.to_pylist() if v is not None), [])
+            first: list[Any] = next((v for v in sample.to_pylist() if v is not None), [])
             dtype = str(value_type.value_type.to_pandas_dtype().__name__)
             return {"dtype": dtype, "shape": [len(first)], "names": None}, path
         if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
