@@ -32,12 +32,13 @@ def delete_episodes(
     if not chosen:
         raise ValueError("no episodes to delete (give at least one episode index)")
     with local_input(root) as src:
-        total = DatasetMeta(src).num_episodes
+        meta = DatasetMeta(src)
+        total = meta.num_episodes
         drop = set(check_episodes(chosen, total))
         keep = [e for e in range(total) if e not in drop]
         if not keep:
             raise ValueError(f"deleting all {total} episodes would leave an empty dataset")
         with new_dataset(out, [root], overwrite=overwrite, operation="delete") as tmp:
-            done = rewrite_dataset(src, tmp, keep, progress=progress)
+            done = rewrite_dataset(src, tmp, keep, progress=progress, meta=meta)
     final = resolve_output(out)
     return EditResult("delete", final, done.episodes, done.frames, tree_bytes(final), clock.seconds, done.notes)

@@ -51,7 +51,7 @@ def remove_features(
             if key in INDEX_FEATURES:
                 raise ValueError(f"feature {key!r} is one of the index features {list(INDEX_FEATURES)}; it cannot be removed")
         with new_dataset(out, [root], overwrite=overwrite, operation="remove-feature") as tmp:
-            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(drop=drop), progress)
+            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(drop=drop), progress, meta)
     final = resolve_output(out)
     return EditResult("remove-feature", final, done.episodes, done.frames, tree_bytes(final), clock.seconds, done.notes)
 
@@ -86,7 +86,7 @@ def add_features(
             feature = _feature(key, spec)
             added[key] = AddedFeature(feature, _episode_values(key, feature, values, meta))
         with new_dataset(out, [root], overwrite=overwrite, operation="add-feature") as tmp:
-            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(add=added), progress)
+            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(add=added), progress, meta)
     final = resolve_output(out)
     return EditResult("add-feature", final, done.episodes, done.frames, tree_bytes(final), clock.seconds, done.notes)
 

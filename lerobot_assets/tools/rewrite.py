@@ -88,13 +88,15 @@ def rewrite_dataset(
     keep: Sequence[int],
     transform: Transform | None = None,
     progress: Progress | None = None,
+    meta: DatasetMeta | None = None,
 ) -> RewriteSummary:
     """Write the dataset at local root `src`, restricted to source episodes `keep` (in that output
-    order) and changed by `transform`, into the existing empty directory `dst`."""
+    order) and changed by `transform`, into the existing empty directory `dst`. `meta`: the
+    source's metadata when the caller has read it already."""
     transform = transform or Transform()
     progress = progress or no_progress
     src, dst = Path(src), Path(dst)
-    meta = DatasetMeta(src)
+    meta = meta or DatasetMeta(src)
     check_templates(meta.info, src, writing=False)
     rows = {int(r["episode_index"]): r for r in meta.episodes.to_pylist()}
     keep = [int(e) for e in keep]

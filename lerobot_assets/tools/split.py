@@ -116,7 +116,8 @@ def split_dataset(
     clock = Stopwatch()
     base = resolve_output(out_dir)
     with local_input(root) as src:
-        plan = plan_splits(splits, DatasetMeta(src).num_episodes, seed)
+        meta = DatasetMeta(src)
+        plan = plan_splits(splits, meta.num_episodes, seed)
         for name in plan:
             if (base / name).exists() or (base / name).is_symlink():
                 check_output_free(base / name, overwrite)
@@ -128,7 +129,7 @@ def split_dataset(
                 # the stack swaps them in on a clean exit and removes every temp on an error.
                 for name, episodes in plan.items():
                     tmp = stack.enter_context(new_dataset(base / name, [root], overwrite=overwrite, operation="split"))
-                    done[name] = rewrite_dataset(src, tmp, episodes, progress=progress)
+                    done[name] = rewrite_dataset(src, tmp, episodes, progress=progress, meta=meta)
         except BaseException:
             if made_dir:
                 shutil.rmtree(base, ignore_errors=True)

@@ -74,7 +74,7 @@ def modify_tasks(
         meta = DatasetMeta(src)
         plan = plan_tasks(meta, new_task, episode_tasks, task_replacements)
         with new_dataset(out, [root], overwrite=overwrite, operation="modify-tasks") as tmp:
-            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(episode_tasks=plan), progress)
+            done = rewrite_dataset(src, tmp, list(range(meta.num_episodes)), Transform(episode_tasks=plan), progress, meta)
     final = resolve_output(out)
     note = f"{len(plan)} episodes given a new task"
     return EditResult("modify-tasks", final, done.episodes, done.frames, tree_bytes(final), clock.seconds, [note, *done.notes])
