@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from av.video.frame import PictureType
 
 from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir
 from lerobot_assets.format.episodes import episodes_schema, read_episodes
@@ -737,6 +738,9 @@ def reencode_episodes(
                 if writer is None or t >= stops[current] - half:
                     continue  # before the first episode or between episodes
                 frame.pts = None
+                # A decoded frame keeps its picture type, and libx264 forces an I frame where it
+                # says I: cleared, the target's GOP decides (the segment's first frame is one anyway).
+                frame.pict_type = PictureType.NONE
                 writer.write_av_frame(frame)
                 counts[current] += 1
         if writer is not None:
