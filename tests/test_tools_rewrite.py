@@ -23,6 +23,7 @@ from lerobot_assets.stats.image import image_stats_from_histogram
 from lerobot_assets.stats.numeric import numeric_stats
 from lerobot_assets.tools.delete import delete_episodes
 from lerobot_assets.tools.output import OutputExistsError
+from lerobot_assets.tools.rewrite import rewrite_dataset
 from lerobot_assets.tools.split import allocate_fractions, split_dataset
 from lerobot_assets.video.config import VideoEncoderConfig
 
@@ -451,3 +452,13 @@ def test_remote_input_is_read_through_fsspec(tmp_path: Path) -> None:
         check_output(tmp_path / "splits/a", FIXTURE, [2])
     finally:
         fs.rm("/rewrite-fixture", recursive=True)
+
+
+def test_engine_keeps_the_order_it_is_given(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = rewrite_dataset(FIXTURE, out, [2, 0])
+    assert (summary.episodes, summary.frames) == (2, 35)
+    check_output(out, FIXTURE, [2, 0])
+    with pytest.raises(ValueError, match="kept twice"):
+        rewrite_dataset(FIXTURE, tmp_path, [0, 0])
