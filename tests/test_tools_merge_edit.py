@@ -230,6 +230,8 @@ def test_reencode_puts_every_camera_in_one_encoding(tmp_path, h264):
     out = tmp_path / "out"
     result = merge_to_new([FIXTURE, h264], out, reencode=H264)
     assert (result.episodes, result.frames) == (5, 69)
+    # The fixture's file per camera; the H.264 recording is already in the target encoding.
+    assert result.notes == ["re-encoded 2 source video files with libx264"]
     meta = DatasetMeta(out)
     info = json.loads((out / "meta/info.json").read_text())
     for key in CAMS:

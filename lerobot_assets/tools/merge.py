@@ -135,9 +135,11 @@ def source_label(name: str, root: Path | str) -> str:
 
 def incompatibility(reference: DatasetInfo, info: DatasetInfo) -> tuple[str, str] | None:
     """The first way `info` differs from `reference`, as the text before and after the reference's
-    name in the error (see `check_compatible_sources`), or None when they can be merged: fps, robot_type, then the features in the reference's order
-    (missing, dtype, shape, names), then features only `info` has. Video encoding is not compared:
-    cameras whose encodings differ go to separate files."""
+    name in the error (see `check_compatible_sources`), or None when they can be merged.
+
+    Compared in this order: fps, robot_type, the features in the reference's order (missing,
+    dtype, shape, names), then features only `info` has. Video encoding is not compared: cameras
+    whose encodings differ go to separate files (LeRobot refuses codec or pix_fmt differences)."""
     if info.fps != reference.fps:
         return f"fps {info.fps} differs from {reference.fps} in", ""
     if info.robot_type != reference.robot_type:
@@ -158,9 +160,7 @@ def incompatibility(reference: DatasetInfo, info: DatasetInfo) -> tuple[str, str
     return None
 
 
-def check_compatible_sources(
-    reference: DatasetInfo, reference_label: str, info: DatasetInfo, label: str
-) -> None:
+def check_compatible_sources(reference: DatasetInfo, reference_label: str, info: DatasetInfo, label: str) -> None:
     """One ValueError naming the first difference and both datasets, e.g. `source 'b' (/b):
     feature 'action' shape [7] differs from [6] in 'a' (/a)`."""
     found = incompatibility(reference, info)
@@ -376,6 +376,7 @@ class _Output:
         # Where re-encoded source files are made: (parent, name prefix) of a temp directory.
         self.scratch = scratch or (root.parent, f".{root.name}.reencode-")
         self.notes: list[str] = []
+        self.reencoded_files = 0
         self.tasks = read_tasks(root)
         pos = WritePositions.load(root, info)
         self.data_loc: tuple[int, int] | None = pos.data
@@ -475,11 +476,16 @@ class _Output:
             return
         merged, differing = combine_video_blocks(feature.info, block)
         feature.info = merged
-        if differing:
-            self.notes.append(
-                f"{key}: {', '.join(differing)} differ between the merged files "
-                "(kept in separate files; info.json records null)"
-            )
+        note = f"{key}: {', '.join(differing)} differ between the merged files (info.json records null)"
+        if differing and note not in self.notes:
+            self.notes.append(note)
+
+    def write_final_stats(self) -> None:
+        if self.reencoded_files and self.reencode is not None:
+            self.notes.append(f"re-encoded {self.reencoded_files} source video files with {self.reencode.encoder_name}")
+        commit = Commit(self.root)
+        commit.stage_json(self.root / STATS_PATH, stats_to_json(compute_dataset_stats(self.root)))
+        commit.publish()
 
     def _commit_sources_only(self) -> None:
         commit = Commit(self.root)
@@ -516,6 +522,7 @@ class _Output:
                 if self.reencode is not None and not encoded_as(self.reencode, src_block, stream):
                     assert scratch is not None
                     src_file, spans = reencode_episodes(src_file, eps, key, self.info.fps, self.reencode, scratch)
+                    self.reencoded_files += 1
                     block = video_info_block(src_file, self.reencode)
                     block.update({k: v for k, v in src_block.items() if k not in block})  # depth-map keys
                 else:
@@ -618,10 +625,6 @@ class _Output:
             )
         self.ep_loc, self.ep_rows, self.hist_rows = loc, rows, hist_rows
 
-    def write_final_stats(self) -> None:
-        commit = Commit(self.root)
-        commit.stage_json(self.root / STATS_PATH, stats_to_json(compute_dataset_stats(self.root)))
-        commit.publish()
 
 
 def _renumber(part: pa.Table, ep_offset: int, frame_offset: int, task_map: np.ndarray) -> pa.Table:
