@@ -183,3 +183,20 @@ def test_pixel_channels():
     assert pixel_channels("yuva420p") == 4
     with pytest.raises(ValueError, match="Unknown pixel format"):
         pixel_channels("pal8")
+
+
+def test_reencode_video_follows_the_configured_gop(tmp_path):
+    """The source's keyframes (every 2nd frame in the fixture) must not carry over: libx264 keeps a
+    decoded frame's I type unless it is reset."""
+    import av
+
+    from lerobot_assets.video.config import VideoEncoderConfig
+    from lerobot_assets.video.encode import reencode_video
+
+    src = next((Path(__file__).parent / "fixtures/lerobot-v3-tiny/videos/observation.images.front").rglob("*.mp4"))
+    dst = tmp_path / "out.mp4"
+    frames = reencode_video(src, dst, VideoEncoderConfig(vcodec="libx264", g=50, crf=23, extra_options={"sc_threshold": "0"}))
+    with av.open(str(dst)) as c:
+        keys = [p.is_keyframe for p in c.demux(c.streams.video[0]) if p.size]
+    assert len(keys) == frames == 60
+    assert sum(keys) == 2  # frames 0 and 50

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir, write_json_atomic
+from lerobot_assets.format.atomic import make_temp_dir, replace_dir, write_json_atomic
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.home.layout import MERGED_DATASET, HomeLayout
 from lerobot_assets.tools.merge import dataset_fingerprint
-from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, new_dataset, tree_bytes
+from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, new_dataset, output_lock, tree_bytes
 from lerobot_assets.tools.rewrite import rewrite_dataset
 from lerobot_assets.tools.split import split_dataset
 
@@ -79,7 +79,13 @@ def build_curated_dataset(layout: HomeLayout, keep: list[int], progress: Progres
     rejected = sorted(set(range(total)) - set(keep))
     fingerprint = dataset_fingerprint(source)
     final = curated_root(layout)
-    recover_replace(final)
+    with output_lock(final):
+        return _build_locked(final, source, keep, rejected, fingerprint, progress)
+
+
+def _build_locked(
+    final: Path, source: Path, keep: list[int], rejected: list[int], fingerprint: str, progress: Progress | None
+) -> CurationResult:
     previous = read_provenance(final)
     if previous and previous.get("source_fingerprint") == fingerprint and (final / "meta" / "info.json").is_file():
         before = [int(e) for e in previous.get("kept", [])]

@@ -9,10 +9,12 @@ Every tool in this package reads its inputs and writes a *new* root through `new
   dataset (no `meta/info.json`) is never replaced, because the user did not ask to delete it;
 - an output that is, contains or lies inside an input is refused: inputs are never written,
   moved or deleted (LeRobot's edit tool moves its input to `<dir>_old` or edits it in place);
-- concurrent edits into the same output wait for each other (a lock file beside it).
+- concurrent edits into the same output wait for each other (a lock file beside it), and the build
+  directory of an edit killed before its swap is removed by the next edit into that output.
 """
 
 import fcntl
+import re
 import shutil
 import tempfile
 import time
@@ -25,7 +27,6 @@ from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace
 from lerobot_assets.format.layout import INFO_PATH
 from lerobot_assets.format.meta import is_remote_root
 from lerobot_assets.recording.writer import absolute_root
-
 
 # progress(label, done, total): the CLI draws it as a tqdm bar, Dagster assets log it.
 Progress = Callable[[str, int, int], None]
@@ -87,13 +88,34 @@ def check_not_input(out: Path, inputs: Sequence[Path | str]) -> None:
 
 
 def check_output_free(out: Path, overwrite: bool) -> None:
-    recover_replace(out)
     if not out.exists() and not out.is_symlink():
         return
     if not overwrite:
         raise OutputExistsError(f"output {out} exists (pass --overwrite to replace it)")
     if out.is_symlink() or not out.is_dir() or not (out / INFO_PATH).is_file():
         raise OutputExistsError(f"output {out} exists and is not a dataset (no {INFO_PATH}); refusing to replace it")
+
+
+def remove_stale_builds(final: Path) -> list[Path]:
+    """Remove the build directories (`.<name>.<operation>-<8 hex>`) that edits killed before their
+    swap left beside `final`; call with the output's lock held, so none of them is still in use."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9-]+-[0-9a-f]{{8}}")
+    stale = [p for p in final.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
+
+
+@contextmanager
+def output_lock(final: Path) -> Iterator[None]:
+    """Hold `final`'s edit lock (a file beside it; edits into one output wait for each other),
+    with interrupted swaps and stale builds of earlier, killed edits cleaned up first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        recover_replace(final)
+        remove_stale_builds(final)
+        yield
 
 
 @contextmanager
@@ -104,9 +126,7 @@ def new_dataset(out: Path | str, inputs: Sequence[Path | str], *, overwrite: boo
     """
     final = resolve_output(out)
     check_not_input(final, inputs)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with output_lock(final):
         check_output_free(final, overwrite)
         tmp = make_temp_dir(final.parent, f".{final.name}.{operation}-")
         try:

@@ -203,8 +203,11 @@ def reencode_video(
 
         def feed(writer: Mp4FrameWriter) -> None:
             for frame in container.decode(stream):
-                # Drop the source's timing; the writer numbers frames itself.
+                # Drop the source's timing; the writer numbers frames itself. Drop its picture type
+                # too: libx264 keeps a decoded frame's I type, so the source's keyframes would
+                # override the configured GOP (g).
                 frame.pts = None
+                frame.pict_type = av.video.frame.PictureType.NONE
                 writer.write_av_frame(frame)
 
         return _encode_atomic(dst_path, Fraction(rate), config, threads, feed, f"No frames decoded from {src_path}")

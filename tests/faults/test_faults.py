@@ -10,6 +10,7 @@ between, so every run checks the same points.
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,13 @@ _MERGE = (
     "merge_datasets([(s, layout.session(s)) for s in ('inbox-a', 'inbox-b')], layout.dataset())\n"
 )
 
+def _edit_signature(out: Path) -> dict[str, Any]:
+    """The edit's output, and its input byte for byte as the setup left it (killed or not)."""
+    from tools_support import tree_digest
+
+    return {"output": dataset_signature(out), "input": tree_digest(out.parent / "ds") == tree_digest(FIXTURE)}
+
+
 OPERATIONS = [
     Operation("record-sim", ["--cli", "record-sim", "--root", "ds", "--episodes", "3", "--max-steps", "20", "--no-top-camera"],
               _nothing, "ds", dataset_signature),
@@ -151,6 +159,9 @@ OPERATIONS = [
     Operation("merge (new)", ["--py", _MERGE], _two_sessions, "home/datasets/lerobot_dataset", dataset_signature),
     Operation("merge (append)", ["--py", _MERGE], _merged_a_then_two, "home/datasets/lerobot_dataset", dataset_signature),
     Operation("byte-index", ["--cli", "byte-index", "ds"], _fixture_copy, "ds", byte_index_signature),
+    # --overwrite: a kill after the swap leaves the finished output, which the re-run replaces.
+    Operation("edit delete", ["--cli", "edit", "delete", "ds", "--episodes", "1", "--out", "out", "--overwrite"],
+              _fixture_copy, "out", _edit_signature),
     # DuckDB writes its file itself: kill between the models' builds and their freshness records too.
     Operation("catalog", ["--cli", "catalog", "--home", "home"], _fixture_home, "home", catalog_signature,
               functions="Catalog._materialize_one,Catalog._build_incremental,Catalog._fingerprint,Catalog.refresh_sources"),
@@ -158,7 +169,11 @@ OPERATIONS = [
 
 
 def _no_strays(folder: Path) -> None:
-    strays = [str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name or ".old-" in p.name or p.name.startswith(".tmp-")]
+    build = re.compile(r"\..+\.[a-z0-9-]+-[0-9a-f]{8}")  # an edit's build directory (tools.output)
+    strays = [
+        str(p.relative_to(folder)) for p in folder.rglob("*")
+        if ".tmp" in p.name or ".old-" in p.name or p.name.startswith(".tmp-") or build.fullmatch(p.name)
+    ]
     assert strays == [], f"stray temp files after the re-run: {strays}"
 
 

@@ -634,7 +634,7 @@ def test_merge_of_incompatible_features_names_them(tmp_path):
     w, _ = record(tmp_path / "ours", [3])  # 48x64 front camera; the fixture's is 96x128
     w.finalize()
     # Formerly a TypeError (unhashable list) from comparing the features' shapes.
-    with pytest.raises(ValueError, match=r"source 'tiny': features differ.*observation.images.front"):
+    with pytest.raises(ValueError, match=r"source 'tiny' \(.*\): feature 'observation.images.front' shape \[96, 128, 3\] differs from \[48, 64, 3\] in 'ours'"):
         merge_datasets([("ours", tmp_path / "ours"), ("tiny", FIXTURE)], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
