@@ -48,12 +48,16 @@ def generate(root: Path, episodes: int, frames: int) -> None:
     }
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:480, 0:640]
+    # Fine texture that moves: AV1 frames of a few tens of KB at 480x640, like camera footage (a
+    # plain gradient compresses to almost nothing and would make every copy look free).
+    texture = rng.integers(0, 48, (480 + 64, 640 + 64, 3), dtype=np.uint8)
     w = DatasetWriter.create(
-        root, fps=30, features=features, robot_type="bench", data_files_size_in_mb=0.05, video_files_size_in_mb=4
+        root, fps=30, features=features, robot_type="bench", data_files_size_in_mb=0.2, video_files_size_in_mb=40
     )
     for e in range(episodes):
         for t in range(frames):
             big = np.stack([(xs + 3 * t + e) % 256, (ys + 2 * t) % 256, np.full_like(xs, (7 * e) % 256)], -1).astype(np.uint8)
+            big += texture[t % 64 : t % 64 + 480, (2 * t) % 64 : (2 * t) % 64 + 640]
             w.add_frame(
                 {
                     "observation.state": rng.standard_normal(6).astype(np.float32),

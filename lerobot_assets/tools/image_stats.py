@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
-from lerobot_assets.format.episodes import episode_files, read_episodes_file
+from lerobot_assets.format.episodes import episode_files, read_episodes, read_episodes_file
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import image_hist_path
 from lerobot_assets.format.stats_json import STAT_KEYS, flatten_stats
@@ -177,8 +177,14 @@ def ensure_image_histograms(root: Path, progress: Progress | None = None, force:
     keys = [k for k in info.camera_keys if not is_depth_camera(info, k)]
     if not keys:
         return 0
-    rows = [r for p in episode_files(root) for r in read_episodes_file(p).to_pylist()]
     have = {} if force else read_image_histograms(root, keys)
+    if not force:
+        # The common case after an edit of our own datasets: every histogram is there. Episode
+        # indices only, before reading whole rows (their stats columns are most of the metadata).
+        indices = read_episodes(root, ["episode_index"]).column("episode_index").to_pylist()
+        if all(int(e) in have.get(k, {}) for k in keys for e in indices):
+            return 0
+    rows = [r for p in episode_files(root) for r in read_episodes_file(p).to_pylist()]
     todo = {k: [r for r in rows if force or int(r["episode_index"]) not in have.get(k, {})] for k in keys}
     if not any(todo.values()):
         return 0
