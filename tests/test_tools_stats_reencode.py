@@ -300,3 +300,177 @@ def test_recompute_stats_on_annotated_dataset(recorded, tmp_path):
     assert tree_digest(out)["data/chunk-000/file-000.parquet"] == before["data/chunk-000/file-000.parquet"]
     recompute_stats(src, in_place=False, out=tmp_path / "out2")
     recompute_stats(out, in_place=True)
+
+
+# ------------------------------------------------------------------ reencode_videos
+X264 = {"vcodec": "libx264", "crf": 23, "g": 2}
+
+
+def decode_all(path: Path) -> tuple[list[float], np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = [(float(f.pts * s.time_base), f.to_ndarray(format="rgb24")) for f in c.decode(s)]
+    return [t for t, _ in frames], np.stack([f for _, f in frames]).astype(np.int16)
+
+
+def keyframe_indices(path: Path, fps: int) -> set[int]:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return {round(float(p.pts * s.time_base) * fps) for p in c.demux(s) if p.is_keyframe and p.pts is not None}
+
+
+def video_paths(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (root / "videos").rglob("*.mp4"))
+
+
+@pytest.mark.parametrize("source", ["recorded", "fixture"])
+def test_reencode_to_x264_keeps_frames_timestamps_and_recomputes_stats(source, recorded, tmp_path):
+    from lerobot_assets.format.stats_json import read_stats
+    from lerobot_assets.tools.reencode import reencode_videos
+
+    src = recorded if source == "recorded" else FIXTURE
+    before = tree_digest(src)
+    out = tmp_path / "out"
+    result = reencode_videos(src, VideoEncoderConfig(**X264), out)
+    assert tree_digest(src) == before
+    assert result.notes[0].startswith("2 video files re-encoded")
+    after = tree_digest(out)
+    assert after["data/chunk-000/file-000.parquet"] == before["data/chunk-000/file-000.parquet"]
+    assert video_paths(out) == video_paths(src)
+    info = DatasetInfo.load(out)
+    rows_in, rows_out = read_episodes(src).to_pylist(), read_episodes(out).to_pylist()
+    for key in CAMERAS:
+        block = info.features[key].info
+        assert block["video.codec"] == "h264" and block["video.crf"] == 23 and block["video.g"] == 2
+        for rel in [p for p in video_paths(src) if f"/{key}/" in p]:
+            assert after[rel] != before[rel]
+            ts_in, px_in = decode_all(src / rel)
+            ts_out, px_out = decode_all(out / rel)
+            assert ts_out == ts_in  # same frame count, same pts: from/to_timestamp stay valid
+            assert np.abs(px_out - px_in).mean() < 3.0
+        for a, b in zip(rows_in, rows_out):
+            assert a[f"videos/{key}/from_timestamp"] == b[f"videos/{key}/from_timestamp"]
+            assert a[f"videos/{key}/to_timestamp"] == b[f"videos/{key}/to_timestamp"]
+    check_video_stats(out)
+    assert set(read_stats(out)) >= set(NUMERIC) | set(CAMERAS)
+
+
+def check_video_stats(root: Path) -> None:
+    """Sidecar, episode rows and stats.json describe the decoded pixels of root's own videos."""
+    from lerobot_assets.format.stats_json import read_stats
+    from lerobot_assets.stats.image import image_stats_from_histogram
+
+    hists, stats = read_image_histograms(root, CAMERAS), read_stats(root)
+    rows = {r["episode_index"]: unflatten_stats(r) for r in read_episodes(root).to_pylist()}
+    for key in CAMERAS:
+        oracle = decoded_histograms(root, key)
+        for ep, acc in oracle.items():
+            assert np.array_equal(hists[key][ep], acc.hist)
+            np.testing.assert_array_equal(rows[ep][key]["mean"], acc.stats()["mean"])
+        want = image_stats_from_histogram(sum(a.hist for a in oracle.values()), sum(a.frames for a in oracle.values()))
+        np.testing.assert_array_equal(stats[key]["q50"], want["q50"])
+
+
+def test_reencode_skips_files_already_in_the_target_encoding(recorded, tmp_path):
+    from lerobot_assets.tools.reencode import already_encoded, reencode_videos
+
+    first = tmp_path / "x264"
+    reencode_videos(recorded, VideoEncoderConfig(**X264), first)
+    before = tree_digest(first)
+    result = reencode_videos(first, VideoEncoderConfig(vcodec="h264", crf=23, g=2), tmp_path / "again")
+    assert result.notes == ["0 video files re-encoded with libx264", "2 already in that encoding, copied"]
+    again = tree_digest(tmp_path / "again")
+    assert tree_digest(first) == before
+    assert {k: again[k] for k in video_paths(first)} == {k: before[k] for k in video_paths(first)}
+    # Any encoder field that differs is a different encoding (LeRobot's rule).
+    block = DatasetInfo.load(first).features[CAMERAS[0]].info
+    assert already_encoded(block, VideoEncoderConfig(**X264))
+    assert not already_encoded(block, VideoEncoderConfig(**{**X264, "crf": 24}))
+    assert not already_encoded(block, VideoEncoderConfig(**{**X264, "g": 4}))
+    assert not already_encoded({k: v for k, v in block.items() if k != "video.g"}, VideoEncoderConfig(**X264))
+
+
+def test_reencode_forces_a_keyframe_at_every_episode_start(recorded, tmp_path):
+    from lerobot_assets.tools.reencode import reencode_videos
+
+    out = tmp_path / "out"
+    reencode_videos(recorded, VideoEncoderConfig(vcodec="libx264", crf=23, g=50), out)
+    starts = {round(r[f"videos/{CAMERAS[0]}/from_timestamp"] * 30) for r in read_episodes(out).to_pylist()}
+    assert starts == {0, 6, 15, 20}
+    for rel in video_paths(out):
+        keys = keyframe_indices(out / rel, 30)
+        assert starts <= keys, rel
+        assert len(keys) <= len(starts) + 1  # only the forced ones (g=50 > 28 frames)
+
+
+def test_reencode_keeps_depth_fields_and_never_colour_encodes_depth(recorded, tmp_path):
+    import json
+
+    from lerobot_assets.tools.reencode import reencode_videos
+
+    src = copy(recorded, tmp_path, "src")
+    info = json.loads((src / "meta/info.json").read_text())
+    depth = {"is_depth_map": True, "video.depth_min": 0.01, "video.depth_max": 10.0, "video.shift": 3.5,
+             "video.use_log": True}
+    info["features"][CAMERAS[1]]["info"].update(depth)
+    (src / "meta/info.json").write_text(json.dumps(info, indent=4))
+    before = tree_digest(src)
+    reencode_videos(src, VideoEncoderConfig(**X264), tmp_path / "rgb")
+    rgb = tree_digest(tmp_path / "rgb")
+    wrist = f"videos/{CAMERAS[1]}/chunk-000/file-000.mp4"
+    assert rgb[wrist] == before[wrist]  # a yuv420p encoder would destroy the depth codes: kept
+    assert DatasetInfo.load(tmp_path / "rgb").features[CAMERAS[1]].info == info["features"][CAMERAS[1]]["info"]
+    # LeRobot's depth encoder: lossless 12-bit gray HEVC.
+    lossless_depth = {"x265-params": "lossless=1:log-level=error"}
+    depth_encoder = VideoEncoderConfig(vcodec="libx265", pix_fmt="gray12le", crf=None, g=2, extra_options=lossless_depth)
+    reencode_videos(src, depth_encoder, tmp_path / "gray")
+    block = DatasetInfo.load(tmp_path / "gray").features[CAMERAS[1]].info
+    assert block["video.pix_fmt"] == "gray12le" and block["video.codec"] == "hevc"
+    assert {k: block[k] for k in depth} == depth
+    assert tree_digest(src) == before
+
+
+def test_reencode_refuses_unevenly_timed_video_and_existing_output(recorded, tmp_path):
+    import av
+
+    from lerobot_assets.tools.output import OutputExistsError
+    from lerobot_assets.tools.reencode import reencode_videos
+
+    src = copy(recorded, tmp_path, "src")
+    rel = f"videos/{CAMERAS[0]}/chunk-000/file-000.mp4"
+    _, frames = decode_all(src / rel)
+    with av.open(str(src / rel), "w") as c:  # same frames, but a one-frame gap after frame 2
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for k, arr in enumerate(frames.astype(np.uint8)):
+            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            f.pts = k if k < 3 else k + 1
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    before = tree_digest(src)
+    with pytest.raises(ValueError, match=r"file-000\.mp4: frame 3 has pts 0\.133333 s"):
+        reencode_videos(src, VideoEncoderConfig(**X264), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "busy").mkdir()
+    with pytest.raises(OutputExistsError):
+        reencode_videos(recorded, VideoEncoderConfig(**X264), tmp_path / "busy")
+    assert tree_digest(src) == before
+
+
+@pytest.mark.slow
+def test_reencode_in_worker_processes_matches_one_process(recorded, tmp_path):
+    from lerobot_assets.tools.reencode import reencode_videos
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    reencode_videos(recorded, VideoEncoderConfig(**X264), one)
+    calls = []
+    reencode_videos(recorded, VideoEncoderConfig(**X264), two, workers=2, progress=lambda *a: calls.append(a))
+    assert calls[-1] == ("reencode", 56, 56)
+    for rel in video_paths(one):
+        assert decode_all(one / rel)[0] == decode_all(two / rel)[0]
+        assert np.array_equal(decode_all(one / rel)[1], decode_all(two / rel)[1])
+    assert pq.read_table(one / HIST).equals(pq.read_table(two / HIST))
