@@ -47,6 +47,7 @@ def test_every_form_and_its_summary(src: Path, tmp_path: Path, capsys: pytest.Ca
 
     code, out, err = run(["edit", "split", src, "--fractions", "train=0.75,val=0.25", "--seed", "3", "--out-dir", tmp_path / "sp"], capsys)
     assert code == 0, err
+    assert out.count("\n") == 1 and out.startswith("split: train 3 episodes") and "val 1 episodes" in out, out
     assert info(tmp_path / "sp/train")["total_episodes"] == 3 and info(tmp_path / "sp/val")["total_episodes"] == 1
 
     code, out, err = run(

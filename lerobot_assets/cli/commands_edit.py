@@ -55,9 +55,15 @@ def progress_bars() -> Iterator["Progress"]:
 
 
 def _done(result: "EditResult | dict[str, EditResult]") -> None:
-    results = result.values() if isinstance(result, dict) else [result]
-    for r in results:
-        typer.echo(r.summary())
+    """One summary line, also for a split (one clause per split dataset)."""
+    if not isinstance(result, dict):
+        typer.echo(result.summary())
+        return
+    parts = [f"{name} {r.episodes} episodes, {r.frames} frames" for name, r in result.items()]
+    first = next(iter(result.values()))
+    total_mb = sum(r.bytes for r in result.values()) / 1e6
+    seconds = max(r.seconds for r in result.values())
+    typer.echo(f"split: {'; '.join(parts)}; {total_mb:.1f} MB in {seconds:.1f} s -> {first.output.parent}")
 
 
 def parse_named(values: list[str], what: str) -> dict[str, str]:
