@@ -11,11 +11,15 @@ import pytest
 
 from lerobot_assets.sources.pusht import (
     ACTION_KEY,
+    DONE_KEY,
+    ENV_STATE_KEY,
     IMAGE_KEY,
     PUSHT_ENV_ID,
     PUSHT_FPS,
     PUSHT_TASK,
+    REWARD_KEY,
     STATE_KEY,
+    SUCCESS_KEY,
     TOP_CAMERA_KEY,
     EpisodeResult,
     PushTSourceConfig,
@@ -104,12 +108,21 @@ def test_features_declaration() -> None:
     names = ["height", "width", "channels"]
     assert pusht_features() == {
         "observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+        "observation.environment_state": {
+            "dtype": "float32", "shape": [16], "names": [f"{a}{i}" for i in range(8) for a in ("x", "y")],
+        },
         "action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+        "next.done": {"dtype": "bool", "shape": [1], "names": None},
+        "next.success": {"dtype": "bool", "shape": [1], "names": None},
         "observation.image": {"dtype": "video", "shape": [96, 96, 3], "names": names},
         "observation.images.top": {"dtype": "video", "shape": [480, 640, 3], "names": names},
     }
     small = pusht_features(image_size=64, top_camera=False)
-    assert list(small) == ["observation.state", "action", "observation.image"]
+    assert list(small) == [
+        "observation.state", "observation.environment_state", "action", "next.reward", "next.done", "next.success",
+        "observation.image",
+    ]
     assert small["observation.image"]["shape"] == [64, 64, 3]
     # Index features are the writer's job.
     assert not {"timestamp", "frame_index", "episode_index", "index", "task_index"} & set(pusht_features())
@@ -173,6 +186,33 @@ def test_frame_t_is_the_observation_action_t_was_taken_on(short_episode: SimEpis
         np.testing.assert_array_equal(short_episode.frames[IMAGE_KEY][t], observations[t]["pixels"])
     # The agent moves toward its commanded target, so state and action are not the same column.
     assert not np.allclose(short_episode.frames[STATE_KEY], actions)
+
+
+def test_environment_state_and_next_fields_match_the_env(full_episodes: list[SimEpisode]) -> None:
+    """Oracle: a second env of obs type `environment_state_agent_pos` (what lerobot/pusht_keypoints
+    observes) replayed through the recorded actions gives the same keypoints, rewards and flags."""
+    load_gym_pusht()
+    for seed, ep in zip(SUCCESS_SEEDS, full_episodes, strict=True):
+        env = gym.make(PUSHT_ENV_ID, obs_type="environment_state_agent_pos", max_episode_steps=1000)
+        obs, _ = env.reset(seed=seed)
+        rewards, successes = [], []
+        for t, action in enumerate(ep.frames[ACTION_KEY]):
+            np.testing.assert_array_equal(ep.frames[ENV_STATE_KEY][t], obs["environment_state"].astype(np.float32))
+            obs, reward, _, _, info = env.step(action)
+            rewards.append(reward)
+            successes.append(info["is_success"])
+        env.close()
+        np.testing.assert_array_equal(ep.frames[REWARD_KEY][:, 0], np.asarray(rewards, np.float32))
+        np.testing.assert_array_equal(ep.frames[SUCCESS_KEY][:, 0], successes)
+        # done only on the last frame (success here); success only there too
+        assert ep.frames[DONE_KEY][:, 0].tolist() == [False] * (ep.length - 1) + [True]
+        assert ep.frames[SUCCESS_KEY][-1, 0] and ep.frames[REWARD_KEY][-1, 0] == 1.0
+
+
+def test_done_on_the_last_allowed_step_without_success(short_episode: SimEpisode) -> None:
+    assert short_episode.frames[DONE_KEY][:, 0].tolist() == [False] * 24 + [True]
+    assert not short_episode.frames[SUCCESS_KEY].any()
+    assert (short_episode.frames[REWARD_KEY] < 1.0).all() and short_episode.frames[REWARD_KEY].dtype == np.float32
 
 
 def test_actions_stay_in_the_action_space(full_episodes: list[SimEpisode]) -> None:
@@ -255,7 +295,9 @@ def test_image_size_is_configurable() -> None:
     config = PushTSourceConfig(max_steps=2, image_size=64, top_camera=False)
     ep = generate_episode(0, config)
     assert ep.frames[IMAGE_KEY].shape == (2, 64, 64, 3)
-    assert set(ep.frames) == set(config.features()) == {STATE_KEY, ACTION_KEY, IMAGE_KEY}
+    assert set(ep.frames) == set(config.features()) == {
+        STATE_KEY, ENV_STATE_KEY, ACTION_KEY, REWARD_KEY, DONE_KEY, SUCCESS_KEY, IMAGE_KEY
+    }
 
 
 def test_expert_noise_is_seeded() -> None:

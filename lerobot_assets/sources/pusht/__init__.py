@@ -19,18 +19,22 @@ Pure library: no Dagster import. `iter_episode_frames` streams frames for a data
 
 from lerobot_assets.sources.pusht.config import (
     ACTION_KEY,
+    DONE_KEY,
+    ENV_STATE_KEY,
     IMAGE_KEY,
     PUSHT_ENV_ID,
     PUSHT_FPS,
     PUSHT_TASK,
+    REWARD_KEY,
     STATE_KEY,
+    SUCCESS_KEY,
     TOP_CAMERA_HEIGHT,
     TOP_CAMERA_KEY,
     TOP_CAMERA_WIDTH,
     PushTSourceConfig,
     pusht_features,
 )
-from lerobot_assets.sources.pusht.env import load_gym_pusht, make_env, render_top_camera
+from lerobot_assets.sources.pusht.env import block_keypoints, load_gym_pusht, make_env, render_top_camera
 from lerobot_assets.sources.pusht.episodes import (
     EpisodeResult,
     SimEpisode,
@@ -45,11 +49,15 @@ from lerobot_assets.sources.pusht.expert import WORKSPACE, PushTExpert, pose_cos
 
 __all__ = [
     "ACTION_KEY",
+    "DONE_KEY",
+    "ENV_STATE_KEY",
     "IMAGE_KEY",
     "PUSHT_ENV_ID",
     "PUSHT_FPS",
     "PUSHT_TASK",
+    "REWARD_KEY",
     "STATE_KEY",
+    "SUCCESS_KEY",
     "TOP_CAMERA_HEIGHT",
     "TOP_CAMERA_KEY",
     "TOP_CAMERA_WIDTH",
@@ -58,6 +66,7 @@ __all__ = [
     "PushTExpert",
     "PushTSourceConfig",
     "SimEpisode",
+    "block_keypoints",
     "episode_seeds",
     "generate_episode",
     "generate_episodes",

@@ -48,6 +48,15 @@ def make_env(config: PushTSourceConfig) -> gym.Env:
     )
 
 
+def block_keypoints(env: gym.Env) -> np.ndarray:
+    """The block's 8 keypoints as 16 float32 (x0, y0, x1, y1, ...): exactly what gym-pusht's
+    `environment_state_agent_pos` observation holds as `environment_state` (`get_keypoints` of the
+    block's shapes, flattened), read from any obs type's env."""
+    unwrapped = env.unwrapped
+    keypoints = unwrapped.get_keypoints(unwrapped._block_shapes)  # type: ignore[attr-defined]
+    return np.asarray(keypoints, dtype=np.float64).reshape(-1).astype(np.float32)
+
+
 def render_top_camera(env: gym.Env) -> np.ndarray:
     """The env's current state as a 480x640x3 uint8 top-down camera frame.
 

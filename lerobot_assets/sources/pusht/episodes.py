@@ -9,12 +9,16 @@ import numpy as np
 
 from lerobot_assets.sources.pusht.config import (
     ACTION_KEY,
+    DONE_KEY,
+    ENV_STATE_KEY,
     IMAGE_KEY,
+    REWARD_KEY,
     STATE_KEY,
+    SUCCESS_KEY,
     TOP_CAMERA_KEY,
     PushTSourceConfig,
 )
-from lerobot_assets.sources.pusht.env import make_env, render_top_camera
+from lerobot_assets.sources.pusht.env import block_keypoints, make_env, render_top_camera
 from lerobot_assets.sources.pusht.expert import PushTExpert
 
 
@@ -59,8 +63,10 @@ def iter_episode_frames(
 ) -> Iterator[dict[str, Any]]:
     """Stream one episode frame by frame, holding none of it: at 480x640 a 300-frame episode is 276 MB.
 
-    Each frame is `{observation.state, action, observation.image[, observation.images.top], task}` with
-    fresh arrays (safe to buffer). Pass `result` to read the success flag and coverage once the
+    Each frame is `{observation.state, observation.environment_state, action, next.reward, next.done,
+    next.success, observation.image[, observation.images.top], task}` with fresh arrays (safe to
+    buffer). `next.*` is the outcome of the frame's action: gym-pusht's reward (coverage / 0.95,
+    clipped to 1), done at success or on the last step `max_steps` allows, success as `is_success`. Pass `result` to read the success flag and coverage once the
     iterator is exhausted (`result.finished`).
     """
     res = result if result is not None else EpisodeResult(seed=seed)
@@ -69,18 +75,22 @@ def iter_episode_frames(
     env = make_env(config)
     try:
         obs, info, expert = _reset(env, seed, config)
-        for _ in range(config.max_steps):
+        for step in range(config.max_steps):
             agent_pos = np.asarray(obs["agent_pos"])
             action = _act(expert, agent_pos, info)
             frame: dict[str, Any] = {
                 STATE_KEY: agent_pos.astype(np.float32),
+                ENV_STATE_KEY: block_keypoints(env),
                 ACTION_KEY: action,
                 IMAGE_KEY: np.array(obs["pixels"], dtype=np.uint8, copy=True),
             }
             if config.top_camera:
                 frame[TOP_CAMERA_KEY] = render_top_camera(env)
             frame["task"] = config.task
-            obs, _reward, terminated, _truncated, info = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            frame[REWARD_KEY] = np.array([reward], dtype=np.float32)
+            frame[DONE_KEY] = np.array([bool(terminated or truncated or step == config.max_steps - 1)])
+            frame[SUCCESS_KEY] = np.array([bool(info["is_success"])])
             res.length += 1
             res.final_coverage = float(info["coverage"])
             res.max_coverage = max(res.max_coverage, res.final_coverage)
