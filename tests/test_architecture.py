@@ -32,8 +32,10 @@ LAYERS: dict[str, int] = {
     "tools": 4,
     "sources": 5,
     "checks": 5,
+    "train": 5,
     "home": 6,
     "sql": 7,
+    "evaluate": 7,
     "defs": 8,
     "cli": 8,
 }
