@@ -5,7 +5,8 @@ files per camera so deletions hit every file):
 
 - delete 10% of the episodes (every 10th, so every file holds kept and dropped ones): time vs
   `cp -r` of the whole dataset (goal <= 1.5x; no re-encode: the output's video packets are the
-  input's, checked);
+  input's, checked). The edits fsync every file they publish (a crash never leaves a half-written
+  dataset) and `cp -r` does not, so `cp -r` followed by `sync` is reported as a second baseline;
 - split 80/20 then merge the two splits back: time of each vs `cp -r`, and the merged-back
   dataset's video packets (hence frames) and data rows identical to the input's (checked; a few
   episodes are also decoded and compared pixel for pixel).
@@ -71,9 +72,13 @@ def generate(root: Path, episodes: int, frames: int) -> None:
     w.finalize()
 
 
-def cp_r(src: Path, dst: Path) -> float:
+def cp_r(src: Path, dst: Path, sync: bool = False) -> float:
+    """`cp -r`; with `sync`, also until the copy is on disk (the edits fsync what they publish)."""
+    os.sync()  # start from a clean page cache state: earlier writes must not land on this timing
     t = time.perf_counter()
     subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    if sync:
+        os.sync()
     return time.perf_counter() - t
 
 
@@ -121,6 +126,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dataset", type=Path, default=None, help="generate the dataset here once and reuse it (default: a temp dir)")
     args = parser.parse_args()
 
     from lerobot_assets.format.info import DatasetInfo
@@ -131,8 +137,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-edit-") as tmp_s:
         tmp = Path(tmp_s)
-        src = tmp / "src"
-        t, _ = timed(lambda: generate(src, args.episodes, args.frames))
+        src = args.dataset.absolute() if args.dataset else tmp / "src"
+        t = 0.0
+        if not (src / "meta/info.json").is_file():
+            t, _ = timed(lambda: generate(src, args.episodes, args.frames))
         info = DatasetInfo.load(src)
         n_files = {k: len(list((src / "videos" / k).rglob("*.mp4"))) for k in info.video_keys}
         size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
@@ -140,18 +148,23 @@ def main() -> None:
               f"video files {n_files}, data files {len(list((src / 'data').rglob('*.parquet')))} (generated in {t:.1f} s)")
 
         drop = list(range(0, args.episodes, 10))
-        cp, dele, split, merge = [], [], [], []
+        cp, cp_sync, dele, split, merge = [], [], [], [], []
         for i in range(args.repeat):
             order = [0, 1] if i % 2 == 0 else [1, 0]
             for which in order:
                 if which == 0:
                     cp.append(cp_r(src, tmp / f"copy{i}"))
                     shutil.rmtree(tmp / f"copy{i}")
+                    cp_sync.append(cp_r(src, tmp / f"copy{i}", sync=True))
+                    shutil.rmtree(tmp / f"copy{i}")
                 else:
+                    os.sync()
                     secs, _ = timed(lambda i=i: delete_episodes(src, drop, tmp / f"del{i}"))
                     dele.append(secs)
+            os.sync()
             secs, _ = timed(lambda i=i: split_dataset(src, {"train": 0.8, "val": 0.2}, tmp / f"split{i}"))
             split.append(secs)
+            os.sync()
             secs, _ = timed(lambda i=i: merge_to_new([tmp / f"split{i}" / "train", tmp / f"split{i}" / "val"], tmp / f"back{i}"))
             merge.append(secs)
             if i < args.repeat - 1:
@@ -172,21 +185,24 @@ def main() -> None:
             for key in info.video_keys:
                 assert np.array_equal(np.asarray(ds_a[idx][key]), np.asarray(ds_b[idx][key])), (idx, key)
 
-        med = {k: statistics.median(v) for k, v in {"cp": cp, "delete": dele, "split": split, "merge": merge}.items()}
+        med = {k: statistics.median(v) for k, v in {"cp": cp, "cp_sync": cp_sync, "delete": dele, "split": split, "merge": merge}.items()}
         result = {
             "episodes": args.episodes,
             "frames": info.total_frames,
             "dataset_mb": round(size / 1e6, 1),
             "cp_r_s": round(med["cp"], 3),
             "delete_10pct_s": round(med["delete"], 3),
+            "cp_r_sync_s": round(med["cp_sync"], 3),
             "delete_vs_cp": round(med["delete"] / med["cp"], 2),
+            "delete_vs_cp_sync": round(med["delete"] / med["cp_sync"], 2),
             "split_80_20_s": round(med["split"], 3),
             "split_vs_cp": round(med["split"] / med["cp"], 2),
             "merge_back_s": round(med["merge"], 3),
             "merge_vs_cp": round(med["merge"] / med["cp"], 2),
             "identical_after_split_merge": True,
         }
-        print(f"cp -r {med['cp']:.2f} s | delete 10% {med['delete']:.2f} s = {result['delete_vs_cp']}x (goal <= 1.5x) | "
+        print(f"cp -r {med['cp']:.2f} s, cp -r + sync {med['cp_sync']:.2f} s | delete 10% {med['delete']:.2f} s = "
+              f"{result['delete_vs_cp']}x cp -r (goal <= 1.5x), {result['delete_vs_cp_sync']}x cp -r + sync | "
               f"split 80/20 {med['split']:.2f} s = {result['split_vs_cp']}x | merge back {med['merge']:.2f} s = {result['merge_vs_cp']}x")
         print(json.dumps(result))
 
