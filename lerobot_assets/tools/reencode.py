@@ -17,6 +17,8 @@ re-encoded pixels), while the next file encodes. Data parquet is never rewritten
 """
 
 import multiprocessing
+import queue
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,7 +37,6 @@ from lerobot_assets.stats.dataset import compute_dataset_stats
 from lerobot_assets.stats.image import ImageStatsAccumulator
 from lerobot_assets.tools.image_stats import (
     EpisodeSpan,
-    decode_file_histograms,
     ensure_image_histograms,
     is_depth_camera,
     write_image_histograms,
@@ -43,7 +44,6 @@ from lerobot_assets.tools.image_stats import (
 from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, local_input, new_dataset, no_progress, resolve_output, tree_bytes
 from lerobot_assets.tools.recompute_stats import copy_dataset
 from lerobot_assets.video.config import STREAM_CODEC_ENCODERS, X26X_PRESETS, VideoEncoderConfig
-from lerobot_assets.video.encode import Mp4FrameWriter
 from lerobot_assets.video.files import atomic_output
 from lerobot_assets.video.probe import first_video_stream, stream_summary, stream_time_base, video_info_block
 
@@ -109,17 +109,43 @@ class FileDone:
     histograms: dict[int, tuple[np.ndarray, int]]  # episode -> (hist, frames)
 
 
-def reencode_file(job: FileJob) -> FileDone:
-    """Re-encode `job.src` into `job.dst` (atomic), forcing a keyframe at every episode start;
-    check frame count, pts and keyframes of the result; then its image histograms if asked."""
-    fps = job.fps
-    starts = {round(s[1] * fps) for s in job.spans}
-    with av.open(str(job.src)) as container:
-        stream = first_video_stream(container, job.src)
-        stream.thread_type = "AUTO"
-        time_base = Fraction(stream.time_base) if stream.time_base is not None else Fraction(1, fps)
+_END = object()
+_QUEUE = 16  # decoded frames / packets in flight between the threads of one file
 
-        def feed(writer: Any) -> None:
+
+class _Pipe:
+    """A bounded queue between two threads; either side's failure ends both (no one blocks forever)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE)
+        self.closed = threading.Event()
+
+    def put(self, item: Any) -> None:
+        while not self.closed.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> Any:
+        while True:
+            try:
+                return self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if self.closed.is_set():
+                    return _END
+
+
+def _decode_source(job: FileJob, pipe: _Pipe) -> None:
+    """Producer thread: the source's frames in order (checked to be evenly timed), then _END, or the
+    exception that stopped it."""
+    fps = job.fps
+    try:
+        with av.open(str(job.src)) as container:
+            stream = first_video_stream(container, job.src)
+            stream.thread_type = "AUTO"
+            time_base = stream_time_base(stream, job.src)
             for k, frame in enumerate(container.decode(stream)):
                 if frame.pts is None or abs(float(frame.pts * time_base) * fps - k) >= 0.5:
                     at = "no pts" if frame.pts is None else f"pts {float(frame.pts * time_base):.6f} s"
@@ -127,26 +153,168 @@ def reencode_file(job: FileJob) -> FileDone:
                         f"{job.src}: frame {k} has {at}, not {k / fps:.6f} s: re-encoding numbers frames k/fps "
                         "and would move it off the episodes' timestamps"
                     )
-                # Decoded frames carry their source picture type; only episode starts are forced.
-                frame.pict_type = PictureType.I if k in starts else PictureType.NONE
-                writer.write_av_frame(frame)
+                pipe.put(frame)
+                if pipe.closed.is_set():
+                    return
+        pipe.put(_END)
+    except BaseException as e:  # handed to the encoding thread, which re-raises it
+        pipe.put(e)
 
-        with atomic_output(job.dst) as tmp:
-            writer = Mp4FrameWriter(tmp, fps, job.encoder, faststart=True)
+
+def _decoder_for(codec: str) -> Any:
+    """The decoder `av.open` would pick for a stream of `codec` (libdav1d for AV1, whose native
+    FFmpeg decoder needs hardware)."""
+    name = "libdav1d" if codec == "av1" and "libdav1d" in av.codecs_available else codec
+    ctx = av.CodecContext.create(name, "r")
+    ctx.thread_type = "AUTO"
+    return ctx
+
+
+class _OutputHistograms:
+    """Consumer thread: decodes a copy of every packet the encoder emits (the bitstream the file
+    gets, through the decoder a reader of the file uses, so the pixels are the file's) and feeds
+    each frame, by its index, to its episode's accumulator. Runs while the next frames encode."""
+
+    def __init__(self, spans: list[EpisodeSpan], fps: int) -> None:
+        self.spans = sorted(spans, key=lambda s: s.start)
+        self.starts = np.array([round(s.start * fps) for s in self.spans])
+        self.pipe = _Pipe()
+        self.error: BaseException | None = None
+        self.frames = 0
+        self._decoder: Any = None  # a video decoder context, made once the encoder is open
+        self._thread = threading.Thread(target=self._run, name="reencode-stats", daemon=True)
+        self._thread.start()
+
+    def send(self, packets: list[av.Packet], encoder: av.CodecContext) -> None:
+        if self._decoder is None:  # the encoder is open now: its extradata (avcC, av1C...) exists
+            self._decoder = _decoder_for(encoder.codec.canonical_name if encoder.codec else encoder.name)
+            self._decoder.extradata = encoder.extradata
+        for p in packets:
+            copy = av.Packet(bytes(p))  # muxing takes the packet's data away
+            copy.pts, copy.dts, copy.time_base = p.pts, p.dts, p.time_base
+            self.pipe.put(copy)
+
+    def _run(self) -> None:
+        try:
+            while (item := self.pipe.get()) is not _END:
+                assert self._decoder is not None
+                for frame in self._decoder.decode(item):
+                    self._add(frame)
+            if self._decoder is not None and not self.pipe.closed.is_set():
+                for frame in self._decoder.decode(None):
+                    self._add(frame)
+        except BaseException as e:
+            self.error = e
+            self.pipe.closed.set()
+
+    def _add(self, frame: av.VideoFrame) -> None:
+        k = self.frames
+        self.frames += 1
+        i = int(np.searchsorted(self.starts, k, side="right")) - 1
+        if i >= 0 and k < self.starts[i] + self.spans[i].length:
+            self.spans[i].acc.update(frame.to_ndarray(format="rgb24"))
+
+    def finish(self) -> dict[int, tuple[np.ndarray, int]]:
+        self.pipe.put(_END)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        for s in self.spans:
+            if s.acc.frames != s.length:
+                raise RuntimeError(f"episode {s.episode}: {s.acc.frames} frames decoded from the re-encoded video, expected {s.length}")
+        return {s.episode: (s.acc.hist, s.acc.frames) for s in self.spans if s.acc.hist is not None}
+
+    def abort(self) -> None:
+        self.pipe.closed.set()
+        self._thread.join()
+
+
+class _TeeWriter:
+    """An MP4 video stream written from PyAV frames (pts = index at `fps`, as `Mp4FrameWriter`
+    numbers them), handing every packet to `sink` before muxing it."""
+
+    def __init__(self, path: Path, fps: int, config: VideoEncoderConfig, sink: Any) -> None:
+        self.path, self.fps, self.config, self.sink = path, fps, config, sink
+        self.frames = 0
+        self._container: Any = None
+        self._stream: Any = None
+
+    def _open(self, width: int, height: int) -> None:
+        self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "faststart"})
+        stream = self._container.add_stream(self.config.vcodec, rate=self.fps, options=self.config.codec_options())
+        stream.width, stream.height, stream.pix_fmt = width, height, self.config.pix_fmt
+        stream.time_base = stream.codec_context.time_base = Fraction(1, self.fps)
+        self._stream = stream
+
+    def write(self, frame: av.VideoFrame) -> None:
+        if self._container is None:
+            self._open(frame.width, frame.height)
+        frame.pts, frame.time_base = self.frames, Fraction(1, self.fps)
+        self._mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        if self.sink is not None and packets:
+            self.sink(packets, self._stream.codec_context)
+        self._container.mux(packets)
+
+    def close(self) -> int:
+        if self._container is not None:
             try:
-                feed(writer)
+                self._mux(self._stream.encode(None))
+            finally:
+                self._container.close()
+                self._container = None
+        return self.frames
+
+    def abort(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # the file is discarded anyway
+                pass
+            self._container = None
+
+
+def reencode_file(job: FileJob) -> FileDone:
+    """Re-encode `job.src` into `job.dst` (atomic), forcing a keyframe at every episode start;
+    check frame count, pts and keyframes of the result; with `job.histograms`, the per-episode
+    image histograms of the new pixels. Three threads overlap: source decode, encode, and decode
+    of the new packets for the histograms."""
+    starts = {round(s[1] * job.fps) for s in job.spans}
+    source = _Pipe()
+    producer = threading.Thread(target=_decode_source, args=(job, source), name="reencode-decode", daemon=True)
+    stats = _OutputHistograms([EpisodeSpan(*s) for s in job.spans], job.fps) if job.histograms else None
+    producer.start()
+    try:
+        with atomic_output(job.dst) as tmp:
+            writer = _TeeWriter(tmp, job.fps, job.encoder, stats.send if stats is not None else None)
+            try:
+                k = 0
+                while (item := source.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    # Decoded frames carry their source picture type; only episode starts are forced.
+                    item.pict_type = PictureType.I if k in starts else PictureType.NONE
+                    writer.write(item)
+                    k += 1
+                    if stats is not None and stats.error is not None:
+                        raise stats.error
+                frames = writer.close()
             except BaseException:
                 writer.abort()
                 raise
-            frames = writer.close()
             if frames == 0:
                 raise ValueError(f"{job.src}: no frames decoded")
+            hists = stats.finish() if stats is not None else {}
+    except BaseException:
+        if stats is not None:
+            stats.abort()
+        raise
+    finally:
+        source.closed.set()
+        producer.join()
     _check_output(job, frames, starts)
-    hists: dict[int, tuple[np.ndarray, int]] = {}
-    if job.histograms:
-        spans = [EpisodeSpan(*s) for s in job.spans]
-        decode_file_histograms(job.dst, spans, fps)
-        hists = {s.episode: (s.acc.hist, s.acc.frames) for s in spans if s.acc.hist is not None}
     return FileDone(job.dst, frames, hists)
 
 
