@@ -1,6 +1,6 @@
 """`defs`: the Definitions of the code location (definitions.py at the repo root re-exports it).
 
-Only assembles: each domain (`ingest`, `datasets`, `sql`, `curation`) holds its own assets, checks, sensors and jobs.
+Only assembles: each domain (`ingest`, `datasets`, `sql`, `curation`, `training`) holds its own assets, checks, sensors and jobs.
 """
 
 import os
@@ -20,6 +20,8 @@ from lerobot_assets.defs.ingest.jobs import SESSION_SELECTION, ingest_jobs
 from lerobot_assets.defs.ingest.sensors import ingest_sensors
 from lerobot_assets.defs.resources import default_resources
 from lerobot_assets.defs.sql.assets import build_sql_defs
+from lerobot_assets.defs.training.assets import training_assets
+from lerobot_assets.defs.training.checks import training_checks
 
 # Headless defaults for every process that loads the code location (webserver, daemon, run
 # workers): pygame needs no display, and SVT-AV1 prints only errors instead of a banner per video.
@@ -31,8 +33,8 @@ def build_defs() -> dg.Definitions:
     scale_out = scale_out_jobs(SESSION_SELECTION)
     sql_assets, sql_checks = build_sql_defs()
     defs = dg.Definitions(
-        assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets],
-        asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks],
+        assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets, *training_assets],
+        asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks, *training_checks],
         jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
         sensors=[*ingest_sensors, automation_sensor],
         resources=default_resources(),

@@ -78,9 +78,11 @@ def evaluate_checkpoint(
     max_steps: int = MAX_STEPS,
     device: str = "auto",
     on_batch: Callable[[str, RolloutBatch], None] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate the checkpoint's policy on seeds `seed_start .. seed_start + episodes - 1` (refused
-    with SeedOverlapError if any trained it), then the expert and random baselines on the same seeds."""
+    with SeedOverlapError if any trained it), then the expert and random baselines on the same seeds.
+    `extra` entries are added to eval_info.json (e.g. the success floor a check compares with)."""
     pretrained = resolve_pretrained(checkpoint)
     dev = resolve_device(device)
     policy, train_config = load_policy(pretrained, dev)
@@ -103,7 +105,7 @@ def evaluate_checkpoint(
     result.video_paths = write_videos(out, rollouts.frames)
     if rollouts.frames:
         result.preview = write_preview(rollouts.frames[min(rollouts.frames)], out / PREVIEW)
-    result.eval_info = eval_info(result, seeds, str(pretrained), train_config)
+    result.eval_info = eval_info(result, seeds, str(pretrained), train_config) | dict(extra or {})
     write_json_atomic(out / EVAL_INFO, result.eval_info)
     return result
 

@@ -7,6 +7,8 @@
   the named feature check
 - `loop`: `train(config, resume=...)`: AdamW, warm-up + cosine, clipping, optional EMA, resumable exactly
 - `checkpoint`: LeRobot's checkpoint layout, written atomically; `load_policy`
+- `runs`: `train_in` (train only when data or settings changed; resume an interrupted run),
+  `checkpoint_problems` (loads, predicts finite actions for a real batch)
 - `safetensors_io`: the `.safetensors` format without the package
 """
 
@@ -15,6 +17,7 @@ from lerobot_assets.train.config import POLICY_TYPE, PolicyConfig, TrainConfig
 from lerobot_assets.train.data import MissingFeaturesError, PolicyDataset, StepSampler, check_features
 from lerobot_assets.train.loop import DeviceError, TrainResult, read_train_config, read_train_log, resolve_device, train
 from lerobot_assets.train.policy import ChunkingPolicy
+from lerobot_assets.train.runs import TrainRun, checkpoint_problems, current_run, run_key, train_in
 
 __all__ = [
     "POLICY_TYPE",
@@ -27,12 +30,17 @@ __all__ = [
     "StepSampler",
     "TrainConfig",
     "TrainResult",
+    "TrainRun",
     "check_features",
+    "checkpoint_problems",
+    "current_run",
     "load_policy",
     "load_training_state",
     "read_train_config",
     "read_train_log",
     "resolve_device",
     "resolve_pretrained",
+    "run_key",
     "train",
+    "train_in",
 ]
