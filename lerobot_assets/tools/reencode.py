@@ -11,9 +11,13 @@ count and pts equal the source's.
 
 A file is skipped (hardlinked, else copied: byte-for-byte the input's) when its camera's info
 block already records the target encoder config (LeRobot's rule) and the file's stream agrees on
-codec and pix_fmt. Files run in parallel over a process pool with `workers > 1`; each worker also
-decodes the file it wrote to fill the per-episode image histograms (so stats describe the
-re-encoded pixels), while the next file encodes. Data parquet is never rewritten.
+codec and pix_fmt. Depth cameras are only re-encoded by a gray (high bit depth) encoder; their
+depth fields always stay in info.json. Data parquet is never rewritten.
+
+Within a file three threads overlap: the source decode, the encoder, and a decoder fed a copy of
+every new packet (the file's bitstream, through the decoder a reader uses), whose frames fill the
+per-episode image histograms: the stats describe the re-encoded pixels without a second pass over
+the file. With `workers > 1` files run in parallel in a process pool (spawned, not forked).
 """
 
 import multiprocessing
