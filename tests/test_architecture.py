@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "checks": 5,
     "train": 5,
     "home": 6,
+    "annotate": 6,
     "sql": 7,
     "evaluate": 7,
     "defs": 8,

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.checks.context import ValidationRun
 from lerobot_assets.checks.report import episode_list
+from lerobot_assets.format.features import TEXT_DTYPES
 from lerobot_assets.format.files import file_problem
 from lerobot_assets.format.layout import INDEX_FEATURES, INFO_PATH
 from lerobot_assets.format.templates import format_path
@@ -88,7 +89,7 @@ def check_data(run: ValidationRun) -> None:
 def _check_column_types(run: ValidationRun, rel: str, schema: pa.Schema) -> None:
     assert run.info is not None
     for key, f in run.info.features.items():
-        if f.dtype in ("video", "image", "string") or key not in schema.names:
+        if f.dtype in ("video", "image", *TEXT_DTYPES) or key not in schema.names:
             continue
         t = schema.field(key).type
         if pa.types.is_fixed_size_list(t):

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from lerobot_assets.checks.context import Episodes, ValidationRun
 from lerobot_assets.format.episodes import typed_episodes
+from lerobot_assets.format.features import TEXT_DTYPES
 from lerobot_assets.format.files import (
     MAX_PARQUET_BYTES,
     MetadataFileError,
@@ -280,7 +281,7 @@ def check_stats(run: ValidationRun) -> None:
         run.error(STATS_PATH, None, e.reason)
         return
     for key, f in info.features.items():
-        if f.dtype == "string":
+        if f.dtype in TEXT_DTYPES:
             continue
         entry = raw.get(key)
         if not isinstance(entry, dict):

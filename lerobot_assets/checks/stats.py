@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from lerobot_assets.format.features import Feature
+from lerobot_assets.format.features import TEXT_DTYPES, Feature
 
 
 def stats_problems(stats: Mapping[str, Mapping[str, Any]], features: Mapping[str, Feature], total_frames: int) -> list[str]:
@@ -13,7 +13,7 @@ def stats_problems(stats: Mapping[str, Mapping[str, Any]], features: Mapping[str
     equal the frames (numeric features) or lie in 1..frames (images, sampled)."""
     problems: list[str] = []
     for key, feature in features.items():
-        if feature.dtype != "string" and key not in stats:
+        if feature.dtype not in TEXT_DTYPES and key not in stats:
             problems.append(f"{key}: no statistics")
     for key, s in stats.items():
         for name, value in s.items():

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.format.atomic import write_parquet_atomic
-from lerobot_assets.format.features import Feature
+from lerobot_assets.format.features import TEXT_DTYPES, Feature
 from lerobot_assets.format.files import MAX_PARQUET_BYTES, flat, open_metadata
 from lerobot_assets.format.stats_json import STAT_KEYS
 
@@ -82,7 +82,7 @@ def episodes_schema(features: dict[str, Feature]) -> pa.Schema:
                 pa.field(f"videos/{key}/to_timestamp", pa.float64()),
             ]
     for key, f in features.items():
-        if f.dtype == "string":
+        if f.dtype in TEXT_DTYPES:
             continue
         value_type = (
             pa.list_(pa.list_(pa.list_(pa.float64()))) if f.is_visual else pa.list_(pa.float64())

@@ -12,6 +12,12 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from lerobot_assets.format.layout import INDEX_FEATURES
 
 VISUAL_DTYPES = ("video", "image")
+# Columns without statistics: free text, and LeRobot 0.6.1's language columns (`compute_stats`
+# skips both dtypes).
+TEXT_DTYPES = ("string", "language")
+LANGUAGE_PERSISTENT = "language_persistent"
+LANGUAGE_EVENTS = "language_events"
+LANGUAGE_COLUMNS = (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS)
 _NUMERIC = {
     "float32": pa.float32(),
     "float64": pa.float64(),
@@ -57,9 +63,9 @@ class Feature(BaseModel):
     @field_validator("dtype")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
-        if v not in _NUMERIC and v not in (*VISUAL_DTYPES, "string"):
+        if v not in _NUMERIC and v not in (*VISUAL_DTYPES, *TEXT_DTYPES):
             raise ValueError(
-                f"unsupported feature dtype {v!r}; allowed: {sorted([*_NUMERIC, *VISUAL_DTYPES, 'string'])}"
+                f"unsupported feature dtype {v!r}; allowed: {sorted([*_NUMERIC, *VISUAL_DTYPES, *TEXT_DTYPES])}"
             )
         return v
 
@@ -98,8 +104,24 @@ def with_index_features(user: Mapping[str, Feature | dict[str, Any]]) -> dict[st
     return feats
 
 
-def arrow_type(feature: Feature) -> pa.DataType:
-    """Arrow type of a non-video feature's column in the data parquet."""
+def language_row_type(column: str) -> pa.StructType:
+    """One row of a language column, as LeRobot 0.6.1's `datasets/language.py` declares it: fields
+    role, content, style, timestamp (persistent rows only: float32, not null), camera, tool_calls
+    (a list of JSON values)."""
+    fields = [pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string()), pa.field("style", pa.string())]
+    if column == LANGUAGE_PERSISTENT:
+        fields.append(pa.field("timestamp", pa.float32(), nullable=False))
+    elif column != LANGUAGE_EVENTS:
+        raise ValueError(f"{column!r} is not a language column; LeRobot knows {list(LANGUAGE_COLUMNS)}")
+    fields += [pa.field("camera", pa.string()), pa.field("tool_calls", pa.list_(pa.json_()))]
+    return pa.struct(fields)
+
+
+def arrow_type(feature: Feature, key: str | None = None) -> pa.DataType:
+    """Arrow type of a non-video feature's column in the data parquet. A `language` feature's type
+    depends on its column name, as in LeRobot (`key`)."""
+    if feature.dtype == "language":
+        return pa.list_(language_row_type(key or ""))
     if feature.dtype == "image":
         return pa.struct({"bytes": pa.binary(), "path": pa.string()})
     if feature.dtype == "string":
@@ -117,7 +139,19 @@ def numpy_dtype(feature: Feature) -> np.dtype:
     return np.dtype("bool" if feature.dtype == "bool" else feature.dtype)
 
 
-def _hf_feature(feature: Feature) -> dict[str, Any]:
+def _hf_language(column: str) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for fld in language_row_type(column):
+        if fld.name == "tool_calls":
+            row[fld.name] = {"feature": {"_type": "Json"}, "_type": "List"}
+        else:
+            row[fld.name] = {"dtype": "float32" if fld.name == "timestamp" else "string", "_type": "Value"}
+    return {"feature": row, "_type": "List"}
+
+
+def _hf_feature(feature: Feature, key: str = "") -> dict[str, Any]:
+    if feature.dtype == "language":
+        return _hf_language(key)
     if feature.dtype == "image":
         return {"_type": "Image"}
     dtype = "string" if feature.dtype == "string" else feature.dtype
@@ -134,11 +168,11 @@ def data_columns(features: dict[str, Feature]) -> list[str]:
 def data_schema(features: dict[str, Feature]) -> pa.Schema:
     """The data parquet schema, with the `huggingface` metadata the `datasets` library reads."""
     cols = data_columns(features)
-    hf = {k: _hf_feature(features[k]) for k in cols}
+    hf = {k: _hf_feature(features[k], k) for k in cols}
     payload: dict[str, Any] = {"info": {"features": hf}}
     fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     payload["fingerprint"] = fingerprint
     return pa.schema(
-        [pa.field(k, arrow_type(features[k])) for k in cols],
+        [pa.field(k, arrow_type(features[k], k)) for k in cols],
         metadata={"huggingface": json.dumps(payload)},
     )

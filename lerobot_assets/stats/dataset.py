@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lerobot_assets.format.features import Feature
+from lerobot_assets.format.features import TEXT_DTYPES, Feature
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.layout import IMAGE_HIST_PATH
 from lerobot_assets.format.stats_json import Stats, unflatten_stats
@@ -37,7 +37,7 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def numeric_feature_keys(features: dict[str, Feature]) -> list[str]:
-    return [k for k, f in features.items() if not f.is_visual and f.dtype != "string"]
+    return [k for k, f in features.items() if not f.is_visual and f.dtype not in TEXT_DTYPES]
 
 
 def envelope_quantiles(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -269,9 +269,12 @@ class _DataWriter:
 def _added_column(key: str, added: AddedFeature, ep: int, part: pa.Table) -> pa.Array:
     values = added.values(ep, part)
     feature = added.feature
-    typ = arrow_type(feature)
+    typ = arrow_type(feature, key)
     n = part.num_rows
-    if feature.dtype == "string":
+    if isinstance(values, pa.Array):
+        # Built by the caller in the column's type (language columns: lists of structs).
+        arr = values.cast(typ)
+    elif feature.dtype == "string":
         arr = pa.array(list(values), pa.string())
     else:
         data = np.asarray(values)
