@@ -235,3 +235,31 @@ def test_safetensors_format(tmp_path: Path) -> None:
     (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 20)
     with pytest.raises(SafetensorsError, match="bad.safetensors"):
         load_file(tmp_path / "bad.safetensors")
+
+
+def test_train_in_reuses_resumes_and_retrains(dataset: Path, tmp_path: Path) -> None:
+    from lerobot_assets.train import checkpoint_problems, current_run, train_in
+
+    base = tmp_path / "runs"
+    first = train_in(base, _config(dataset, Path("unused"), steps=4))
+    assert first.mode == "trained" and current_run(base) == first.output_dir
+    assert checkpoint_problems(first.checkpoint, dataset) == []
+    again = train_in(base, _config(dataset, Path("unused"), steps=4))
+    assert (again.mode, again.output_dir, again.checkpoint) == ("unchanged", first.output_dir, first.checkpoint)
+    # Other settings: another run directory, and `current` follows it.
+    other = train_in(base, _config(dataset, Path("unused"), steps=4, seed=1))
+    assert other.mode == "trained" and other.output_dir != first.output_dir and current_run(base) == other.output_dir
+    # A run killed after its checkpoint at step 2 is resumed, equal to the uninterrupted one.
+    killed = _config(dataset, Path("unused"), steps=4, seed=2, save_freq=2)
+    from lerobot_assets.train.runs import run_key
+
+    out = base / run_key(killed, dataset_fingerprint(dataset))
+    train(killed.model_copy(update={"output_dir": str(out)}), stop_at=2, progress=False)
+    resumed = train_in(base, killed)
+    whole = train(killed.model_copy(update={"output_dir": str(tmp_path / "whole")}), progress=False)
+    assert resumed.mode == "resumed" and resumed.step == 4
+    assert (resumed.checkpoint / "pretrained_model/model.safetensors").read_bytes() == (
+        whole.checkpoint / "pretrained_model/model.safetensors").read_bytes()
+    # The check names a checkpoint that does not load.
+    (first.checkpoint / "pretrained_model" / "model.safetensors").write_bytes(b"x")
+    assert checkpoint_problems(first.checkpoint, dataset)[0].startswith("does not load: ")

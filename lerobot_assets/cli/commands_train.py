@@ -52,8 +52,8 @@ def train_command(
             raise FileNotFoundError(f"{dataset}: not a v3 dataset (no meta/info.json)")
         config = TrainConfig(
             dataset=str(dataset), output_dir=str(out), steps=steps or 1000, batch_size=batch_size, lr=lr,
-            seed=seed, device=device, ema_decay=ema, save_freq=save_freq, num_workers=num_workers,  # type: ignore[arg-type]
-            policy=PolicyConfig(encoder=policy, chunk_size=chunk_size, n_action_steps=n_action_steps),  # type: ignore[arg-type]
+            seed=seed, device=device, ema_decay=ema, save_freq=save_freq, num_workers=num_workers,
+            policy=PolicyConfig(encoder=policy, chunk_size=chunk_size, n_action_steps=n_action_steps),
         )
     result = train(config, resume=resume)
     typer.echo(

@@ -154,7 +154,7 @@ def _point_last(root: Path, name: str) -> None:
 
 def rng_state() -> dict[str, torch.Tensor]:
     version, values, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     out = {
         "py_rng_version": torch.tensor([version], dtype=torch.int64),
         "py_rng_state": torch.tensor(values, dtype=torch.int64),

@@ -21,7 +21,7 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["lerobot_assets_chunking"] = POLICY_TYPE
+    type: Literal["lerobot_assets_chunking"] = "lerobot_assets_chunking"
     encoder: Literal["state", "image"] = "state"
     state_keys: list[str] = Field(default_factory=lambda: [STATE_KEY, ENV_STATE_KEY])
     image_key: str = IMAGE_KEY

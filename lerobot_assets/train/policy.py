@@ -21,6 +21,9 @@ _EPS = 1e-6
 class Normalizer(nn.Module):
     """(x - mean) / std per feature, or min/max to [-1, 1]; stats are buffers saved with the model."""
 
+    a: torch.Tensor
+    b: torch.Tensor
+
     def __init__(self, dim: int, mode: str) -> None:
         super().__init__()
         self.mode = mode

@@ -64,7 +64,11 @@ def to_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | 
 def save_file(tensors: Mapping[str, torch.Tensor], path: Path | str, metadata: Mapping[str, str] | None = None) -> None:
     """Write `tensors` to `path` atomically (temp sibling + rename)."""
     data = to_bytes(tensors, metadata)
-    write_atomic(Path(path), lambda tmp: tmp.write_bytes(data))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    write_atomic(Path(path), write)
 
 
 def load_file(path: Path | str) -> dict[str, torch.Tensor]:

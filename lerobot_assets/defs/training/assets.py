@@ -68,9 +68,9 @@ class PolicyTrainingConfig(dg.Config):
         return TrainConfig(
             dataset=str(dataset), output_dir="", steps=self.steps, batch_size=self.batch_size, lr=self.lr,
             warmup_steps=min(100, self.steps // 10), ema_decay=self.ema_decay, seed=self.seed,
-            device=self.device, num_workers=self.num_workers, split=split, sources=sources,  # type: ignore[arg-type]
+            device=self.device, num_workers=self.num_workers, split=split, sources=sources,
             log_freq=max(1, self.steps // 200),
-            policy=PolicyConfig(encoder=self.policy, hidden_dim=self.hidden_dim, num_layers=self.num_layers,  # type: ignore[arg-type]
+            policy=PolicyConfig(encoder=self.policy, hidden_dim=self.hidden_dim, num_layers=self.num_layers,
                                 chunk_size=self.chunk_size, n_action_steps=min(self.n_action_steps, self.chunk_size)),
         )
 
