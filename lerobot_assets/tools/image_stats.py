@@ -12,8 +12,11 @@ parquet (lossless PNG, so the values equal the recorded frames').
 """
 
 import io
+import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from lerobot_assets.stats.dataset import read_image_histograms
 from lerobot_assets.stats.image import ImageStatsAccumulator, image_stats_from_histogram
 from lerobot_assets.tools.output import Progress, no_progress
 
+# Threads decoding parts of the videos at once (each part a run of episodes of one file).
+_PARTS = max(1, min(4, os.cpu_count() or 1))
 # A frame belongs to the episode whose [from, to) holds its pts, shifted back half a frame so that
 # float rounding of the timestamps never moves a frame across a boundary.
 _HALF_FRAME = 0.5
@@ -144,6 +149,20 @@ def replace_stats_columns(
     return table
 
 
+def _split(spans: list[EpisodeSpan], parts: int) -> list[list[EpisodeSpan]]:
+    """`spans` (by start) cut into up to `parts` runs of consecutive episodes, of similar frame counts."""
+    spans = sorted(spans, key=lambda s: s.start)
+    total = sum(s.length for s in spans)
+    out: list[list[EpisodeSpan]] = [[]]
+    done = 0
+    for s in spans:
+        if out[-1] and done >= total * len(out) / parts:
+            out.append([])
+        out[-1].append(s)
+        done += s.length
+    return out
+
+
 def is_depth_camera(info: DatasetInfo, key: str) -> bool:
     """Depth video (LeRobot's quantised gray12le): its stats are not 8-bit image stats."""
     block = info.features[key].info or {}
@@ -191,13 +210,17 @@ def ensure_image_histograms(root: Path, progress: Progress | None = None, force:
     total = sum(int(r["length"]) for k in keys for r in todo[k])
     done = 0
 
+    lock = threading.Lock()
+
     def tick(n: int) -> None:
         nonlocal done
-        done += n
-        if done % 64 == 0 or done == total:
-            report("image stats", done, total)
+        with lock:
+            done += n
+            if done % 64 == 0 or done == total:
+                report("image stats", done, total)
 
     computed: dict[str, dict[int, ImageStatsAccumulator]] = {}
+    units: list[tuple[Path, list[EpisodeSpan]]] = []
     for key in keys:
         if not todo[key]:
             continue
@@ -208,8 +231,14 @@ def ensure_image_histograms(root: Path, progress: Progress | None = None, force:
             raise ValueError(f"{root}: video feature {key!r} but info.json video_path is null")
         computed[key] = {}
         for (c, f), spans in sorted(video_spans(info, key, todo[key]).items()):
-            decode_file_histograms(root / format_path(info.video_path, "video", c, f, key), spans, info.fps, tick)
+            path = root / format_path(info.video_path, "video", c, f, key)
+            units += [(path, part) for part in _split(spans, _PARTS)]
             computed[key].update({s.episode: s.acc for s in spans})
+    # Each unit decodes its episodes front to back from the keyframe before the first; units run
+    # on threads (PyAV decodes without the GIL), a file's parts side by side.
+    with ThreadPoolExecutor(max_workers=_PARTS) as pool:
+        for _ in pool.map(lambda u: decode_file_histograms(u[0], u[1], info.fps, tick), units):
+            pass
     write_image_histograms(root, computed)
     return sum(len(v) for v in computed.values())
 
