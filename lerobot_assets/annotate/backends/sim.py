@@ -1,13 +1,16 @@
 """The `sim` backend: annotations from the recorded states, offline and deterministic.
 
 PushT episodes (`observation.state` = agent position, `observation.environment_state` = the block's
-8 keypoints, both in gym-pusht's 512x512 workspace): subtasks from contact phases. The agent (a disc of
-radius 15) is in contact when its centre lies within radius + `CONTACT_TOLERANCE` of the T's two
-quads; each run of contact frames is "push" or "rotate" by what the block did over it (translation
-against the arc its tips swept), the free runs are "reach" (first), "reposition" (between) and "move
-clear" (last). Runs shorter than `MIN_RUN_FRAMES` join their neighbours. VQA answers come from the
-block and agent poses projected into each camera: gym-pusht draws the workspace at 512x512 and resizes
-it to the camera's size, so a workspace point (x, y) is pixel (x * W/512, y * H/512).
+8 keypoints, both in gym-pusht's 512x512 workspace): subtasks from contact phases. gym-pusht's space
+has zero damping, so the block moves during a step exactly when the agent pushes it: frame i is "in
+contact" when the block's keypoints change between frames i and i+1 (measured against the physics'
+own contact count on replay, this agrees to the frame; distance to the T's quads does not: the agent
+often grazes the block without pushing). Each contact run is "push" or "rotate" by what the block did
+over it (translation against the arc its tips swept), the free runs are "reach" (first),
+"reposition" (between) and "move clear" (last). Runs shorter than `MIN_RUN_FRAMES` join their
+neighbours. VQA answers come from the block and agent poses projected into each camera: gym-pusht
+draws the workspace at 512x512 and resizes it to the camera's size, so a workspace point (x, y) is
+pixel (x * W/512, y * H/512).
 
 Other datasets: subtasks from proprioception (moving / paused runs of `observation.state`, else
 `action`), and no VQA. Phrasings come from templates, chosen per episode with a seeded RNG.
@@ -28,7 +31,8 @@ from lerobot_assets.sources.pusht.config import PUSHT_TASK
 
 WORKSPACE = 512.0
 AGENT_RADIUS = 15.0
-CONTACT_TOLERANCE = 2.0
+CONTACT_TOLERANCE = 2.0  # px, for the spatial relation 'near'
+MOTION_EPS = 1e-4  # px: keypoint change that counts as the block moving
 MIN_RUN_FRAMES = 2
 GOAL_POSE = (256.0, 256.0, math.pi / 4)  # gym-pusht's fixed goal (x, y, theta)
 # The T's local vertices (gym-pusht `add_tee`, scale 30, length 4): bar, then stem.
@@ -96,9 +100,14 @@ def agent_block_distance(agent: np.ndarray, keypoints: np.ndarray) -> float:
     return min(_quad_distance(np.asarray(agent, np.float64)[:2], kp[:4]), _quad_distance(np.asarray(agent, np.float64)[:2], kp[4:]))
 
 
-def contact_frames(state: np.ndarray, env_state: np.ndarray) -> np.ndarray:
-    """Per frame: whether the agent touches the block (within the tolerance)."""
-    return np.array([agent_block_distance(state[i], env_state[i]) <= AGENT_RADIUS + CONTACT_TOLERANCE for i in range(len(state))])
+def contact_frames(env_state: np.ndarray) -> np.ndarray:
+    """Per frame i: whether the agent pushes the block during step i (the block moves between frames
+    i and i+1); the last frame, which has no next, repeats the one before."""
+    kp = np.asarray(env_state, np.float64)
+    if len(kp) < 2:
+        return np.zeros(len(kp), dtype=bool)
+    moved = np.abs(np.diff(kp, axis=0)).max(axis=1) > MOTION_EPS
+    return np.append(moved, moved[-1])
 
 
 def runs(flags: np.ndarray, min_len: int = MIN_RUN_FRAMES) -> list[tuple[int, int, bool]]:
@@ -163,7 +172,7 @@ class SimBackend:
         if is_pusht(ep):
             assert ep.state is not None and ep.env_state is not None
             spans = []
-            parts = runs(contact_frames(ep.state, ep.env_state))
+            parts = runs(contact_frames(ep.env_state))
             for k, (a, b, touching) in enumerate(parts):
                 if touching:
                     x0, y0, th0 = block_pose(ep.env_state[a])
