@@ -281,6 +281,8 @@ def annotate(root: Path) -> None:
     pq.write_table(table, path)
     info = json.loads((root / "meta/info.json").read_text())
     info["features"]["language_instruction"] = {"dtype": "string", "shape": [1], "names": None}
+    # LeRobot 0.6.1 declares the persistent column as a `language` feature; events stay undeclared.
+    info["features"]["language_persistent"] = {"dtype": "language", "shape": [1], "names": None}
     (root / "meta/info.json").write_text(json.dumps(info, indent=4))
 
 
