@@ -263,3 +263,25 @@ def test_train_in_reuses_resumes_and_retrains(dataset: Path, tmp_path: Path) -> 
     # The check names a checkpoint that does not load.
     (first.checkpoint / "pretrained_model" / "model.safetensors").write_bytes(b"x")
     assert checkpoint_problems(first.checkpoint, dataset)[0].startswith("does not load: ")
+
+
+def test_relative_action_stats_against_numpy(dataset: Path) -> None:
+    """Oracle: offsets action[t+k] - state[t] within each episode, from the data parquet directly."""
+    import pyarrow.parquet as pq
+
+    from lerobot_assets.format.info import DatasetInfo
+    from lerobot_assets.train.data import fill_shapes, relative_action_stats
+
+    policy = fill_shapes(TINY, DatasetInfo.load(dataset))
+    got = relative_action_stats(PolicyDataset(dataset, policy), policy, batch=7)
+    table = pq.read_table(next((dataset / "data").rglob("*.parquet"))).to_pydict()
+    ep, state, action = (np.asarray(table[k]) for k in ("episode_index", "observation.state", "action"))
+    per_k: list[list[np.ndarray]] = [[] for _ in range(policy.chunk_size)]
+    for t in range(len(ep)):
+        for k in range(policy.chunk_size):
+            if t + k < len(ep) and ep[t + k] == ep[t]:
+                per_k[k].append(action[t + k].astype(np.float64) - state[t].astype(np.float64))
+    for k, rows in enumerate(per_k):
+        arr = np.stack(rows)
+        np.testing.assert_allclose(got["mean"][k], arr.mean(0), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(got["std"][k], arr.std(0), rtol=1e-7, atol=1e-7)

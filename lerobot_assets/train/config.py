@@ -32,6 +32,13 @@ class PolicyConfig(BaseModel):
     hidden_dim: int = Field(512, ge=8)
     num_layers: int = Field(4, ge=1, le=16)
     image_channels: int = Field(32, ge=4, description="width of the image encoder's conv net")
+    relative_actions: bool = Field(
+        True, description="predict actions as offsets from the current position (the first state key's first "
+        "action_dim values), normalized per chunk step with stats computed over the training windows",
+    )
+    relative_features: bool = Field(
+        True, description="also feed every 2-D point of the other state keys relative to that position",
+    )
     # Filled in by training from the dataset: input/output shapes, so inference needs no dataset.
     state_dims: dict[str, int] = Field(default_factory=dict)
     action_dim: int = 0

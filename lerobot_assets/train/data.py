@@ -104,6 +104,26 @@ class StepSampler(Sampler[list[int]]):
             yield batch
 
 
+def relative_action_stats(ds: "PolicyDataset", policy: PolicyConfig, batch: int = 2048) -> dict[str, np.ndarray]:
+    """Mean and std (chunk_size, action_dim) of `action[t + k] - position[t]` over every frame of the
+    dataset and every chunk step k that lies inside the frame's episode (float64 sums, exact)."""
+    key = policy.state_keys[0]
+    a = policy.action_dim
+    total = np.zeros((policy.chunk_size, a))
+    total_sq = np.zeros((policy.chunk_size, a))
+    count = np.zeros((policy.chunk_size, 1))
+    for start in range(0, len(ds), batch):
+        items = collate(ds.__getitems__(list(range(start, min(len(ds), start + batch)))))
+        offsets = (items[policy.action_key].double() - items[key][:, -1:, :a].double()).numpy()
+        keep = (~items[f"{policy.action_key}_is_pad"]).numpy()[..., None]
+        total += (offsets * keep).sum(0)
+        total_sq += (offsets**2 * keep).sum(0)
+        count += keep.sum(0)
+    mean = total / np.maximum(count, 1)
+    std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0))
+    return {"mean": mean, "std": np.where(count > 1, std, 1.0)}
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack the tensors of a batch; strings (`task`) are left out: the policy does not read them."""
     return {k: torch.stack([it[k] for it in items]) for k, v in items[0].items() if isinstance(v, torch.Tensor)}

@@ -42,6 +42,7 @@ from lerobot_assets.train.data import (
     dataset_sources,
     fill_shapes,
     first_frames,
+    relative_action_stats,
 )
 from lerobot_assets.train.policy import ChunkingPolicy
 
@@ -152,7 +153,8 @@ def train(
     np.random.seed(config.seed % 2**32)
     dataset = PolicyDataset(root, policy_config, episodes=config.episodes)
     model = ChunkingPolicy(policy_config)
-    model.set_stats(stats)
+    relative = relative_action_stats(dataset, policy_config) if policy_config.relative_actions else None
+    model.set_stats(stats, relative)
     model.to(device)
     params = dict(model.named_parameters())
     optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)

@@ -46,6 +46,25 @@ class Normalizer(nn.Module):
         return (y + 1) / 2 * (self.b - self.a + _EPS) + self.a
 
 
+class ChunkNormalizer(nn.Module):
+    """(x - mean) / std per chunk step and action dimension: the offsets of actions from the current
+    position grow with the step, so each step gets its own scale."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, chunk: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(chunk, dim))
+        self.register_buffer("std", torch.ones(chunk, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / (self.std + _EPS)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y * (self.std + _EPS) + self.mean
+
+
 class ImageEncoder(nn.Module):
     """A small conv net: 96x96 RGB -> a feature vector (4 stride-2 convs, global average pool)."""
 
@@ -77,7 +96,16 @@ class ChunkingPolicy(nn.Module):
             {_safe(k): Normalizer(d, "mean_std") for k, d in config.state_dims.items()}
         )
         self.action_norm = Normalizer(config.action_dim, "min_max")
+        self.relative_norm = ChunkNormalizer(config.chunk_size, config.action_dim)
+        self.anchor_key = next(iter(config.state_dims))
+        if config.relative_actions and config.state_dims[self.anchor_key] < config.action_dim:
+            raise ValueError(f"relative_actions: {self.anchor_key} has fewer than {config.action_dim} values")
+        # Keys whose values are 2-D points (PushT's keypoints) get a copy relative to the agent.
+        self.point_keys = [k for k, d in config.state_dims.items() if k != self.anchor_key and d % 2 == 0]
+        if not config.relative_features:
+            self.point_keys = []
         state_in = sum(config.state_dims.values()) * config.n_obs_steps
+        state_in += sum(config.state_dims[k] for k in self.point_keys) * config.n_obs_steps
         h = config.hidden_dim
         self.image_encoder: ImageEncoder | None = None
         if config.encoder == "image":
@@ -91,10 +119,28 @@ class ChunkingPolicy(nn.Module):
         self._queue: torch.Tensor | None = None  # (B, steps left, action_dim), unnormalized
         self._history: list[dict[str, torch.Tensor]] = []
 
-    def set_stats(self, stats: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def set_stats(
+        self, stats: Mapping[str, Mapping[str, np.ndarray]], relative: Mapping[str, np.ndarray] | None = None
+    ) -> None:
+        """Dataset stats (meta/stats.json) of the inputs and actions; `relative`: {"mean", "std"} of
+        shape (chunk_size, action_dim) of the actions' offsets (`relative_action_stats`)."""
         for key in self.config.state_dims:
             self.input_norms[_safe(key)].set_stats(stats[key])  # type: ignore[operator]
         self.action_norm.set_stats(stats[self.config.action_key])
+        if relative is not None:
+            self.relative_norm.mean.copy_(torch.as_tensor(np.asarray(relative["mean"], dtype=np.float32)))
+            self.relative_norm.std.copy_(torch.as_tensor(np.asarray(relative["std"], dtype=np.float32)))
+
+    def anchor(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The current position (B, action_dim) the relative actions are offsets from."""
+        return batch[self.anchor_key][:, -1, : self.config.action_dim]
+
+    def target(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The recorded chunk, normalized as the network predicts it."""
+        actions = batch[self.config.action_key]
+        if self.config.relative_actions:
+            return self.relative_norm(actions - self.anchor(batch)[:, None])
+        return self.action_norm(actions)
 
     def _features(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Inputs of shape (B, n_obs_steps, D) per state key (and (B, n_obs_steps, C, H, W) images)."""
@@ -102,6 +148,12 @@ class ChunkingPolicy(nn.Module):
         for key in self.config.state_dims:
             x = batch[key]
             parts.append(self.input_norms[_safe(key)](x).flatten(1))
+        agent = batch[self.anchor_key][..., None, :2]
+        for key in self.point_keys:
+            x = batch[key]
+            scale = self.input_norms[_safe(key)].b.reshape(-1, 2)  # type: ignore[union-attr]
+            rel = (x.reshape(*x.shape[:-1], -1, 2) - agent) / (scale + _EPS)
+            parts.append(rel.flatten(1))
         if self.image_encoder is not None:
             img = batch[self.config.image_key]
             b, t = img.shape[:2]
@@ -116,14 +168,17 @@ class ChunkingPolicy(nn.Module):
         """L1 between predicted and recorded (normalized) chunks; padded steps past the episode's
         end (`action_is_pad`) do not count."""
         pred = self(batch)
-        target = self.action_norm(batch[self.config.action_key])
-        err = (pred - target).abs().mean(-1)
+        err = (pred - self.target(batch)).abs().mean(-1)
         keep = ~batch[f"{self.config.action_key}_is_pad"]
         return (err * keep).sum() / keep.sum().clamp(min=1)
 
     @torch.no_grad()
     def predict_chunk(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.action_norm.inverse(self(batch))
+        """Actions (B, chunk_size, action_dim) in the dataset's units."""
+        out = self(batch)
+        if self.config.relative_actions:
+            return self.relative_norm.inverse(out) + self.anchor(batch)[:, None]
+        return self.action_norm.inverse(out)
 
     # ------------------------------------------------------------------ rollouts
     def reset(self) -> None:
