@@ -27,6 +27,7 @@ from lerobot_assets.loading import DatasetLayoutError, LeRobotV3Dataset
 from lerobot_assets.loading.streaming import StreamingDataLoader, StreamingDataset, streaming_collate
 from lerobot_assets.loading.streaming.order import consumer_stream
 from lerobot_assets.loading.streaming.retry import RetryPolicy, with_retry
+from lerobot_assets.loading.streaming.rows import FOOTER_PROBE, EpisodeRowsReader
 from lerobot_assets.loading.streaming.split import EpisodeRef, assign, balance
 from lerobot_assets.recording import DatasetWriter
 
@@ -437,6 +438,33 @@ def test_several_episodes_per_row_group_still_work_with_a_warning(tab_root, tmp_
     assert "row groups hold several episodes" in caplog.text
 
 
+def test_ranged_row_group_reads_equal_local_reads(tmp_path) -> None:
+    """The remote path of the row reader (footer probe, then one range per episode) over a file
+    far larger than the probe: every episode equals the local read; no byte is read twice."""
+    lengths = [100 + 7 * i for i in range(30)]
+    root = write_tabular(tmp_path / "big", lengths, state_dim=32, file_mb=100)
+    [path] = (root / "data").rglob("*.parquet")
+    rel = path.relative_to(root).as_posix()
+    assert path.stat().st_size > 4 * FOOTER_PROBE
+    reads: list[tuple[int, int]] = []
+
+    def read(name: str, start: int, end: int) -> bytes:
+        reads.append((start, end))
+        with open(root / name, "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    columns = ["observation.state", "timestamp", "task_index"]
+    remote = EpisodeRowsReader(root, columns, remote_size=lambda name: (root / name).stat().st_size, remote_read=read)
+    local = EpisodeRowsReader(root, columns)
+    for e in np.random.default_rng(0).permutation(len(lengths)).tolist():
+        assert remote.read(rel, e, lengths[e]).equals(local.read(rel, e, lengths[e])), e
+    assert len(reads) <= len(lengths) + 2 and sum(b - a for a, b in reads) <= path.stat().st_size
+    assert remote.bytes_read == sum(b - a for a, b in reads)
+    with pytest.raises(DatasetLayoutError, match=rf"{rel}: episode 3 has {lengths[3]} rows but meta/episodes says"):
+        local.read(rel, 3, 5)
+
+
 # ------------------------------------------------------------------------------ collate, retry
 def test_collate_keeps_strings_and_variable_length_values() -> None:
     items = [
@@ -468,7 +496,7 @@ def test_retry_with_backoff_then_error_naming_the_file() -> None:
     def down() -> bytes:
         raise TimeoutError("timed out")
 
-    with pytest.raises(OSError, match=r"s3://b/x: read failed after 4 attempts: timed out"):
+    with pytest.raises(OSError, match=r"s3://b/x: read failed after 4 attempts: TimeoutError: timed out"):
         with_retry(down, "s3://b/x", policy, sleep=sleeps.append)
 
     def missing() -> bytes:

@@ -494,10 +494,7 @@ class StreamingDataset(IterableDataset):
                 item[key] = frames[0]
         if reader.video_keys:
             self._add("decode_s", time.perf_counter() - t0)
-        if index_reader is not None:
-            self._counters[self._row(), COUNTERS.index("video_bytes_fetched")] = float(
-                sum(r.bytes_requested for r in stream.index_readers())
-            )
+        stream.sync_bytes()
         item["dataset_index"] = torch.tensor(ep.root, dtype=torch.int64)
         if root.to_output:
             item = {self._out_key(root, k): v for k, v in item.items()}
@@ -518,10 +515,7 @@ class StreamingDataset(IterableDataset):
         rel = reader.info.data_path.format(chunk_index=reader._data_files[ep.position][0],
                                            file_index=reader._data_files[ep.position][1])
         episode = int(reader.episode_indices[ep.position])
-        before = root.rows.bytes_read
-        table = root.rows.read(rel, episode, ep.length)
-        self._add("data_bytes_fetched", root.rows.bytes_read - before)
-        return columns_of(table, reader)
+        return columns_of(root.rows.read(rel, episode, ep.length), reader)
 
     def __repr__(self) -> str:
         roots = [str(r.reader.root) for r in self.roots]
@@ -565,6 +559,22 @@ class _EpisodeCache:
         self.held_bytes = 0
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        # Bytes counters: totals of this process's readers when last counted. Only the iterating
+        # thread counts (differences of running totals), so prefetch threads are counted once.
+        self._seen = self._byte_totals()
+
+    def _byte_totals(self) -> tuple[int, int]:
+        video = sum(r.bytes_requested for r in self.index_readers()) if self._uses_index() else 0
+        return video, sum(root.rows.bytes_read for root in self.ds.roots)
+
+    def _uses_index(self) -> bool:
+        return any(root.reader.video_source == "byte_index" for root in self.ds.roots)
+
+    def sync_bytes(self) -> None:
+        video, data = self._byte_totals()
+        self.ds._add("video_bytes_fetched", video - self._seen[0])
+        self.ds._add("data_bytes_fetched", data - self._seen[1])
+        self._seen = (video, data)
 
     def _prefetches(self, ep: EpisodeRef) -> bool:
         reader = self.ds.roots[ep.root].reader
@@ -639,6 +649,7 @@ class _EpisodeCache:
         self._pump()
 
     def close(self) -> None:
+        self.sync_bytes()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.rows.clear()

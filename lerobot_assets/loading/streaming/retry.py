@@ -24,6 +24,10 @@ PERMANENT: tuple[type[BaseException], ...] = (FileNotFoundError, PermissionError
 TRANSIENT: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 
 
+class ReadFailedError(OSError):
+    """A read from storage still failed after every retry (names the file and the attempts)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 4
@@ -55,7 +59,8 @@ def with_retry(
                 if on_retry is not None:
                     on_retry(e)
                 sleep(policy.backoff_s * (2**attempt) * (1 + 0.5 * random.random()))
-    raise OSError(f"{what}: read failed after {policy.attempts} attempts: {last}") from last
+    detail = f"{type(last).__name__}: {last}" if str(last) else type(last).__name__
+    raise ReadFailedError(f"{what}: read failed after {policy.attempts} attempts: {detail}") from last
 
 
 class RetryingFetcher(RangeFetcher):

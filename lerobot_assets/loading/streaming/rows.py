@@ -27,9 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lerobot_assets.loading.columns import DatasetLayoutError
+from lerobot_assets.loading.streaming.retry import ReadFailedError
 
 logger = logging.getLogger(__name__)
 
+# pyarrow reads the last 64 KiB of a file for its footer: one read of that much serves it (and
+# whatever row groups sit in it); a longer footer costs one more read.
 FOOTER_PROBE = 64 << 10
 
 
@@ -111,6 +114,7 @@ class EpisodeRowsReader:
         self.max_open_files = max_open_files
         self._files: OrderedDict[str, _DataFile] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
         self._warned: set[str] = set()
         self.bytes_read = 0  # bytes asked of storage (remote), or of the row groups read (local)
 
@@ -118,11 +122,16 @@ class EpisodeRowsReader:
         state = self.__dict__.copy()
         state["_files"] = OrderedDict()
         state["_lock"] = None
+        state["_loading"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.bytes_read += n
 
     def _where(self, rel: str) -> str:
         return f"{self.root}/{rel}"
@@ -133,11 +142,17 @@ class EpisodeRowsReader:
             if entry is not None:
                 self._files.move_to_end(rel)
                 return entry
-        entry = self._load_footer(rel)
-        with self._lock:
-            self._files[rel] = entry
-            while len(self._files) > self.max_open_files:
-                self._files.popitem(last=False)
+            # One footer read per file even when prefetch threads ask for it together.
+            loading = self._loading.setdefault(rel, threading.Lock())
+        with loading:
+            with self._lock:
+                entry = self._files.get(rel)
+            if entry is None:
+                entry = self._load_footer(rel)
+                with self._lock:
+                    self._files[rel] = entry
+                    while len(self._files) > self.max_open_files:
+                        self._files.popitem(last=False)
         return entry
 
     def _load_footer(self, rel: str) -> _DataFile:
@@ -154,13 +169,15 @@ class EpisodeRowsReader:
                 if len(tail) < 8 or tail[-4:] != b"PAR1":
                     raise DatasetLayoutError(f"{where}: cannot read data file: not a parquet file (no PAR1 footer)")
                 footer_len = int.from_bytes(tail[-8:-4], "little")
-                if footer_len + 8 > len(tail):
-                    tail = self._remote_read(rel, max(0, size - footer_len - 8), size)
+                self._count(len(tail))
+                if footer_len + 8 > len(tail):  # a long footer: fetch only the part not read yet
+                    head = self._remote_read(rel, max(0, size - footer_len - 8), size - len(tail))
+                    self._count(len(head))
+                    tail = head + tail
                 footer = tail
-                self.bytes_read += len(tail)
                 md = pq.read_metadata(_RangesFile(size, [(size - len(tail), tail)], self._fetcher(rel)))
                 parquet = md
-        except DatasetLayoutError:
+        except (DatasetLayoutError, ReadFailedError):
             raise
         except (OSError, pa.ArrowInvalid, ValueError) as e:
             raise DatasetLayoutError(f"{where}: cannot read data file: {e}") from e
@@ -173,7 +190,7 @@ class EpisodeRowsReader:
 
         def fetch(start: int, end: int) -> bytes:
             data = read(rel, start, end)
-            self.bytes_read += len(data)
+            self._count(len(data))
             return data
 
         return fetch
@@ -220,10 +237,10 @@ class EpisodeRowsReader:
             if self._remote_read is None:
                 with entry.lock:
                     table = entry.parquet.read_row_groups(groups, columns=self.columns)
-                self.bytes_read += sum(entry.metadata.row_group(g).total_byte_size for g in groups)
+                self._count(sum(entry.metadata.row_group(g).total_byte_size for g in groups))
             else:
                 table = self._read_remote(rel, entry, groups)
-        except DatasetLayoutError:
+        except (DatasetLayoutError, ReadFailedError):
             raise
         except (OSError, pa.ArrowInvalid, ValueError, KeyError) as e:
             raise DatasetLayoutError(f"{where}: cannot read data file: {e}") from e
@@ -252,7 +269,11 @@ class EpisodeRowsReader:
                 if cc.has_dictionary_page and cc.dictionary_page_offset is not None:
                     start = min(start, cc.dictionary_page_offset)
                 lo, hi = min(lo, start), max(hi, start + cc.total_compressed_size)
-        body = self._fetcher(rel)(lo, hi)
         tail_start = entry.size - len(entry.footer)
-        f = _RangesFile(entry.size, [(lo, body), (tail_start, entry.footer)], self._fetcher(rel))
+        ranges = [(tail_start, entry.footer)]
+        if lo < tail_start:  # the row group is not all in the footer read already
+            body = self._fetcher(rel)(lo, min(hi, tail_start))
+            # Adjacent to the tail: one contiguous range, so no read straddles two.
+            ranges = [(lo, body + entry.footer)] if lo + len(body) == tail_start else [*ranges, (lo, body)]
+        f = _RangesFile(entry.size, ranges, self._fetcher(rel))
         return pq.ParquetFile(f, metadata=md).read_row_groups(groups, columns=self.columns)
