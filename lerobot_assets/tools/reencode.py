@@ -25,7 +25,6 @@ import queue
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from lerobot_assets.tools.image_stats import (
 from lerobot_assets.tools.output import EditResult, Progress, Stopwatch, local_input, new_dataset, no_progress, resolve_output, tree_bytes
 from lerobot_assets.tools.recompute_stats import copy_dataset
 from lerobot_assets.video.config import STREAM_CODEC_ENCODERS, X26X_PRESETS, VideoEncoderConfig
+from lerobot_assets.video.encode import Mp4FrameWriter
 from lerobot_assets.video.files import atomic_output
 from lerobot_assets.video.probe import first_video_stream, stream_summary, stream_time_base, video_info_block
 
@@ -233,53 +233,6 @@ class _OutputHistograms:
         self._thread.join()
 
 
-class _TeeWriter:
-    """An MP4 video stream written from PyAV frames (pts = index at `fps`, as `Mp4FrameWriter`
-    numbers them), handing every packet to `sink` before muxing it."""
-
-    def __init__(self, path: Path, fps: int, config: VideoEncoderConfig, sink: Any) -> None:
-        self.path, self.fps, self.config, self.sink = path, fps, config, sink
-        self.frames = 0
-        self._container: Any = None
-        self._stream: Any = None
-
-    def _open(self, width: int, height: int) -> None:
-        self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "faststart"})
-        stream = self._container.add_stream(self.config.vcodec, rate=self.fps, options=self.config.codec_options())
-        stream.width, stream.height, stream.pix_fmt = width, height, self.config.pix_fmt
-        stream.time_base = stream.codec_context.time_base = Fraction(1, self.fps)
-        self._stream = stream
-
-    def write(self, frame: av.VideoFrame) -> None:
-        if self._container is None:
-            self._open(frame.width, frame.height)
-        frame.pts, frame.time_base = self.frames, Fraction(1, self.fps)
-        self._mux(self._stream.encode(frame))
-        self.frames += 1
-
-    def _mux(self, packets: list[av.Packet]) -> None:
-        if self.sink is not None and packets:
-            self.sink(packets, self._stream.codec_context)
-        self._container.mux(packets)
-
-    def close(self) -> int:
-        if self._container is not None:
-            try:
-                self._mux(self._stream.encode(None))
-            finally:
-                self._container.close()
-                self._container = None
-        return self.frames
-
-    def abort(self) -> None:
-        if self._container is not None:
-            try:
-                self._container.close()
-            except Exception:  # the file is discarded anyway
-                pass
-            self._container = None
-
-
 def reencode_file(job: FileJob) -> FileDone:
     """Re-encode `job.src` into `job.dst` (atomic), forcing a keyframe at every episode start;
     check frame count, pts and keyframes of the result; with `job.histograms`, the per-episode
@@ -292,7 +245,7 @@ def reencode_file(job: FileJob) -> FileDone:
     producer.start()
     try:
         with atomic_output(job.dst) as tmp:
-            writer = _TeeWriter(tmp, job.fps, job.encoder, stats.send if stats is not None else None)
+            writer = Mp4FrameWriter(tmp, job.fps, job.encoder, faststart=True, on_packets=stats.send if stats is not None else None)
             try:
                 k = 0
                 while (item := source.get()) is not _END:
@@ -300,7 +253,7 @@ def reencode_file(job: FileJob) -> FileDone:
                         raise item
                     # Decoded frames carry their source picture type; only episode starts are forced.
                     item.pict_type = PictureType.I if k in starts else PictureType.NONE
-                    writer.write(item)
+                    writer.write_av_frame(item)
                     k += 1
                     if stats is not None and stats.error is not None:
                         raise stats.error

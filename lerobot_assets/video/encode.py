@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -65,8 +66,12 @@ class Mp4FrameWriter:
         config: VideoEncoderConfig | None = None,
         threads: int | None = None,
         faststart: bool = False,
+        on_packets: Callable[[list[av.Packet], Any], None] | None = None,
     ) -> None:
+        """`on_packets(packets, codec_context)` sees every batch of encoded packets before it is
+        muxed (a re-encode decodes them again for the new pixels' stats, without re-reading the file)."""
         self.path = Path(path)
+        self.on_packets = on_packets
         self.rate = _fps_fraction(fps)
         self.config = config or VideoEncoderConfig()
         self.options = self.config.codec_options(threads)
@@ -111,16 +116,22 @@ class Mp4FrameWriter:
             self.shape = (video_frame.height, video_frame.width)
         video_frame.pts = self.frames
         video_frame.time_base = self._time_base
-        assert self._stream is not None and self._container is not None
-        self._container.mux(self._stream.encode(video_frame))
+        assert self._stream is not None
+        self._mux(self._stream.encode(video_frame))
         self.frames += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        assert self._stream is not None and self._container is not None
+        if self.on_packets is not None and packets:
+            self.on_packets(packets, self._stream.codec_context)
+        self._container.mux(packets)
 
     def close(self) -> int:
         """Flush the encoder and finalize the file; returns the number of frames written."""
         if self._container is not None:
             try:
                 assert self._stream is not None
-                self._container.mux(self._stream.encode(None))
+                self._mux(self._stream.encode(None))
             finally:
                 self._container.close()
                 self._container = None
