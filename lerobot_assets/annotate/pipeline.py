@@ -168,6 +168,9 @@ def annotate_dataset(
     check_output_free(final, overwrite)
     meta = DatasetMeta(src)
     cameras = {c.key: c for c in cameras_of(meta)}
+    check = getattr(backend, "check", None)
+    if callable(check):
+        check()  # an unreachable server fails here, before any episode is read
     if cfg.cameras is not None:
         bad = [c for c in cfg.cameras if c not in cameras]
         if bad:
