@@ -182,7 +182,7 @@ def test_retries_repair_and_cache(server: FakeServer, pusht: Path, tmp_path: Pat
 
 def test_resume_after_a_kill(server: FakeServer, pusht: Path, tmp_path: Path) -> None:
     def kill_after_first(label: str, done: int, total: int) -> None:
-        if label == "annotate" and done == 1:
+        if label == "vqa" and done == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

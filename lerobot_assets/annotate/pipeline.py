@@ -189,7 +189,8 @@ def annotate_dataset(
         rows = [r for m in modules for r in by_module.get(m, [])] + kept
         annotations[ep.index] = rows
         styles.update(r.get("style") or "speech" for m in modules for r in by_module.get(m, []))
-        progress("annotate", done, len(selected))
+        for m in modules:  # one bar per module
+            progress(m, done, len(selected))
     if report.errors:
         raise AnnotationValidationError(report)
     with new_dataset(final, [src], overwrite=overwrite, operation="annotate") as tmp:

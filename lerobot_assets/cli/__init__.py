@@ -19,6 +19,7 @@ from lerobot_assets.cli import commands_pipeline  # noqa: E402,F401
 from lerobot_assets.cli import commands_record  # noqa: E402,F401
 from lerobot_assets.cli import commands_edit  # noqa: E402,F401
 from lerobot_assets.cli import commands_train  # noqa: E402,F401
+from lerobot_assets.cli import commands_annotate  # noqa: E402,F401
 # isort: on
 
 __all__ = ["app"]
