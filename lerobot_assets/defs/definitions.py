@@ -1,12 +1,14 @@
 """`defs`: the Definitions of the code location (definitions.py at the repo root re-exports it).
 
-Only assembles: each domain (`ingest`, `datasets`, `sql`, `curation`, `training`) holds its own assets, checks, sensors and jobs.
+Only assembles: each domain (`ingest`, `datasets`, `sql`, `curation`, `training`, `annotations`) holds its own assets, checks, sensors and jobs.
 """
 
 import os
 
 import dagster as dg
 
+from lerobot_assets.defs.annotations.assets import annotation_assets
+from lerobot_assets.defs.annotations.checks import annotation_checks
 from lerobot_assets.defs.automation import automation_sensor
 from lerobot_assets.defs.curation.assets import curation_assets
 from lerobot_assets.defs.curation.checks import curation_checks
@@ -33,8 +35,8 @@ def build_defs() -> dg.Definitions:
     scale_out = scale_out_jobs(SESSION_SELECTION)
     sql_assets, sql_checks = build_sql_defs()
     defs = dg.Definitions(
-        assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets, *training_assets],
-        asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks, *training_checks],
+        assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets, *training_assets, *annotation_assets],
+        asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks, *training_checks, *annotation_checks],
         jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
         sensors=[*ingest_sensors, automation_sensor],
         resources=default_resources(),

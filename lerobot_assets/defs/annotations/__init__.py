@@ -1,0 +1,1 @@
+"""Annotations: the curated dataset with LeRobot 0.6.1 language columns (`annotated_dataset`)."""
