@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--chunk-size", type=int, default=16)
-    p.add_argument("--n-action-steps", type=int, default=8)
+    p.add_argument("--n-action-steps", type=int, default=2)
     p.add_argument("--n-obs-steps", type=int, default=2)
     p.add_argument("--ema", type=float, default=None)
     p.add_argument("--num-workers", type=int, default=0)
@@ -76,8 +76,9 @@ def main() -> None:
     t0 = time.perf_counter()
     rec = record_pusht(data, PushTSourceConfig(seed=0, episodes=args.episodes, top_camera=False))
     info = DatasetInfo.load(data)
-    print(f"dataset: {info.total_episodes} episodes, {info.total_frames} frames at {data} "
-          f"({rec.episodes} recorded now, {time.perf_counter() - t0:.0f} s; expert success {rec.success_rate:.0%} of those)")
+    recorded = (f"{rec.episodes} recorded now in {time.perf_counter() - t0:.0f} s, expert success {rec.success_rate:.0%}"
+                if rec.episodes else "recorded earlier")
+    print(f"dataset: {info.total_episodes} episodes, {info.total_frames} frames at {data} ({recorded})")
 
     image = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     policy = PolicyConfig(encoder="image" if image else "state", hidden_dim=args.hidden, num_layers=args.layers,

@@ -285,3 +285,40 @@ def test_relative_action_stats_against_numpy(dataset: Path) -> None:
         arr = np.stack(rows)
         np.testing.assert_allclose(got["mean"][k], arr.mean(0), rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(got["std"][k], arr.std(0), rtol=1e-7, atol=1e-7)
+
+
+def test_select_action_queue_and_temporal_ensembling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By hand: chunk t (predicted at step t) is [100t + 0, 100t + 1, ...] in both action dims."""
+    from lerobot_assets.train import ChunkingPolicy
+
+    config = PolicyConfig(chunk_size=3, n_action_steps=2, n_obs_steps=2, hidden_dim=8, num_layers=1,
+                          state_dims={"observation.state": 2, "observation.environment_state": 16}, action_dim=2)
+    policy = ChunkingPolicy(config)
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def chunk(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        seen.append(batch)
+        t = len(seen) - 1
+        return (100.0 * t + torch.arange(3.0))[None, :, None].expand(1, 3, 2)
+
+    monkeypatch.setattr(policy, "predict_chunk", chunk)
+    obs = [{"observation.state": torch.full((1, 2), float(i)), "observation.environment_state": torch.zeros(1, 16)}
+           for i in range(5)]
+    policy.reset()
+    got = [float(policy.select_action(o)[0, 0]) for o in obs]
+    # Replans at steps 0, 2, 4, executing the first 2 actions of each chunk.
+    assert got == [0.0, 1.0, 100.0, 101.0, 200.0]
+    # The observation window: the first observation repeated at the start, then the last two.
+    assert seen[0]["observation.state"][0, :, 0].tolist() == [0.0, 0.0]
+    assert seen[1]["observation.state"][0, :, 0].tolist() == [1.0, 2.0]
+
+    config.temporal_ensemble_coeff = 0.5
+    seen.clear()
+    policy.reset()
+    got = [float(policy.select_action(o)[0, 0]) for o in obs[:4]]
+    w = np.exp(-0.5 * np.arange(3))
+    # step 2: chunks 0, 1, 2 say 2, 101, 200 for it (oldest first, weights exp(-0.5 i))
+    assert got[0] == 0.0
+    assert got[1] == pytest.approx((1 * w[0] + 100 * w[1]) / w[:2].sum())
+    assert got[2] == pytest.approx((2 * w[0] + 101 * w[1] + 200 * w[2]) / w.sum())
+    assert got[3] == pytest.approx((102 * w[0] + 201 * w[1] + 300 * w[2]) / w.sum())

@@ -25,7 +25,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed", min=0),
     lr: float = typer.Option(1e-3, "--lr", min=0.0),
     chunk_size: int = typer.Option(16, "--chunk-size", min=1, help="actions predicted at once"),
-    n_action_steps: int = typer.Option(8, "--n-action-steps", min=1, help="actions executed per prediction at rollout"),
+    n_action_steps: int = typer.Option(2, "--n-action-steps", min=1, help="actions executed per prediction at rollout"),
     ema: float | None = typer.Option(None, "--ema", help="EMA decay of the weights (e.g. 0.999); the checkpoint's model is the EMA"),
     save_freq: int | None = typer.Option(None, "--save-freq", min=1, help="also checkpoint every N steps"),
     num_workers: int = typer.Option(0, "--num-workers", min=0, help="DataLoader worker processes"),

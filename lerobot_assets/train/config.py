@@ -27,11 +27,15 @@ class PolicyConfig(BaseModel):
     image_key: str = IMAGE_KEY
     action_key: str = ACTION_KEY
     chunk_size: int = Field(16, ge=1, le=256)
-    n_action_steps: int = Field(8, ge=1)
+    n_action_steps: int = Field(2, ge=1)
     n_obs_steps: int = Field(2, ge=1, le=16)
     hidden_dim: int = Field(512, ge=8)
     num_layers: int = Field(4, ge=1, le=16)
     image_channels: int = Field(32, ge=4, description="width of the image encoder's conv net")
+    temporal_ensemble_coeff: float | None = Field(
+        None, ge=0, description="ACT's temporal ensembling at rollout (predict every step, average the "
+        "overlapping chunks with weights exp(-coeff * age)); None executes n_action_steps per prediction",
+    )
     relative_actions: bool = Field(
         True, description="predict actions as offsets from the current position (the first state key's first "
         "action_dim values), normalized per chunk step with stats computed over the training windows",

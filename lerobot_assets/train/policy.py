@@ -118,6 +118,7 @@ class ChunkingPolicy(nn.Module):
         self.head = nn.Sequential(*layers)
         self._queue: torch.Tensor | None = None  # (B, steps left, action_dim), unnormalized
         self._history: list[dict[str, torch.Tensor]] = []
+        self._chunks: list[torch.Tensor] = []
 
     def set_stats(
         self, stats: Mapping[str, Mapping[str, np.ndarray]], relative: Mapping[str, np.ndarray] | None = None
@@ -184,6 +185,7 @@ class ChunkingPolicy(nn.Module):
     def reset(self) -> None:
         self._queue = None
         self._history = []
+        self._chunks = []
 
     @torch.no_grad()
     def select_action(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -195,13 +197,27 @@ class ChunkingPolicy(nn.Module):
         while len(self._history) < n:
             self._history.insert(0, self._history[0])
         self._history = self._history[-n:]
+        if self.config.temporal_ensemble_coeff is not None:
+            return self._ensembled(self.predict_chunk(self._stacked()))
         if self._queue is None or self._queue.shape[1] == 0:
-            batch = {k: torch.stack([h[k] for h in self._history], dim=1) for k in self._history[-1]}
-            chunk = self.predict_chunk(batch)
+            chunk = self.predict_chunk(self._stacked())
             self._queue = chunk[:, : self.config.n_action_steps]
         action = self._queue[:, 0]
         self._queue = self._queue[:, 1:]
         return action
+
+    def _stacked(self) -> dict[str, torch.Tensor]:
+        return {k: torch.stack([h[k] for h in self._history], dim=1) for k in self._history[-1]}
+
+    def _ensembled(self, chunk: torch.Tensor) -> torch.Tensor:
+        """ACT's temporal ensembling: every chunk predicted in the last chunk_size steps says something
+        about this step; they are averaged with weights exp(-coeff * i), i = 0 for the oldest."""
+        self._chunks = [*self._chunks, chunk][-self.config.chunk_size :]
+        k = len(self._chunks)
+        # The chunk predicted j steps ago holds this step's action at index j.
+        preds = torch.stack([c[:, k - 1 - i] for i, c in enumerate(self._chunks)], dim=1)  # oldest first
+        w = torch.exp(-float(self.config.temporal_ensemble_coeff or 0.0) * torch.arange(k, dtype=preds.dtype))
+        return (preds * (w / w.sum())[None, :, None]).sum(1)
 
 
 def _safe(key: str) -> str:

@@ -58,7 +58,7 @@ class PolicyTrainingConfig(dg.Config):
     hidden_dim: int = 512
     num_layers: int = 4
     chunk_size: int = 16
-    n_action_steps: int = 8
+    n_action_steps: int = 2
     ema_decay: Optional[float] = None
     seed: int = 0
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
