@@ -126,11 +126,16 @@ class ChunkingPolicy(nn.Module):
         """Dataset stats (meta/stats.json) of the inputs and actions; `relative`: {"mean", "std"} of
         shape (chunk_size, action_dim) of the actions' offsets (`relative_action_stats`)."""
         for key in self.config.state_dims:
-            self.input_norms[_safe(key)].set_stats(stats[key])  # type: ignore[operator]
+            self._norm(key).set_stats(stats[key])
         self.action_norm.set_stats(stats[self.config.action_key])
         if relative is not None:
             self.relative_norm.mean.copy_(torch.as_tensor(np.asarray(relative["mean"], dtype=np.float32)))
             self.relative_norm.std.copy_(torch.as_tensor(np.asarray(relative["std"], dtype=np.float32)))
+
+    def _norm(self, key: str) -> Normalizer:
+        norm = self.input_norms[_safe(key)]
+        assert isinstance(norm, Normalizer)
+        return norm
 
     def anchor(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The current position (B, action_dim) the relative actions are offsets from."""
@@ -148,11 +153,11 @@ class ChunkingPolicy(nn.Module):
         parts = []
         for key in self.config.state_dims:
             x = batch[key]
-            parts.append(self.input_norms[_safe(key)](x).flatten(1))
+            parts.append(self._norm(key)(x).flatten(1))
         agent = batch[self.anchor_key][..., None, :2]
         for key in self.point_keys:
             x = batch[key]
-            scale = self.input_norms[_safe(key)].b.reshape(-1, 2)  # type: ignore[union-attr]
+            scale = self._norm(key).b.reshape(-1, 2)
             rel = (x.reshape(*x.shape[:-1], -1, 2) - agent) / (scale + _EPS)
             parts.append(rel.flatten(1))
         if self.image_encoder is not None:
