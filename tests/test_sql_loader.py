@@ -36,6 +36,7 @@ EXPECTED_MODELS = {
     ),
     "camera_summary": ("table", ["stg_cameras", "stg_episode_videos", "stg_episodes", "stg_video_files"], []),
     "curated_episodes": ("table", ["episode_quality"], []),
+    "annotation_summary": ("table", ["stg_episodes", "stg_info"], ["annotated_dataset"]),
 }
 
 
@@ -66,6 +67,7 @@ def test_real_project_dag() -> None:
         "assert_splits_cover_curated": ("stg_episodes", False),
         "assert_totals_match_info": ("dataset_summary", True),
         "assert_video_files_present": ("camera_summary", True),
+        "assert_annotated_episodes_have_subtasks": ("annotation_summary", True),
     }
     assert project.models["episode_quality"].description.startswith("One row per episode with quality flags")
     assert project.ancestors(["task_summary"]) == [n for n in order if n in {"stg_episodes", "stg_info", "stg_tasks", "task_summary"}]
