@@ -46,4 +46,7 @@ class ReplyCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"reply": reply}, sort_keys=True, ensure_ascii=False).encode()
-        write_atomic(path, lambda tmp: tmp.write_bytes(data))
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+        write_atomic(path, write)

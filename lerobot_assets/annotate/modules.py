@@ -150,7 +150,7 @@ def vqa_module(ep: EpisodeData, backend: Backend, cfg: AnnotateConfig) -> list[R
         return []
     cameras = [c.key for c in ep.cameras if cfg.cameras is None or c.key in cfg.cameras]
     rng = random.Random(f"{cfg.seed}:{ep.index}:vqa")
-    requests = []
+    requests: list[VqaRequest] = []
     for t in vqa_anchors(ep, cfg):
         qtype = rng.choice(list(cfg.question_types))
         requests.extend(VqaRequest(t, cam, qtype) for cam in cameras)

@@ -185,7 +185,9 @@ def annotate_dataset(
         by_module, n = annotate_episode(ep, backend, cfg, modules, staging)
         reused += n
         kept = kept_rows(ep, modules)
-        validate_episode(ep.index, ep.times, {**by_module, None: kept}, cameras, report)
+        checked: dict[str | None, list[Row]] = {None: kept}
+        checked.update(by_module)
+        validate_episode(ep.index, ep.times, checked, cameras, report)
         rows = [r for m in modules for r in by_module.get(m, [])] + kept
         annotations[ep.index] = rows
         styles.update(r.get("style") or "speech" for m in modules for r in by_module.get(m, []))

@@ -9,6 +9,7 @@ tool call's `arguments` a dict as LeRobot stores it (not a JSON string).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -113,7 +114,7 @@ def speech_atom(text: str, timestamp: float) -> dict[str, Any]:
     return row("assistant", None, None, timestamp, None, [say(text)])
 
 
-def is_speech_atom(r: dict[str, Any]) -> bool:
+def is_speech_atom(r: Mapping[str, Any]) -> bool:
     return r.get("style") is None and r.get("role") == "assistant" and bool(r.get("tool_calls"))
 
 

@@ -133,8 +133,8 @@ def _row_checks(ep: int, t: float, r: Mapping[str, Any], errors: list[Issue]) ->
         if not calls:
             errors.append(Issue(ep, t, "row_content", "a row with style None needs tool calls"))
             return
-        call = calls[0] if isinstance(calls[0], dict) else {}
-        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        call: dict[str, Any] = calls[0] if isinstance(calls[0], dict) else {}
+        fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
         args = fn.get("arguments")
         if role != "assistant" or r.get("content") is not None or call.get("type") != "function" or fn.get("name") != "say" or not (
             isinstance(args, dict) and isinstance(args.get("text"), str)
@@ -160,7 +160,7 @@ def validate_episode(
         for r in rows:
             style = r.get("style")
             ts = r.get("timestamp")
-            t = float(ts) if _num(ts) else None
+            t = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
             if style is not None and style not in CORE_STYLES:
                 errors.append(Issue(episode, t, "unknown_style", f"unknown style {style!r}"))
                 continue
