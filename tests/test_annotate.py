@@ -468,3 +468,21 @@ def test_contact_frames_follow_block_motion() -> None:
     kp = np.zeros((6, 16))
     kp[2], kp[3:] = 1.0, 2.0  # the block moves during steps 1 and 2, then rests
     assert contact_frames(kp).tolist() == [False, True, True, False, False, False]
+
+
+def test_collate_keeps_language_lists() -> None:
+    import torch
+
+    from lerobot_assets.annotate.collate import collate_with_language
+
+    row = {"role": "assistant", "content": "a", "style": "subtask", "timestamp": 0.0, "camera": None, "tool_calls": None}
+    samples = [
+        {"action": torch.zeros(2), "language_persistent": [row], "language_events": []},
+        None,
+        {"action": torch.ones(2), "language_persistent": [row, row], "language_events": [dict(row, style="vqa")]},
+    ]
+    batch = collate_with_language(samples)
+    assert batch["action"].shape == (2, 2)
+    assert batch["language_persistent"] == [[row], [row, row]] and batch["language_events"] == [[], [dict(row, style="vqa")]]
+    with pytest.raises(ValueError, match="only some samples"):
+        collate_with_language([samples[0], {"action": torch.ones(2)}])
