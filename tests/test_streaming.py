@@ -204,7 +204,6 @@ def test_idle_consumers_yield_nothing_and_say_so(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="lerobot_assets.loading.streaming.dataset"):
         for rank in range(2):
             ds = StreamingDataset(FIXTURE, rank=rank, world_size=2, return_uint8=True)
-            ds._tag_positions = False
             for consumer in range(2):
                 part = ds.assignment(2)[consumer]
                 seen += [(e.position, f) for e in part for f in range(e.length)]
@@ -302,6 +301,20 @@ def test_resume_at_several_batch_boundaries_equals_uninterrupted(tab_root, num_w
     loader = make()
     run_loader(loader)
     assert loader.state_dict()["epoch"] == 3 and not any(loader.state_dict()["positions"])
+
+
+def test_epochs_reach_persistent_workers_and_spawned_workers(tab_root) -> None:
+    """set_epoch (done by the loader after each pass) reaches persistent workers through shared
+    memory; spawned workers (pickled dataset) yield the same stream as forked ones."""
+    def make(**kw) -> StreamingDataLoader:
+        return StreamingDataLoader(StreamingDataset(tab_root, episode_pool_size=3, seed=6), batch_size=4, **kw)
+
+    forked = make(num_workers=2, multiprocessing_context="fork")
+    epoch0, epoch1 = run_loader(forked), run_loader(forked)
+    persistent = make(num_workers=2, multiprocessing_context="fork", persistent_workers=True)
+    assert run_loader(persistent) == epoch0 and run_loader(persistent) == epoch1 and epoch0 != epoch1
+    spawned = make(num_workers=1, multiprocessing_context="spawn")
+    assert run_loader(spawned) == run_loader(make(num_workers=0))
 
 
 def test_resume_with_workers_decoding_video(video_root) -> None:

@@ -23,8 +23,8 @@ with num_workers=0, or plain `for item in ds`); with workers use `StreamingDataL
 
 from __future__ import annotations
 
+import collections
 import logging
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 STATE_VERSION = 1
+MAX_LOOKAHEAD = 1 << 16  # events of the order read ahead for prefetching (a few MB at most)
 MAX_COUNTER_ROWS = 257  # this process + up to 256 DataLoader workers
 COUNTERS = (
     "samples", "episodes_admitted", "episodes_left", "decode_s", "fetch_s",
@@ -65,6 +66,10 @@ class _Root:
     reader: LeRobotV3Dataset
     rows: EpisodeRowsReader
     to_output: dict[str, str]  # the root's feature key -> the key items carry
+
+    @property
+    def renamed(self) -> bool:
+        return any(k != v for k, v in self.to_output.items())
 
 
 class StreamingDataset(IterableDataset):
@@ -88,6 +93,8 @@ class StreamingDataset(IterableDataset):
     `episode_cache_bytes` bounds the bytes the byte-index reader keeps per process (keep it at
     least the pool's bytes, or episodes still in the pool are fetched again: see stats());
     reads are retried `retry_attempts` times with exponential backoff from `retry_backoff_s`.
+    `decode_group_size`: samples whose video is decoded together (one call per file and camera,
+    in file order, as the map-style reader decodes a batch); the order is the same for any value.
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class StreamingDataset(IterableDataset):
         episode_cache_bytes: int = DEFAULT_EPISODE_CACHE_BYTES,
         prefetch_bytes: int = 128 << 20,
         prefetch_workers: int = 4,
+        decode_group_size: int = 32,
         retry_attempts: int = 4,
         retry_backoff_s: float = 0.2,
     ) -> None:
@@ -129,6 +137,9 @@ class StreamingDataset(IterableDataset):
         self.return_uint8 = bool(return_uint8)
         self.prefetch_bytes = int(prefetch_bytes)
         self.prefetch_workers = int(prefetch_workers)
+        if decode_group_size < 1:
+            raise ValueError(f"decode_group_size must be >= 1; got {decode_group_size}")
+        self.decode_group_size = int(decode_group_size)
         self.retry = RetryPolicy(int(retry_attempts), float(retry_backoff_s))
         per_root_episodes = self._episodes_per_root(episodes, len(root_list))
         renames = list(rename) if rename is not None else [None] * len(root_list)
@@ -416,89 +427,157 @@ class StreamingDataset(IterableDataset):
             else:
                 pool.pop((ep.root, ep.position), None)
         stream = _EpisodeCache(self)
+        group: list[tuple[EpisodeRef, int]] = []
+        leaving: list[EpisodeRef] = []
         try:
             for ep in pool.values():
                 stream.admit(ep)
-            for event in events:
-                kind, ep = event[0], event[1]
-                if kind == "admit":
-                    stream.admit(ep)
+            ahead: collections.deque[tuple] = collections.deque()
+            to_plan: dict[tuple[int, int], EpisodeRef] = {}  # first-use order, not planned yet
+            exhausted = False
+            while True:
+                # Look ahead in the order (it is known): plan the episodes about to be sampled
+                # for the first time, in that order, while their bytes fit in prefetch_bytes.
+                while True:
+                    while to_plan and stream.fits(next(iter(to_plan.values()))):
+                        stream.plan(to_plan.pop(next(iter(to_plan))))
+                    if to_plan or exhausted or len(ahead) >= MAX_LOOKAHEAD:
+                        break
+                    upcoming = next(events, None)
+                    if upcoming is None:
+                        exhausted = True
+                        break
+                    ahead.append(upcoming)
+                    if upcoming[0] == "sample" and stream.wants(upcoming[1]):
+                        to_plan.setdefault((upcoming[1].root, upcoming[1].position), upcoming[1])
+                event = ahead.popleft() if ahead else None
+                if event is not None and event[0] == "sample":
+                    to_plan.pop((event[1].root, event[1].position), None)  # needed now: read on demand
+                if event is not None and event[0] == "admit":
+                    stream.admit(event[1])
                     self._add("episodes_admitted", 1)
-                elif kind == "leave":
-                    stream.leave(ep)
-                    self._add("episodes_left", 1)
-                else:
-                    item = self._item(stream, ep, event[2])
-                    position += 1
-                    if in_process:
-                        self._position = position
-                    if self._tag_positions:
-                        item["_stream"] = torch.tensor([consumer, position, epoch], dtype=torch.int64)
-                    self._add("samples", 1)
-                    yield item
+                elif event is not None and event[0] == "leave":
+                    leaving.append(event[1])  # after its frames in the group are built
+                elif event is not None:
+                    stream.used(event[1])
+                    group.append((event[1], event[2]))
+                if group and (event is None or len(group) >= self.decode_group_size):
+                    for item in self._items(stream, group):
+                        position += 1
+                        if in_process:
+                            self._position = position
+                        if self._tag_positions:
+                            item["_stream"] = torch.tensor([consumer, position, epoch], dtype=torch.int64)
+                        self._add("samples", 1)
+                        yield item
+                    group = []
+                if leaving and not group:
+                    for ep in leaving:
+                        stream.leave(ep)
+                        self._add("episodes_left", 1)
+                    leaving = []
+                if event is None:
+                    break
         finally:
             stream.close()
 
     # ------------------------------------------------------------------ items
-    def _item(self, stream: _EpisodeCache, ep: EpisodeRef, frame: int) -> Item:
-        root = self.roots[ep.root]
-        reader = root.reader
-        cols = stream.columns(ep)
+    def _items(self, stream: _EpisodeCache, group: list[tuple[EpisodeRef, int]]) -> list[Item]:
+        """The items of these (episode, frame) samples, in order; each camera's frames decoded in
+        one call per video file (or per episode through the byte index), as the map-style
+        reader's __getitems__ does, so a decoder visits them in file order."""
+        items: list[Item] = []
+        windows: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+        columns = []
+        for ep, frame in group:
+            cols = stream.columns(ep)
+            item, win = self._plain_item(ep, frame, cols)
+            items.append(item)
+            windows.append(win)
+            columns.append(cols)
+        t0 = time.perf_counter()
+        fetch_s = 0.0
+        for r, root in enumerate(self.roots):
+            reader = root.reader
+            members = [i for i, (ep, _) in enumerate(group) if ep.root == r]
+            if not members or not reader.video_keys:
+                continue
+            index_reader = self._episode_reader(r) if reader.video_source == "byte_index" else None
+            for key in reader.video_keys:
+                # Decode target -> (item slots with their number of timestamps, flat timestamps).
+                targets: dict[Any, tuple[list[tuple[int, int]], list[float]]] = {}
+                for i in members:
+                    ep, frame = group[i]
+                    picks = windows[i][key][0].tolist() if key in reader._delta_indices else [frame]
+                    ts = columns[i]["_timestamp_list"]
+                    if index_reader is not None:
+                        target: Any = ep.position
+                        queries = [ts[q] for q in picks]
+                    else:
+                        target = reader._video_paths[key][ep.position]
+                        base = reader._video_from[key][ep.position]
+                        queries = [base + ts[q] for q in picks]
+                    slots, flat = targets.setdefault(target, ([], []))
+                    slots.append((i, len(queries)))
+                    flat.extend(queries)
+                for target, (slots, flat) in targets.items():
+                    if index_reader is not None:
+                        episode = int(reader.episode_indices[target])
+                        if not index_reader.has_open_decoder(key, episode):
+                            f0 = time.perf_counter()
+                            index_reader.fetch(key, episode)  # the bytes, timed apart from decoding
+                            fetch_s += time.perf_counter() - f0
+                        frames = reader._decode_episode(key, target, flat)
+                    else:
+                        frames = reader._decode(target, flat)
+                    offset = 0
+                    for i, count in slots:
+                        if key in reader._delta_indices:
+                            items[i][key] = frames[offset:offset + count]
+                            items[i][f"{key}_is_pad"] = torch.from_numpy(windows[i][key][1])
+                        else:
+                            items[i][key] = frames[offset]
+                        offset += count
+        if any(root.reader.video_keys for root in self.roots):
+            self._add("decode_s", time.perf_counter() - t0 - fetch_s)
+            self._add("fetch_s", fetch_s)
+        stream.sync_bytes()
+        out = []
+        for (ep, _), item in zip(group, items):
+            item["dataset_index"] = torch.tensor(ep.root, dtype=torch.int64)
+            root = self.roots[ep.root]
+            out.append({self._out_key(root, k): v for k, v in item.items()} if root.renamed else item)
+        return out
+
+    def _plain_item(
+        self, ep: EpisodeRef, frame: int, cols: dict[str, Any]
+    ) -> tuple[Item, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Everything but video of one sample, and its windows (clamped frames, padding) per key."""
+        reader = self.roots[ep.root].reader
         n = ep.length
         item: Item = {}
         windows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-        def window(key: str) -> tuple[np.ndarray, np.ndarray]:
-            if key not in windows:
-                query = frame + reader._delta_indices[key]
-                windows[key] = (np.clip(query, 0, n - 1), (query < 0) | (query >= n))
-            return windows[key]
-
+        for key, offsets in reader._delta_indices.items():
+            query = frame + offsets
+            windows[key] = (np.clip(query, 0, n - 1), (query < 0) | (query >= n))
         for key, kind in reader._plan:
             values = cols[key]
             if kind == "tensor":
+                # clone(): a view would pin (and, across processes, ship) the episode's storage.
                 item[key] = values[frame].clone()
             elif kind == "string":
                 item[key] = values[frame]
             elif kind == "image":
                 item[key] = reader._decode_image(values[frame])
             else:
-                query, pad = window(key)
+                query, pad = windows[key]
                 if kind == "image+window":
                     item[key] = torch.stack([reader._decode_image(values[q]) for q in query.tolist()])
                 else:
                     item[key] = values[torch.from_numpy(query)]
                 item[f"{key}_is_pad"] = torch.from_numpy(pad)
         item["task"] = reader.tasks[cols["_task_index_list"][frame]]
-        timestamps = cols["_timestamp_list"]
-        t0 = time.perf_counter()
-        index_reader = self._episode_reader(ep.root) if reader.video_source == "byte_index" else None
-        for key in reader.video_keys:
-            picks = window(key)[0].tolist() if key in reader._delta_indices else [frame]
-            ts = [timestamps[q] for q in picks]
-            if index_reader is not None:
-                episode = int(reader.episode_indices[ep.position])
-                if not index_reader.has_open_decoder(key, episode):
-                    f0 = time.perf_counter()
-                    index_reader.fetch(key, episode)  # the bytes, timed apart from decoding
-                    t0 += time.perf_counter() - f0
-                    self._add("fetch_s", time.perf_counter() - f0)
-                frames = reader._decode_episode(key, ep.position, ts)
-            else:
-                base = reader._video_from[key][ep.position]
-                frames = reader._decode(reader._video_paths[key][ep.position], [base + t for t in ts])
-            if key in reader._delta_indices:
-                item[key] = frames
-                item[f"{key}_is_pad"] = torch.from_numpy(window(key)[1])
-            else:
-                item[key] = frames[0]
-        if reader.video_keys:
-            self._add("decode_s", time.perf_counter() - t0)
-        stream.sync_bytes()
-        item["dataset_index"] = torch.tensor(ep.root, dtype=torch.int64)
-        if root.to_output:
-            item = {self._out_key(root, k): v for k, v in item.items()}
-        return item
+        return item, windows
 
     @staticmethod
     def _out_key(root: _Root, key: str) -> str:
@@ -512,10 +591,33 @@ class StreamingDataset(IterableDataset):
         """The tabular columns of one episode as items index them (read from its row groups)."""
         root = self.roots[ep.root]
         reader = root.reader
-        rel = reader.info.data_path.format(chunk_index=reader._data_files[ep.position][0],
-                                           file_index=reader._data_files[ep.position][1])
+        rel = self._data_rel(ep)
         episode = int(reader.episode_indices[ep.position])
         return columns_of(root.rows.read(rel, episode, ep.length), reader)
+
+    def _data_rel(self, ep: EpisodeRef) -> str:
+        reader = self.roots[ep.root].reader
+        chunk, file = reader._data_files[ep.position]
+        return reader.info.data_path.format(chunk_index=chunk, file_index=file)
+
+    def file_columns(
+        self, ep: EpisodeRef, unread: dict[tuple[int, int], EpisodeRef]
+    ) -> dict[tuple[int, int], dict[str, Any]]:
+        """Columns of `ep` and of every other episode in `unread` stored in the same data file,
+        read together (they are removed from `unread`)."""
+        rel = self._data_rel(ep)
+        batch = [e for e in unread.values() if e.root == ep.root and self._data_rel(e) == rel]
+        if ep not in batch:
+            batch.append(ep)
+        reader = self.roots[ep.root].reader
+        tables = self.roots[ep.root].rows.read_many(
+            rel, [(int(reader.episode_indices[e.position]), e.length) for e in batch]
+        )
+        out = {}
+        for e in batch:
+            unread.pop((e.root, e.position), None)
+            out[(e.root, e.position)] = columns_of(tables[int(reader.episode_indices[e.position])], reader)
+        return out
 
     def __repr__(self) -> str:
         roots = [str(r.reader.root) for r in self.roots]
@@ -542,23 +644,25 @@ def columns_of(table: pa.Table, reader: LeRobotV3Dataset) -> dict[str, Any]:
 
 
 class _EpisodeCache:
-    """Rows of the pool's episodes in one pass, and prefetch of what enters the pool.
+    """Rows of the pool's episodes in one pass, and prefetch in order of first use.
 
-    Remote roots (and any root decoded through the byte index) prefetch in pool order: an
-    admitted episode's rows (a thread pool) and video segments (the byte-index reader), while
-    the segment bytes prefetched for episodes still in the pool stay within `prefetch_bytes`.
-    An episode sampled before its turn is read on demand. Local roots read rows on demand.
+    The order is known ahead (it needs only episode lengths), so `_run` looks ahead in it and
+    calls `plan(ep)` for each episode about to be sampled for the first time: for remote roots
+    (and any root decoded through the byte index) its rows are read on a thread pool and its
+    video segments fetched by the byte-index reader, in the order they will be needed, while the
+    segment bytes planned but not yet used stay within `prefetch_bytes`. Local roots read rows
+    when first needed, every admitted episode of the same data file in one read.
     """
 
     def __init__(self, ds: StreamingDataset) -> None:
         self.ds = ds
         self.rows: dict[tuple[int, int], dict[str, Any]] = {}
         self.futures: dict[tuple[int, int], Future] = {}
-        self.waiting: dict[tuple[int, int], EpisodeRef] = {}  # admitted, not yet prefetched
-        self.held: dict[tuple[int, int], int] = {}  # prefetched (or read), bytes counted
-        self.held_bytes = 0
+        self.unread: dict[tuple[int, int], EpisodeRef] = {}  # admitted (local root), rows not read
+        self.planned: dict[tuple[int, int], int] = {}  # prefetch started, not yet used: bytes
+        self.started: set[tuple[int, int]] = set()  # prefetch started (until the episode leaves)
+        self.ahead_bytes = 0
         self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
         # Bytes counters: totals of this process's readers when last counted. Only the iterating
         # thread counts (differences of running totals), so prefetch threads are counted once.
         self._seen = self._byte_totals()
@@ -576,7 +680,7 @@ class _EpisodeCache:
         self.ds._add("data_bytes_fetched", data - self._seen[1])
         self._seen = (video, data)
 
-    def _prefetches(self, ep: EpisodeRef) -> bool:
+    def prefetches(self, ep: EpisodeRef) -> bool:
         reader = self.ds.roots[ep.root].reader
         return reader.remote or reader.video_source == "byte_index"
 
@@ -598,22 +702,26 @@ class _EpisodeCache:
         return out
 
     def admit(self, ep: EpisodeRef) -> None:
-        if self._prefetches(ep):
-            self.waiting[(ep.root, ep.position)] = ep
-            self._pump()
+        if not self.prefetches(ep):
+            self.unread[(ep.root, ep.position)] = ep
 
-    def _pump(self) -> None:
-        while self.waiting:
-            key, ep = next(iter(self.waiting.items()))
-            size = self._bytes(ep)
-            if self.held and self.held_bytes + size > self.ds.prefetch_bytes:
-                return
-            del self.waiting[key]
-            self._start(key, ep, size)
+    def wants(self, ep: EpisodeRef) -> bool:
+        """Whether this episode is to be prefetched and was not yet."""
+        return self.prefetches(ep) and (ep.root, ep.position) not in self.started
 
-    def _start(self, key: tuple[int, int], ep: EpisodeRef, size: int) -> None:
-        self.held[key] = size
-        self.held_bytes += size
+    def fits(self, ep: EpisodeRef) -> bool:
+        """Whether its bytes fit beside those planned and not used yet (one episode always fits)."""
+        return not self.planned or self.ahead_bytes + self._bytes(ep) <= self.ds.prefetch_bytes
+
+    def plan(self, ep: EpisodeRef) -> None:
+        """Start fetching an episode about to be sampled for the first time (rows and video)."""
+        key = (ep.root, ep.position)
+        if key in self.started or not self.prefetches(ep):
+            return
+        self.started.add(key)
+        size = self._bytes(ep)
+        self.planned[key] = size
+        self.ahead_bytes += size
         reader = self.ds.roots[ep.root].reader
         if reader.remote:
             if self._pool is None:
@@ -623,30 +731,42 @@ class _EpisodeCache:
             self.ds._episode_reader(ep.root)
             reader.prefetch([ep.position])
 
+    def used(self, ep: EpisodeRef) -> None:
+        """A sample of this episode is being built: its planned bytes no longer count as ahead
+        (one never planned is read on demand, and not planned again while in the pool)."""
+        if self.prefetches(ep):
+            self.started.add((ep.root, ep.position))
+        size = self.planned.pop((ep.root, ep.position), None)
+        if size is not None:
+            self.ahead_bytes -= size
+
     def columns(self, ep: EpisodeRef) -> dict[str, Any]:
         key = (ep.root, ep.position)
         cols = self.rows.get(key)
         if cols is not None:
             return cols
-        if key in self.waiting:  # sampled before its prefetch turn: read now
-            del self.waiting[key]
-            self._start(key, ep, self._bytes(ep))
         t0 = time.perf_counter()
-        future = self.futures.pop(key, None)
-        cols = future.result() if future is not None else self.ds.episode_columns(ep)
+        if key in self.unread:
+            # Local root: every admitted episode of this data file not read yet, in one read
+            # (one call per file is far cheaper than one per episode; they are in the pool).
+            self.rows.update(self.ds.file_columns(ep, self.unread))
+        else:
+            future = self.futures.pop(key, None)
+            self.rows[key] = future.result() if future is not None else self.ds.episode_columns(ep)
         self.ds._add("fetch_s", time.perf_counter() - t0)
-        self.rows[key] = cols
-        return cols
+        return self.rows[key]
 
     def leave(self, ep: EpisodeRef) -> None:
         key = (ep.root, ep.position)
         self.rows.pop(key, None)
-        self.waiting.pop(key, None)
+        self.unread.pop(key, None)
+        size = self.planned.pop(key, None)
+        if size is not None:
+            self.ahead_bytes -= size
+        self.started.discard(key)
         future = self.futures.pop(key, None)
         if future is not None:
             future.cancel()
-        self.held_bytes -= self.held.pop(key, 0)
-        self._pump()
 
     def close(self) -> None:
         self.sync_bytes()
@@ -654,4 +774,3 @@ class _EpisodeCache:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.rows.clear()
         self.futures.clear()
-

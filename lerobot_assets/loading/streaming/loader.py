@@ -62,7 +62,6 @@ class StreamingDataLoader:
         self._loader: DataLoader | None = None
 
     def _make_loader(self) -> DataLoader:
-        self.dataset._tag_positions = True
         return DataLoader(
             self.dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn,
             **self.kwargs,
@@ -89,14 +88,19 @@ class StreamingDataLoader:
             ds._resume, ds._rotation = None, 0
         if self._loader is None or not self.kwargs.get("persistent_workers"):
             self._loader = self._make_loader()
+        ds._tag_positions = True  # items carry "_stream" (workers copy this when they start)
         epoch = ds.epoch
-        for batch in self._loader:
-            stream = batch.pop("_stream", None) if isinstance(batch, dict) else None
-            if isinstance(stream, torch.Tensor) and len(stream):
-                consumer, position, _ = (int(v) for v in stream[-1].tolist())
-                self._positions[consumer] = position
-                self._next = (consumer + 1) % self._consumers
-            yield batch
+        try:
+            for batch in self._loader:
+                stream = batch.pop("_stream", None) if isinstance(batch, dict) else None
+                if isinstance(stream, torch.Tensor) and len(stream):
+                    consumer, position, _ = (int(v) for v in stream[-1].tolist())
+                    self._positions[consumer] = position
+                    self._next = (consumer + 1) % self._consumers
+                yield batch
+        finally:
+            # Workers hold their own copy; the dataset itself goes back to untagged items.
+            ds._tag_positions = False
         # A full pass: the next one is the next epoch, from the start.
         ds._resume, ds._rotation = None, 0
         self._positions = [0] * self._consumers

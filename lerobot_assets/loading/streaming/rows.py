@@ -220,11 +220,19 @@ class EpisodeRowsReader:
     def read(self, rel: str, episode_index: int, length: int) -> pa.Table:
         """The episode's rows, ordered by frame_index; DatasetLayoutError naming the file when the
         file cannot be read or holds another number of rows than the metadata says."""
+        return self.read_many(rel, [(episode_index, length)])[int(episode_index)]
+
+    def read_many(self, rel: str, episodes: list[tuple[int, int]]) -> dict[int, pa.Table]:
+        """Several episodes ((episode_index, length) pairs) of one file in one read, each as read()."""
         entry = self._open(rel)
         where = self._where(rel)
-        groups = entry.groups_of.get(int(episode_index), [])
-        if not groups:
-            raise DatasetLayoutError(f"{where}: no row group holds episode {episode_index}")
+        wanted: set[int] = set()
+        for episode_index, _ in episodes:
+            found = entry.groups_of.get(int(episode_index), [])
+            if not found:
+                raise DatasetLayoutError(f"{where}: no row group holds episode {episode_index}")
+            wanted.update(found)
+        groups = sorted(wanted)
         if entry.multi and rel not in self._warned:
             self._warned.add(rel)
             logger.warning(
@@ -245,18 +253,21 @@ class EpisodeRowsReader:
         except (OSError, pa.ArrowInvalid, ValueError, KeyError) as e:
             raise DatasetLayoutError(f"{where}: cannot read data file: {e}") from e
         ep_col = table.column("episode_index").to_numpy()
-        if entry.multi:
-            rows = np.flatnonzero(ep_col == episode_index)
-            table = table.take(pa.array(rows))
-            ep_col = ep_col[rows]
-        if table.num_rows != length:
-            raise DatasetLayoutError(
-                f"{where}: episode {episode_index} has {table.num_rows} rows but meta/episodes says length {length}"
-            )
         frames = table.column("frame_index").to_numpy()
-        if len(frames) > 1 and np.any(np.diff(frames) < 0):
-            table = table.take(pa.array(np.argsort(frames, kind="stable")))
-        return table
+        # Sorted by (episode, frame) once: each episode is then one slice.
+        order = np.lexsort((frames, ep_col))
+        sorted_eps = ep_col[order]
+        out: dict[int, pa.Table] = {}
+        for episode_index, length in episodes:
+            lo, hi = np.searchsorted(sorted_eps, [episode_index, episode_index + 1])
+            if hi - lo != length:
+                raise DatasetLayoutError(
+                    f"{where}: episode {episode_index} has {hi - lo} rows but meta/episodes says length {length}"
+                )
+            rows = order[lo:hi]
+            contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1)
+            out[int(episode_index)] = table.slice(int(rows[0]), len(rows)) if contiguous else table.take(pa.array(rows))
+        return out
 
     def _read_remote(self, rel: str, entry: _DataFile, groups: list[int]) -> pa.Table:
         md = entry.metadata
