@@ -486,3 +486,48 @@ def test_collate_keeps_language_lists() -> None:
     assert batch["language_persistent"] == [[row], [row, row]] and batch["language_events"] == [[], [dict(row, style="vqa")]]
     with pytest.raises(ValueError, match="only some samples"):
         collate_with_language([samples[0], {"action": torch.ones(2)}])
+
+
+def test_validator_warnings() -> None:
+    rows = _valid()
+    rows["plan"] = [r for r in rows["plan"] if r["style"] != "plan"]
+    rows["plan"][-1]["timestamp"] = TIMES[13]  # memory off the subtask start
+    rows["interjections"] = rows["interjections"][:1]
+    report = validate_episode(3, TIMES, rows, CAMS)
+    assert report.errors == []
+    assert {i.rule for i in report.warnings} == {"no_plan", "memory_not_at_subtask"}
+
+
+def test_lerobot_annotator_types_are_read_and_written_canonical(annotated: Path, tmp_path: Path) -> None:
+    """LeRobot's annotator writes inferred types (double timestamps, struct tool calls, null-typed
+    columns). Re-annotating one episode of such a dataset keeps the others' rows and writes the
+    canonical types."""
+    import shutil
+
+    src = tmp_path / "lerobot-written"
+    shutil.copytree(annotated, src)
+    for path in src.glob("data/*/*.parquet"):
+        table = pq.read_table(path)
+        pers = [
+            [{"role": r["role"], "content": r["content"], "style": r["style"], "timestamp": float(r["timestamp"]), "camera": None, "tool_calls": None} for r in frame]
+            for frame in table.column("language_persistent").to_pylist()
+        ]
+        events = [
+            [{"role": r["role"], "content": r["content"], "style": r["style"], "camera": r["camera"],
+              "tool_calls": [json.loads(c) for c in r["tool_calls"]] if r["tool_calls"] else None} for r in frame]
+            for frame in table.column("language_events").to_pylist()
+        ]
+        table = table.drop_columns(["language_persistent", "language_events"])
+        table = table.append_column("language_persistent", pa.array(pers)).append_column("language_events", pa.array(events))
+        assert pa.types.is_float64(table.schema.field("language_persistent").type.value_type.field("timestamp").type)
+        assert pa.types.is_null(table.schema.field("language_persistent").type.value_type.field("camera").type)
+        pq.write_table(table, path)
+    old = _episodes(src)
+    out = tmp_path / "out"
+    annotate_dataset(src, out, SimBackend(), episodes=[0], modules=["vqa"])
+    new = _episodes(out)
+    assert _strip(new[1]) == _strip(old[1]) and _strip(new[2]) == _strip(old[2])
+    for path in out.glob("data/*/*.parquet"):
+        assert pq.read_schema(path).field("language_persistent").type == PERSISTENT_TYPE
+        assert pq.read_schema(path).field("language_events").type == EVENTS_TYPE
+    assert validate_annotations(out).ok

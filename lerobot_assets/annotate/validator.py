@@ -41,6 +41,11 @@ RULES = {
     "bbox_outside_image": "a bbox must be x1<=x2, y1<=y2, inside the camera's image",
     "keypoint_outside_image": "a keypoint must lie inside the camera's image",
 }
+# Warnings (LeRobot's too): the run still writes.
+WARNINGS = {
+    "no_plan": "persistent rows but no plan row",
+    "memory_not_at_subtask": "a memory row not at a subtask start",
+}
 VQA_SHAPES = {
     "bbox": {"detections"},
     "keypoint": {"label", "point_format", "point"},
@@ -190,11 +195,11 @@ def validate_episode(
             if not plans[t]:
                 errors.append(Issue(episode, t, "interjection_without_plan", "interjection without a plan row at the same time"))
     if persistent and not plans:
-        warnings.append(Issue(episode, None, "interjection_without_plan", "persistent rows but no plan row"))
+        warnings.append(Issue(episode, None, "no_plan", "persistent rows but no plan row"))
     subtasks = at(persistent, "subtask")
     for t in at(persistent, "memory"):
         if not subtasks[t]:
-            warnings.append(Issue(episode, t, "span_coverage", "memory row not at a subtask start"))
+            warnings.append(Issue(episode, t, "memory_not_at_subtask", "memory row not at a subtask start"))
     for style in PERSISTENT_STYLES - {"task_aug"}:
         for t, n in at(persistent, style).items():
             if n > 1:
