@@ -447,13 +447,21 @@ def test_edit_tools_carry_annotations(annotated: Path, tmp_path: Path) -> None:
         assert json.loads((root / "meta/info.json").read_text())["tools"][0]["function"]["name"] == "say"
 
 
-@pytest.mark.xfail(strict=True, reason="loading/ does not return language columns yet (reported to the lead)")
 def test_map_style_reader_returns_language_per_frame(annotated: Path) -> None:
     from lerobot_assets.loading import LeRobotV3Dataset
 
     ds = LeRobotV3Dataset(annotated)
-    item = ds[5]
-    assert isinstance(item["language_persistent"], list) and isinstance(item["language_events"], list)
+    table = pq.read_table(sorted(annotated.glob("data/*/*.parquet"))[0])
+    for i in (0, 5):
+        item = ds[i]
+        assert isinstance(item["language_persistent"], list) and isinstance(item["language_events"], list)
+        # The stored rows, with tool calls decoded from their JSON text (as LeRobot's Json feature does).
+        stored = table.column("language_persistent")[i].as_py()
+        assert [m["content"] for m in item["language_persistent"]] == [m["content"] for m in stored]
+        for m in item["language_persistent"] + item["language_events"]:
+            assert m["tool_calls"] is None or all(isinstance(c, dict) for c in m["tool_calls"])
+    with pytest.raises(ValueError, match="language_events.*language feature"):
+        LeRobotV3Dataset(annotated, delta_timestamps={"language_events": [0.0]})
 
 
 @pytest.mark.xfail(strict=True, reason="loading/streaming does not return language columns yet (reported to the lead)")

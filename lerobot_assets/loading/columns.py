@@ -1,5 +1,8 @@
 """Arrow columns of the data parquet as the numpy arrays `LeRobotV3Dataset` indexes per item."""
 
+import json
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,3 +49,19 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array, shape: list[int]) -> np.nda
     if n * per_row != values.size:
         raise DatasetLayoutError(f"list column has rows of unequal length (expected {value_shape} per row)")
     return values.reshape(n, *value_shape)
+
+
+def language_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A `language` column (LeRobot 0.6.1's `language_persistent` / `language_events`: per frame a
+    list of message structs) as an object array of Python lists of dicts, one per row, with each
+    message's `tool_calls` JSON strings decoded, as LeRobot's `datasets` Json feature returns them."""
+    rows = col.to_pylist()
+    out = np.empty(len(rows), dtype=object)
+    for i, messages in enumerate(rows):
+        decoded: list[Any] = []
+        for m in messages or []:
+            if isinstance(m, dict) and isinstance(m.get("tool_calls"), list):
+                m = {**m, "tool_calls": [json.loads(c) if isinstance(c, str) else c for c in m["tool_calls"]]}
+            decoded.append(m)
+        out[i] = decoded
+    return out

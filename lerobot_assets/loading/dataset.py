@@ -32,7 +32,7 @@ from lerobot_assets.byteindex.reader import EpisodeReader
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.features import Feature
 from lerobot_assets.format.meta import DatasetMeta
-from lerobot_assets.loading.columns import DatasetLayoutError, column_to_numpy, torch_dtype_for
+from lerobot_assets.loading.columns import DatasetLayoutError, column_to_numpy, language_values, torch_dtype_for
 from lerobot_assets.loading.files import DatasetFiles
 from lerobot_assets.loading.video_source import (
     VIDEO_SOURCES,
@@ -128,7 +128,8 @@ class LeRobotV3Dataset(Dataset):
         self._plan: list[tuple[str, str]] = []
         for key in self._data_keys:
             dtype = self.features[key].dtype
-            kind = dtype if dtype in ("image", "string") else "tensor"
+            # language columns (lists of message structs) are served like strings: Python values.
+            kind = "string" if dtype in ("string", "language") else dtype if dtype == "image" else "tensor"
             self._plan.append((key, kind + ("+window" if key in self._delta_indices else "")))
 
         # Filled lazily per process (see _load); dropped when pickled.
@@ -213,8 +214,10 @@ class LeRobotV3Dataset(Dataset):
         for key, deltas in delta_timestamps.items():
             if key not in self.features:
                 raise ValueError(f"delta_timestamps key {key!r} is not a feature of {self.root}")
-            if self.features[key].dtype == "string":
-                raise ValueError(f"delta_timestamps key {key!r} is a string feature; it cannot be stacked")
+            if self.features[key].dtype in ("string", "language"):
+                raise ValueError(
+                    f"delta_timestamps key {key!r} is a {self.features[key].dtype} feature; it cannot be stacked"
+                )
             deltas = list(deltas)
             if not deltas:
                 raise ValueError(f"delta_timestamps[{key!r}] is empty")
@@ -311,6 +314,8 @@ class LeRobotV3Dataset(Dataset):
                     parts[key].append((dst, [values[r] for r in src]))
                 elif feature.dtype == "string":
                     parts[key].append((dst, np.asarray(column.to_pylist(), dtype=object)[src]))
+                elif feature.dtype == "language":
+                    parts[key].append((dst, language_values(column)[src]))
                 else:
                     parts[key].append((dst, column_to_numpy(column, feature.shape)[src]))
         for key in self._data_keys:
@@ -323,11 +328,12 @@ class LeRobotV3Dataset(Dataset):
                 out[key] = merged
                 continue
             first = parts[key][0][1]
-            dtype = object if feature.dtype == "string" else torch_dtype_for(first.dtype)
+            python_values = feature.dtype in ("string", "language")
+            dtype = object if python_values else torch_dtype_for(first.dtype)
             full = np.empty((n, *first.shape[1:]), dtype=dtype)
             for dst, values in parts[key]:
                 full[dst] = values
-            out[key] = full if feature.dtype == "string" else torch.from_numpy(full)
+            out[key] = full if python_values else torch.from_numpy(full)
         # Plain python lists for the per-item hot path (indexing a list is cheaper than a tensor).
         out["_timestamp_list"] = out["timestamp"].tolist()
         out["_task_index_list"] = out["task_index"].tolist()
