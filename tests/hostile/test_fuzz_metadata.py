@@ -219,7 +219,8 @@ def _rename(table: pa.Table, old: str, new: str) -> pa.Table:
 
 
 def _drop_column(table: pa.Table, name: str) -> pa.Table:
-    return table.drop_columns([name]) if name in table.column_names else table
+    # By position: a rename may have left two columns of that name, which drop_columns refuses.
+    return table.select([i for i, c in enumerate(table.column_names) if c != name])
 
 
 def _set_cell(table: pa.Table, name: str, row: int, kind: str, seed: int) -> pa.Table:
