@@ -6,9 +6,13 @@ data home shared by the workers.
   worker name in dagster-celery's engine event and the PID on every step event say which), then
   `dataset_job` merges them. The merged dataset equals the one an in-process run builds from the same
   sessions (episodes metadata, every data row, every decoded pixel) and passes validation.
-- A worker killed (SIGKILL) in the middle of a step: Redis redelivers the unacknowledged step to the
-  other worker once the visibility timeout passes, the run completes (else a re-run must), the rebuilt
-  session is valid, and nothing published before the kill changed.
+- The worker process running a step killed (SIGKILL, as the OOM killer does) in the middle of it: the
+  run fails naming the lost worker (Celery's WorkerLostError), a re-run completes, the session is
+  valid, and nothing published before the kill changed.
+
+Each worker is `dagster-celery worker start ... -- --concurrency=1`: a celery main process and one
+pool process that runs the steps (so a step's events carry the pool process's PID, a child of the
+worker's main process).
 
 Services come from tests/distributed_support.py (own ports and temp dirs, stopped on any exit).
 """
@@ -43,8 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SESSIONS = ["sim-s0000-0001", "sim-s0002-0003", "sim-s0004-0005"]
 KILLED = "sim-s0006-0008"
-# Short enough that the killed worker's step comes back within the test, long enough for a tiny step.
-VISIBILITY_TIMEOUT_S = 8
 
 
 @dataclass
@@ -56,8 +58,16 @@ class Worker:
 
     @property
     def pid(self) -> int:
-        """PID of the celery worker process itself (with --pool=solo it runs the steps)."""
+        """PID of the celery worker's main process (its pool process runs the steps)."""
         return int(self.pidfile.read_text().strip())
+
+
+def _parent(pid: int) -> int:
+    """Parent PID of a live process (the worker's main process, for a pool process)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise ValueError(pid)
 
 
 @dataclass
@@ -78,7 +88,6 @@ def _execution_config(redis_url: str) -> dict[str, Any]:
     config = yaml.safe_load((REPO / "deploy" / "celery" / "run_config.yaml").read_text())["execution"]
     config["config"]["broker"] = f"{redis_url}/0"
     config["config"]["backend"] = f"{redis_url}/1"
-    config["config"]["config_source"]["broker_transport_options"]["visibility_timeout"] = VISIBILITY_TIMEOUT_S
     return config
 
 
@@ -87,7 +96,7 @@ def _start_worker(name: str, tmp: Path, env: dict[str, str], run_config: Path) -
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(run_config), "-n", name,
-             "--", "--pool=solo", f"--pidfile={pidfile}"],
+             "--", "--concurrency=1", f"--pidfile={pidfile}"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     return Worker(name, proc, pidfile, log)
@@ -209,9 +218,11 @@ def _assert_same_dataset(got: Path, want: Path) -> None:
 
 def test_sessions_on_two_celery_workers_then_merge(cluster: Cluster, tmp_path: Path) -> None:
     from lerobot_assets.checks import validate_dataset
+    from lerobot_assets.defs.definitions import defs
 
-    _cli([str(BIN / "lerobot-assets"), "register-sim", "--home", str(cluster.home), "--sessions", "3", "--episodes", "2"], cluster.env)
     t0 = time.monotonic()
+    _cli([str(BIN / "lerobot-assets"), "register-sim", "--home", str(cluster.home), "--sessions", "3", "--episodes", "2"], cluster.env)
+    register_s, t0 = time.monotonic() - t0, time.monotonic()
     launched = {s: _launch(cluster, s) for s in SESSIONS}
     for s, proc in launched.items():
         out, _ = proc.communicate(timeout=300)
@@ -227,48 +238,61 @@ def test_sessions_on_two_celery_workers_then_merge(cluster: Cluster, tmp_path: P
             assert run.status == dg.DagsterRunStatus.SUCCESS
             cluster.runs[s] = run.run_id
             placement = _placement(instance, run.run_id)
+            T = dg.DagsterEventType
+            stamps = {(e.dagster_event.event_type, e.step_key): e.timestamp for e in instance.all_logs(run.run_id) if e.dagster_event}
+            steps = {k: stamps[(T.STEP_SUCCESS, k)] - stamps[(T.STEP_START, k)] for _, k in stamps if k and (T.STEP_SUCCESS, k) in stamps}
+            wall = stamps[(T.RUN_SUCCESS, None)] - stamps[(T.RUN_START, None)]
+            print(f"{s}: run {wall:.1f} s, steps " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
             assert set(placement) >= {"raw_episodes", "session_build"}, placement
             for step, (worker, pids) in placement.items():
                 # Every step ran in a celery worker, and its events came from that worker's process.
                 assert worker in names, f"{s}/{step} ran in {worker!r}, not in {sorted(names)}"
-                assert pids == {names[worker]}, f"{s}/{step}: events from {pids}, worker {worker} is {names[worker]}"
+                # ... one delivery, in one pool process, a child of that worker's main process.
+                assert len(pids) == 1 and _parent(next(iter(pids))) == names[worker], f"{s}/{step}: {worker}, pids {pids}"
                 used_names.add(worker)
                 used_pids |= pids
         assert instance.get_materialized_partitions(dg.AssetKey("session_dataset")) == set(SESSIONS)
-    assert used_names == set(names) and used_pids == set(names.values()), f"steps ran only in {used_names}"
+    assert used_names == set(names), f"steps ran only in {used_names}"
+    assert {_parent(pid) for pid in used_pids} == set(names.values())
 
+    # dataset_job: one in-process run on the same PostgreSQL instance, as `lerobot-assets demo` runs it.
     t0 = time.monotonic()
-    dataset_config = tmp_path / "dataset_run.yaml"
-    dataset_config.write_text(yaml.safe_dump({"resources": {"home": {"config": {"root": str(cluster.home)}}}}))
-    _cli([str(BIN / "dagster"), "job", "execute", "-m", "definitions", "-j", "dataset_job", "-c", str(dataset_config)], cluster.env)
+    with cluster.instance() as instance:
+        result = defs.resolve_job_def("dataset_job").execute_in_process(
+            instance=instance, run_config={"resources": {"home": {"config": {"root": str(cluster.home)}}}}, raise_on_error=False
+        )
+        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
     merged = cluster.home / "datasets" / "lerobot_dataset"
     report = validate_dataset(merged)
     assert report.ok, [str(p) for p in report.problems]
     dataset_s = time.monotonic() - t0
 
     # The oracle: the same sessions built in one process on a SQLite instance, then merged.
+    t0 = time.monotonic()
     oracle = tmp_path / "oracle"
     with dg.instance_for_test() as instance:
         for s in SESSIONS:
             assert materialize_session(instance, oracle, s).success
         assert materialize_dataset(instance, oracle).success
     _assert_same_dataset(merged, oracle / "datasets" / "lerobot_dataset")
-    print(f"3 sessions on 2 celery workers: {sessions_s:.1f} s; dataset_job: {dataset_s:.1f} s")
+    print(
+        f"register-sim {register_s:.1f} s; 3 sessions on 2 celery workers {sessions_s:.1f} s; dataset_job {dataset_s:.1f} s; "
+        f"in-process oracle + comparison {time.monotonic() - t0:.1f} s"
+    )
 
 
-def _wait_for_step(cluster: Cluster, session: str, step: str, proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, str]:
-    """(run id, worker name) once `step` of the session's run has started in a worker."""
+def _wait_for_step(cluster: Cluster, session: str, step: str, proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, str, int]:
+    """(run id, worker name, pool process PID) once `step` of the session's latest run started in a worker."""
     deadline = time.monotonic() + timeout
     with cluster.instance() as instance:
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"run ended before {step} started:\n{proc.communicate()[0][-3000:]}"
             runs = _run_of(instance, session)
             if runs:
-                placement = _placement(instance, runs[-1].run_id)
-                worker, pids = placement.get(step, ("", set()))
+                worker, pids = _placement(instance, runs[-1].run_id).get(step, ("", set()))
                 if worker and pids:
-                    return runs[-1].run_id, worker
-            time.sleep(0.1)
+                    return runs[-1].run_id, worker, next(iter(pids))
+            time.sleep(0.05)
     raise TimeoutError(f"{step} of {session} did not start within {timeout} s")
 
 
@@ -279,38 +303,39 @@ def test_worker_killed_mid_step(cluster: Cluster) -> None:
     if not cluster.runs:
         pytest.skip("needs the sessions of test_sessions_on_two_celery_workers_then_merge")
     published = {p: tree(p) for p in [*(cluster.home / "sessions" / s for s in SESSIONS), cluster.home / "datasets" / "lerobot_dataset"]}
-    _cli([str(BIN / "lerobot-assets"), "register-sim", "--home", str(cluster.home), "--sessions", "1", "--episodes", "3"], cluster.env)
+    with cluster.instance() as instance:
+        instance.add_dynamic_partitions("sessions", [KILLED])
 
     proc = _launch(cluster, KILLED)
-    run_id, worker_name = _wait_for_step(cluster, KILLED, "session_build", proc)
+    run_id, worker_name, pid = _wait_for_step(cluster, KILLED, "session_build", proc)
     [victim] = [w for w in cluster.workers if worker_name.startswith(f"{w.name}@")]
-    os.kill(victim.pid, signal.SIGKILL)
-    t_kill = time.monotonic()
+    assert _parent(pid) == victim.pid
+    os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=180)
-
     with cluster.instance() as instance:
+        events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
+        build = [e for e in events if e.step_key == "session_build"]
+        # The kill hit the step mid-way: it started in the killed process and never finished there.
+        assert [e.pid for e in build if e.event_type == dg.DagsterEventType.STEP_START] == [pid]
+        assert not any(e.event_type == dg.DagsterEventType.STEP_SUCCESS for e in build)
         run = instance.get_run_by_id(run_id)
-        assert run is not None
-        logs = instance.all_logs(run_id)
-        step_events = [e.dagster_event for e in logs if e.dagster_event and e.dagster_event.step_key == "session_build"]
-        # The kill hit the step mid-way: it started in the victim, and never succeeded there.
-        assert any(e.event_type == dg.DagsterEventType.STEP_START and e.pid == victim.pid for e in step_events)
-        assert not any(e.event_type == dg.DagsterEventType.STEP_SUCCESS and e.pid == victim.pid for e in step_events)
-        if run.status != dg.DagsterRunStatus.SUCCESS:
-            # The run failed instead of being redelivered: a re-run must complete.
-            rerun = _launch(cluster, KILLED)
-            out, _ = rerun.communicate(timeout=300)
-            assert rerun.returncode == 0, out[-4000:]
-        else:
-            # Redelivered by Redis to the surviving worker, which built the step again.
-            [survivor] = [w for w in cluster.workers if w is not victim]
-            assert any(e.event_type == dg.DagsterEventType.STEP_SUCCESS and e.pid == survivor.pid for e in step_events)
-        assert KILLED in instance.get_materialized_partitions(dg.AssetKey("session_dataset"))
-    print(f"killed {victim.name} (pid {victim.pid}) in session_build; run {run.status.value} {time.monotonic() - t_kill:.1f} s after the kill")
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+        assert KILLED not in instance.get_materialized_partitions(dg.AssetKey("session_dataset"))
+    # The run's failure names the lost worker process (Celery's WorkerLostError).
+    assert proc.returncode != 0 and "Worker exited prematurely: signal 9 (SIGKILL)" in out, out[-3000:]
 
-    session = cluster.home / "sessions" / KILLED
-    assert validate_dataset(session).ok
-    assert (DatasetMeta(session).info.total_episodes) == 3
-    print("sessions/ holds", sorted(p.name for p in session.parent.iterdir()))
+    # Nothing published changed, and a re-run (the victim's main process forked a new pool process) completes.
     for root, before in published.items():
         assert tree(root) == before, f"{root} changed while a worker was killed"
+    rerun = _launch(cluster, KILLED)
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out[-4000:]
+    with cluster.instance() as instance:
+        assert KILLED in instance.get_materialized_partitions(dg.AssetKey("session_dataset"))
+    session = cluster.home / "sessions" / KILLED
+    assert validate_dataset(session).ok
+    assert DatasetMeta(session).info.total_episodes == 3
+    # No half-built dataset left beside the sessions (only the swap locks of each session).
+    assert sorted(p.name for p in session.parent.iterdir() if not p.name.endswith(".swap.lock")) == sorted([*SESSIONS, KILLED])
+    for root, before in published.items():
+        assert tree(root) == before
