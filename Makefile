@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 HOME_DIR ?= $(CURDIR)/.demo_home
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint ui install sysdeps browser clean-demo
+.PHONY: demo test test-fast lint ui install sysdeps browser services clean-demo
 
 sysdeps:
 	@if ! ldconfig -p | grep -q libavcodec.so || ! command -v ffprobe >/dev/null; then \
@@ -21,6 +21,13 @@ browser:
 	@if ! command -v chromium >/dev/null; then \
 		echo "installing Debian's chromium (UI tests) ..."; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+# The distributed test (tests/test_distributed.py) starts its own Redis and PostgreSQL 15 on loopback.
+services:
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing Debian's redis-server and postgresql (distributed test) ..."; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server postgresql; \
 	fi
 
 $(STAMP): pyproject.toml constraints.txt
@@ -43,7 +50,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: lint browser
+test: lint browser services
 	SDL_VIDEODRIVER=dummy $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: lint
