@@ -11,6 +11,11 @@ included), reads `--warmup` + `--batches` batches of `--batch-size` and reports:
 samples/s and decoded frames/s (steady batches), peak RSS, p50/p95/p99 batch latency, fetch vs
 decode seconds (streaming counters), shuffle randomness (distinct episodes per batch / batch size).
 
+Streaming legs use `--pool` episodes (default 64, the pool size of the randomness goal). A pool
+larger than what a leg reads makes almost every sample the first of a new episode: over S3 that
+measures the pool filling (one segment fetch per sample), not the steady state, in which one
+episode enters per episode length of samples.
+
 Legs: map-style vs streaming with 0 and 2 workers (local); streaming over S3 (a moto server on
 loopback) through the byte index with 0 and 2 workers; world size 2 (two processes, torch.distributed
 gloo on CPU, one worker each); streaming RSS at each --rss-episodes size; one full epoch over S3 on
@@ -19,7 +24,7 @@ episodes' segments + file headers); randomness of the streaming order for severa
 over a whole epoch (computed from the order itself, no decoding).
 
     .venv/bin/python benchmarks/bench_dataloading.py [--episodes 500] [--rss-episodes 200,2000]
-        [--batches 10] [--batch-size 32] [--pool 1024] [--skip-s3] [--skip-dist] [--rebuild]
+        [--batches 16] [--batch-size 32] [--pool 64] [--skip-s3] [--skip-dist] [--rebuild]
 
 Every figure is printed with the baseline it is a ratio of; the last line is one JSON object.
 """
@@ -307,9 +312,9 @@ def main() -> None:
     parser.add_argument("--base-episodes", type=int, default=10, help="simulated episodes, copied to make the sizes")
     parser.add_argument("--max-steps", type=int, default=50, help="steps per simulated episode")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=10, help="measured batches per leg (after --warmup)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--pool", type=int, default=1024, help="episode_pool_size of the streaming legs")
+    parser.add_argument("--batches", type=int, default=16, help="measured batches per leg (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=4, help="batches before measuring (the pool fills)")
+    parser.add_argument("--pool", type=int, default=64, help="episode_pool_size of the streaming legs")
     parser.add_argument("--s3-epoch-episodes", type=int, default=8)
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-dist", action="store_true")

@@ -5,11 +5,13 @@ What each consumer (rank x DataLoader worker) does, per epoch:
    balanced by frames; ranks first, then workers);
 2. admits them in a seeded random order into a pool of `episode_pool_size` episodes and emits
    frames drawn uniformly from the pool (`order.py`); only an emitted frame is decoded;
-3. reads an episode's tabular rows by row group when its first frame is emitted (`rows.py`), or
-   ahead of time for remote roots, and drops them when it leaves the pool;
+3. reads an episode's tabular rows by row group (`rows.py`): local roots when its first frame
+   is emitted (with every other admitted episode of the same data file, in one read), remote
+   roots ahead of time; drops them when the episode leaves the pool;
 4. decodes video through the map-style reader's sources (whole files, or the byte index for
-   remote roots), prefetching the video bytes of the episodes entering the pool within
-   `prefetch_bytes`.
+   remote roots), each group of `decode_group_size` samples in one call per file and camera.
+   The order is known ahead (it needs only episode lengths), so remote rows and video segments
+   are prefetched in the order they will first be used, within `prefetch_bytes`.
 
 Items are what `LeRobotV3Dataset[i]` returns for the same frame (windows included), plus
 `dataset_index` (the root's position in `roots`).
@@ -45,11 +47,13 @@ from lerobot_assets.loading.streaming.retry import RetryingFetcher, RetryPolicy,
 from lerobot_assets.loading.streaming.rows import EpisodeRowsReader
 from lerobot_assets.loading.streaming.split import EpisodeRef, assign, balance, fingerprint, resolve_distributed
 from lerobot_assets.loading.video_source import VideoSource
+from lerobot_assets.video.cache import cache_size_from_env
 
 logger = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 STATE_VERSION = 1
+MAX_POOL_DECODERS = 512  # decoders kept open by default for a pool (2 cameras x 256 episodes)
 MAX_LOOKAHEAD = 1 << 16  # events of the order read ahead for prefetching (a few MB at most)
 MAX_COUNTER_ROWS = 257  # this process + up to 256 DataLoader workers
 COUNTERS = (
@@ -89,10 +93,13 @@ class StreamingDataset(IterableDataset):
 
     Remote roots: `storage_options` go to fsspec; video comes through the byte index when the
     root has a usable one (else whole files, with a warning naming the command that builds it);
-    `prefetch_bytes` bounds the video bytes fetched ahead for episodes entering the pool;
+    `prefetch_bytes` bounds the video bytes fetched ahead of use (episodes in order of first use);
     `episode_cache_bytes` bounds the bytes the byte-index reader keeps per process (keep it at
     least the pool's bytes, or episodes still in the pool are fetched again: see stats());
     reads are retried `retry_attempts` times with exponential backoff from `retry_backoff_s`.
+    `decoder_cache_size`: decoders kept open per process (default: the usual cache size, raised
+    to two per pool episode up to 512, since through the byte index each (camera, episode) has
+    its own decoder and the pool's episodes are all in use at once).
     `decode_group_size`: samples whose video is decoded together (one call per file and camera,
     in file order, as the map-style reader decodes a batch); the order is the same for any value.
     """
@@ -146,6 +153,13 @@ class StreamingDataset(IterableDataset):
         if len(renames) != len(root_list):
             raise ValueError(f"rename has {len(renames)} entries for {len(root_list)} roots")
         self.storage_options = dict(storage_options) if storage_options else None
+        if decoder_cache_size is None:
+            # Through the byte index a decoder is open per (camera, episode): the pool's episodes
+            # are all in use at once, so the cache holds them (capped: each open decoder keeps
+            # its codec state); whole-file decoders (one per file) stay at the usual default.
+            default = cache_size_from_env()
+            if default is not None:
+                decoder_cache_size = max(default, min(2 * self.episode_pool_size, MAX_POOL_DECODERS))
         self.roots: list[_Root] = []
         for i, root in enumerate(root_list):
             mapping = dict(renames[i] or {})
