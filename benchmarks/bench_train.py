@@ -33,8 +33,9 @@ from lerobot_assets.train import PolicyConfig, PolicyDataset, StepSampler, Train
 from lerobot_assets.train.data import check_features, collate, fill_shapes  # noqa: E402
 
 
-def loader_rate(root: Path, policy: PolicyConfig, batch_size: int, workers: int, batches: int) -> float:
-    """Samples/s of the DataLoader alone (same dataset, sampler and collation as training)."""
+def loader_rate(root: Path, policy: PolicyConfig, batch_size: int, workers: int, batches: int) -> tuple[float, float]:
+    """Samples per wall second and per CPU second of the DataLoader alone (same dataset, sampler and
+    collation as training)."""
     info, _ = check_features(root, policy)
     ds = PolicyDataset(root, fill_shapes(policy, info))
     loader = DataLoader(ds, batch_sampler=StepSampler(len(ds), batch_size, 0, batches + 2),
@@ -42,18 +43,20 @@ def loader_rate(root: Path, policy: PolicyConfig, batch_size: int, workers: int,
     it = iter(loader)
     next(it)  # columns loaded, workers started: not what a steady state costs
     next(it)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     n = 0
     for batch in it:
         n += len(batch["action"])
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(1e-9, time.process_time() - cpu0)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path(".bench_train"))
     p.add_argument("--episodes", type=int, default=200)
-    p.add_argument("--minutes", type=float, default=15.0, help="training budget (wall clock), loader and eval not counted")
+    p.add_argument("--minutes", type=float, default=15.0,
+                   help="training budget in CPU-minutes of this process (all threads; on a 2-core machine about "
+                        "half that in wall time when nothing else runs); loader and eval not counted")
     p.add_argument("--steps", type=int, default=None, help="fixed step count instead of the budget")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -83,8 +86,9 @@ def main() -> None:
     image = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     policy = PolicyConfig(encoder="image" if image else "state", hidden_dim=args.hidden, num_layers=args.layers,
                           chunk_size=args.chunk_size, n_action_steps=args.n_action_steps, n_obs_steps=args.n_obs_steps)
-    loader = loader_rate(data, policy, args.batch_size, args.num_workers, batches=30)
-    print(f"data loader alone: {loader:.0f} samples/s (batch {args.batch_size}, {args.num_workers} workers)")
+    loader, loader_cpu = loader_rate(data, policy, args.batch_size, args.num_workers, batches=30)
+    print(f"data loader alone: {loader:.0f} samples/s, {loader_cpu:.0f} per CPU-s (batch {args.batch_size}, "
+          f"{args.num_workers} workers)")
 
     def config(out: Path, steps: int) -> TrainConfig:
         return TrainConfig(dataset=str(data), output_dir=str(out), policy=policy, steps=steps, batch_size=args.batch_size,
@@ -97,14 +101,19 @@ def main() -> None:
         if calib.exists():
             import shutil
             shutil.rmtree(calib)
-        probe = train(config(calib, 60), progress=False)
-        per_step = probe.elapsed_s / probe.step
+        # CPU time, not wall time: on a shared machine the wall clock measures the neighbours.
+        probe = train(config(calib, 150), progress=False)
+        per_step = probe.cpu_s / probe.step
         steps = max(100, int(args.minutes * 60 / per_step * 0.95))
-        print(f"calibration: {per_step * 1000:.1f} ms/step -> {steps} steps for {args.minutes:g} min")
+        print(f"calibration: {per_step * 1000:.1f} CPU-ms/step ({probe.elapsed_s / probe.step * 1000:.1f} ms wall) "
+              f"-> {steps} steps for {args.minutes:g} CPU-min")
     run = work / f"run_{int(time.time())}"
     result = train(config(run, steps), progress=True)
-    print(f"trained {result.step} steps in {result.elapsed_s / 60:.1f} min: {result.samples_per_s:.0f} samples/s "
-          f"({result.samples_per_s / loader:.2f}x the loader alone), final loss {result.final_loss:.4f}")
+    train_cpu = result.step * args.batch_size / max(1e-9, result.cpu_s)
+    print(f"trained {result.step} steps in {result.cpu_s / 60:.1f} CPU-min ({result.elapsed_s / 60:.1f} min wall): "
+          f"{result.samples_per_s:.0f} samples/s, {train_cpu:.0f} per CPU-s "
+          f"(the loader takes {train_cpu / loader_cpu:.0%} of it), "
+          f"final loss {result.final_loss:.4f}")
 
     ev = evaluate_checkpoint(result.checkpoint, run / "eval", episodes=args.eval_episodes,
                              seed_start=args.eval_seed_start, videos=args.videos, device=args.device)
@@ -115,8 +124,13 @@ def main() -> None:
         "frames": info.total_frames,
         "train_steps": result.step,
         "train_minutes": round(result.elapsed_s / 60, 2),
+        "train_cpu_minutes": round(result.cpu_s / 60, 2),
         "train_samples_per_s": round(result.samples_per_s, 1),
+        "train_samples_per_cpu_s": round(train_cpu, 1),
         "loader_samples_per_s": round(loader, 1),
+        "loader_samples_per_cpu_s": round(loader_cpu, 1),
+        # the share of a training step's CPU time the loader would take (loading is part of training)
+        "loader_cpu_share": round(train_cpu / loader_cpu, 3),
         "final_loss": round(result.final_loss, 5),
         "eval_seeds": [args.eval_seed_start, args.eval_seed_start + args.eval_episodes - 1],
         "pc_success": pol["pc_success"],

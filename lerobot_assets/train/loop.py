@@ -62,6 +62,7 @@ class TrainResult:
     final_loss: float
     samples_per_s: float
     elapsed_s: float
+    cpu_s: float  # CPU time of this process (all its threads; DataLoader workers not counted)
     device: str
     fingerprint: str
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) of this run
@@ -200,7 +201,7 @@ def train(
     checkpoint = last_checkpoint(out)
     first_step = step
     bar = tqdm(total=end, initial=step, desc="training", unit="step", disable=not progress)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model.train()
     with _deterministic(), open(log_path, "a") as log:
         for batch in loader:
@@ -248,6 +249,7 @@ def train(
         final_loss=float(np.mean(tail)) if tail else float("nan"),
         samples_per_s=(step - first_step) * config.batch_size / elapsed if elapsed > 0 else 0.0,
         elapsed_s=elapsed,
+        cpu_s=time.process_time() - cpu0,
         device=str(device),
         fingerprint=fingerprint,
         losses=losses,
