@@ -322,3 +322,10 @@ def test_select_action_queue_and_temporal_ensembling(monkeypatch: pytest.MonkeyP
     assert got[1] == pytest.approx((1 * w[0] + 100 * w[1]) / w[:2].sum())
     assert got[2] == pytest.approx((2 * w[0] + 101 * w[1] + 200 * w[2]) / w.sum())
     assert got[3] == pytest.approx((102 * w[0] + 201 * w[1] + 300 * w[2]) / w.sum())
+
+
+def test_dataloader_workers_change_nothing(dataset: Path, tmp_path: Path) -> None:
+    a = train(_config(dataset, tmp_path / "a", steps=5), progress=False)
+    b = train(_config(dataset, tmp_path / "b", steps=5, num_workers=2), progress=False)
+    assert (a.checkpoint / "pretrained_model/model.safetensors").read_bytes() == (
+        b.checkpoint / "pretrained_model/model.safetensors").read_bytes()
