@@ -48,6 +48,7 @@ from lerobot_assets.loading.streaming.rows import EpisodeRowsReader
 from lerobot_assets.loading.streaming.split import EpisodeRef, assign, balance, fingerprint, resolve_distributed
 from lerobot_assets.loading.video_source import VideoSource
 from lerobot_assets.video.cache import cache_size_from_env
+from lerobot_assets.video.decode import unit_float
 
 logger = logging.getLogger(__name__)
 
@@ -541,16 +542,24 @@ class StreamingDataset(IterableDataset):
                             f0 = time.perf_counter()
                             index_reader.fetch(key, episode)  # the bytes, timed apart from decoding
                             fetch_s += time.perf_counter() - f0
-                        frames = reader._decode_episode(key, target, flat)
+                        assert reader._index_frames is not None
+                        frames = reader._index_frames.decode_episode(key, target, flat, tolerance_s=reader.tolerance_s)
                     else:
-                        frames = reader._decode(target, flat)
+                        frames = reader._file_frames.decode(
+                            target, flat, tolerance_s=reader.tolerance_s, backend=reader.video_backend
+                        )
+                    # uint8 from the decoder; floats made per item: one conversion of a whole
+                    # group (~100 MB at 480x640) costs fresh pages each time, per item it reuses them.
                     offset = 0
                     for i, count in slots:
+                        part = frames[offset:offset + count]
+                        if not self.return_uint8:
+                            part = unit_float(part)
                         if key in reader._delta_indices:
-                            items[i][key] = frames[offset:offset + count]
+                            items[i][key] = part
                             items[i][f"{key}_is_pad"] = torch.from_numpy(windows[i][key][1])
                         else:
-                            items[i][key] = frames[offset]
+                            items[i][key] = part[0]
                         offset += count
         if any(root.reader.video_keys for root in self.roots):
             self._add("decode_s", time.perf_counter() - t0 - fetch_s)
