@@ -96,7 +96,8 @@ def demo_command(
 
     Registers sessions sim-s0000-..., materializes raw_episodes and session_dataset per session
     (with their blocking validation), then lerobot_dataset, dataset_stats, byte_index, the SQL models,
-    curated_dataset and dataset_splits, and prints where the dataset is and how to open the UI.
+    curated_dataset, dataset_splits and annotated_dataset, and prints where the dataset is and how to
+    open the UI.
     """
     t0 = time.perf_counter()
     home = _prepare_home(home, fresh_instance=True)
@@ -158,6 +159,13 @@ def demo_command(
             f"curated_dataset: kept {curated.get('kept_episodes', '?')} of {merged.get('episodes', '?')} episodes "
             f"(rules: {limit}no quality flag); dataset_splits: "
             + ", ".join(f"{name} {n}" for name, n in (splits.get("episodes") or {}).items())
+        )
+    annotated = _metadata(result, "annotated_dataset")
+    if annotated:
+        styles = annotated.get("rows_per_style") or {}
+        typer.echo(
+            f"annotated_dataset ({annotated.get('backend', '?')} backend): {annotated.get('episodes_covered', '?')} episodes, "
+            + ", ".join(f"{n} {style}" for style, n in styles.items())
         )
     if not (result.success and ok):
         typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {home}`", err=True)

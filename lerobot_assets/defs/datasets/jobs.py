@@ -6,8 +6,8 @@ from lerobot_assets.defs.datasets.assets import dataset_assets
 from lerobot_assets.defs.sql.assets import SQL_SELECTION
 
 # Everything downstream of the sessions: the merged dataset, its stats, its byte index, the SQL models,
-# the curated dataset and its splits.
-DATASET_SELECTION = dg.AssetSelection.assets(*dataset_assets) | SQL_SELECTION | dg.AssetSelection.groups("curation")
+# the curated dataset, its splits and its annotations (sim backend).
+DATASET_SELECTION = dg.AssetSelection.assets(*dataset_assets) | SQL_SELECTION | dg.AssetSelection.groups("curation", "annotations")
 
 dataset_job = dg.define_asset_job(
     "dataset_job",
@@ -15,7 +15,7 @@ dataset_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description=(
         "Merge every valid session into lerobot_dataset, then dataset_stats, byte_index, the SQL models, "
-        "curated_dataset and dataset_splits (+ their blocking checks)."
+        "curated_dataset, dataset_splits and annotated_dataset (+ their blocking checks)."
     ),
 )
 
