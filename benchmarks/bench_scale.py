@@ -17,8 +17,8 @@
      (`session_job.execute_in_process`, as `lerobot-assets demo` does) on each storage;
    - `celery_2_workers`: `session_job_celery` on two Celery workers (concurrency 1 each, Redis
      broker, PostgreSQL instance), one `dagster job execute` per session, all launched at once.
-   Reports sessions per minute (wall, first launch to last run done) and Dagster's overhead per
-   step (run wall time minus the steps' own time, over the steps), from the event log.
+   Reports sessions per minute (wall, first launch to last run done) and the overhead per step
+   from the event log (see `summarize`).
 
 Redis and PostgreSQL are started on loopback in temp directories (tests/distributed_support.py) and
 stopped at the end. The last line printed is a JSON object.
@@ -164,14 +164,20 @@ def run_stats(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float, 
     return end - stamps[(T.RUN_START, None)], own, len(steps)
 
 
-def summarize(instance: dg.DagsterInstance, run_ids: list[str], wall: float) -> dict[str, float]:
+def summarize(instance: dg.DagsterInstance, run_ids: list[str], wall: float, workers: int) -> dict[str, float]:
+    """Throughput and overhead. `worker_overhead_per_step_s`: worker time not spent inside a step,
+    per step ((workers x wall - steps' own time) / steps: dispatch, run and step bookkeeping, event
+    writes, idle workers, run processes starting). `run_overhead_per_step_s`: run wall time minus its
+    steps' own time, per step (for Celery it includes the wait for a free worker)."""
     stats = [run_stats(instance, r) for r in run_ids]
     runs, own, steps = sum(s[0] for s in stats), sum(s[1] for s in stats), sum(s[2] for s in stats)
     return {
         "wall_s": round(wall, 2),
         "sessions_per_min": round(60 * len(run_ids) / wall, 2),
+        "steps": steps,
         "step_s_total": round(own, 2),
-        "overhead_per_step_s": round((runs - own) / steps, 3),
+        "worker_overhead_per_step_s": round((workers * wall - own) / steps, 3),
+        "run_overhead_per_step_s": round((runs - own) / steps, 3),
     }
 
 
@@ -186,7 +192,7 @@ def bench_in_process(instance: dg.DagsterInstance, home: Path, keys: list[str], 
         result = job.execute_in_process(partition_key=key, instance=instance, run_config=config)
         assert result.success
         run_ids.append(result.run_id)
-    return summarize(instance, run_ids, time.perf_counter() - t)
+    return summarize(instance, run_ids, time.perf_counter() - t, workers=1)
 
 
 def bench_celery(
@@ -237,7 +243,7 @@ def bench_celery(
                     proc.wait()
             log.close()
     run_ids = [r.run_id for r in instance.get_runs(dg.RunsFilter(job_name="session_job_celery"))]
-    return summarize(instance, run_ids, wall)
+    return summarize(instance, run_ids, wall, workers=2)
 
 
 def main() -> None:
