@@ -168,8 +168,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         run_config.write_text(
             yaml.safe_dump({"execution": _execution_config(redis_url), "resources": {"home": {"config": {"root": str(home)}}, "sim": {"config": TINY_SIM}}})
         )
-        workers = [_start_worker(name, tmp, env, run_config) for name in ("w1", "w2")]
+        workers: list[Worker] = []
         try:
+            workers += [_start_worker(name, tmp, env, run_config) for name in ("w1", "w2")]
             _wait_ready(workers)
             yield Cluster(env, home, run_config, workers)
         finally:
