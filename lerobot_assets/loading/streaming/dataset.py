@@ -733,8 +733,12 @@ class _EpisodeCache:
         return self.prefetches(ep) and (ep.root, ep.position) not in self.started
 
     def fits(self, ep: EpisodeRef) -> bool:
-        """Whether its bytes fit beside those planned and not used yet (one episode always fits)."""
-        return not self.planned or self.ahead_bytes + self._bytes(ep) <= self.ds.prefetch_bytes
+        """Whether its bytes fit beside those planned and not used yet (one episode always fits),
+        and fewer than a pool of episodes is planned ahead (rows are held from planning on)."""
+        if not self.planned:
+            return True
+        return (len(self.planned) < self.ds.episode_pool_size
+                and self.ahead_bytes + self._bytes(ep) <= self.ds.prefetch_bytes)
 
     def plan(self, ep: EpisodeRef) -> None:
         """Start fetching an episode about to be sampled for the first time (rows and video)."""
