@@ -227,20 +227,20 @@ def bench_celery(
             )  # fmt: skip
             for key in keys
         ]
-        for key, proc in zip(keys, procs):
-            out, _ = proc.communicate(timeout=1800)
-            if proc.returncode != 0:
+        for key, run in zip(keys, procs):
+            out, _ = run.communicate(timeout=1800)
+            if run.returncode != 0:
                 raise RuntimeError(f"{key}: session_job_celery failed:\n{out[-3000:]}")
         wall = time.perf_counter() - t
     finally:
-        for proc, log in workers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
+        for worker, log in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, 15)
                 try:
-                    proc.wait(30)
+                    worker.wait(30)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-                    proc.wait()
+                    os.killpg(worker.pid, 9)
+                    worker.wait()
             log.close()
     run_ids = [r.run_id for r in instance.get_runs(dg.RunsFilter(job_name="session_job_celery"))]
     return summarize(instance, run_ids, wall, workers=2)

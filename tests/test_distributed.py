@@ -145,8 +145,8 @@ def _placement(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[str
         worker, pids = out.get(event.step_key, ("", set()))
         if event.event_type == dg.DagsterEventType.ENGINE_EVENT and "in celery worker" in (event.message or ""):
             worker = str(event.engine_event_data.metadata["Celery worker"].value)
-        if event.event_type in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):
-            pids = pids | {event.pid}  # type: ignore[operator]
+        if event.event_type in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS) and event.pid is not None:
+            pids = pids | {event.pid}
         out[event.step_key] = (worker, pids)
     return out
 
