@@ -464,12 +464,17 @@ def test_map_style_reader_returns_language_per_frame(annotated: Path) -> None:
         LeRobotV3Dataset(annotated, delta_timestamps={"language_events": [0.0]})
 
 
-@pytest.mark.xfail(strict=True, reason="loading/streaming does not return language columns yet (reported to the lead)")
 def test_streaming_reader_returns_language_per_frame(annotated: Path) -> None:
-    from lerobot_assets.loading import StreamingDataset
+    from lerobot_assets.loading import LeRobotV3Dataset, StreamingDataset, streaming_collate
 
-    item = next(iter(StreamingDataset(annotated)))
-    assert isinstance(item["language_persistent"], list)
+    mapped = LeRobotV3Dataset(annotated)
+    items = list(StreamingDataset(annotated, shuffle=False))
+    assert len(items) == len(mapped)
+    for i in (0, len(items) // 2, len(items) - 1):
+        assert items[i]["language_persistent"] == mapped[i]["language_persistent"]
+        assert items[i]["language_events"] == mapped[i]["language_events"]
+    batch = streaming_collate(items[:4])
+    assert isinstance(batch["language_persistent"], list) and len(batch["language_persistent"]) == 4
 
 
 def test_contact_frames_follow_block_motion() -> None:

@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lerobot_assets.byteindex.reader import EpisodeReader
-from lerobot_assets.loading.columns import column_to_numpy, torch_dtype_for
+from lerobot_assets.loading.columns import column_to_numpy, language_values, torch_dtype_for
 from lerobot_assets.loading.dataset import DEFAULT_EPISODE_CACHE_BYTES, LeRobotV3Dataset
 from lerobot_assets.loading.streaming.order import consumer_stream, largest_remainder
 from lerobot_assets.loading.streaming.retry import RetryingFetcher, RetryPolicy, with_retry
@@ -658,6 +658,8 @@ def columns_of(table: pa.Table, reader: LeRobotV3Dataset) -> dict[str, Any]:
             out[key] = column.combine_chunks().field("bytes").to_pylist()
         elif feature.dtype == "string":
             out[key] = np.asarray(column.to_pylist(), dtype=object)
+        elif feature.dtype == "language":
+            out[key] = language_values(column)
         else:
             values = column_to_numpy(column, feature.shape)
             out[key] = torch.from_numpy(np.array(values, dtype=torch_dtype_for(values.dtype), order="C"))
