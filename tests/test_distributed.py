@@ -122,10 +122,10 @@ def _stop_worker(w: Worker) -> None:
             w.proc.wait(10)
 
 
-def _launch(cluster: Cluster, session: str) -> subprocess.Popen[str]:
+def _launch(cluster: Cluster, session: str, run_config: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(BIN / "dagster"), "job", "execute", "-m", "definitions", "-j", "session_job_celery",
-         "--tags", json.dumps({"dagster/partition": session}), "-c", str(cluster.run_config)],
+         "--tags", json.dumps({"dagster/partition": session}), "-c", str(run_config or cluster.run_config)],
         cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -297,7 +297,7 @@ def _wait_for_step(cluster: Cluster, session: str, step: str, proc: subprocess.P
     raise TimeoutError(f"{step} of {session} did not start within {timeout} s")
 
 
-def test_worker_killed_mid_step(cluster: Cluster) -> None:
+def test_worker_killed_mid_step(cluster: Cluster, tmp_path: Path) -> None:
     from lerobot_assets.checks import validate_dataset
     from lerobot_assets.format import DatasetMeta
 
@@ -307,12 +307,20 @@ def test_worker_killed_mid_step(cluster: Cluster) -> None:
     with cluster.instance() as instance:
         instance.add_dynamic_partitions("sessions", [KILLED])
 
-    proc = _launch(cluster, KILLED)
+    # Bigger frames and longer episodes than the tiny sessions, so session_build lasts seconds and
+    # the kill lands inside it.
+    config = yaml.safe_load(cluster.run_config.read_text())
+    config["resources"]["sim"]["config"] |= {"max_steps": 100, "image_size": 96}
+    killed_config = tmp_path / "run_config_killed.yaml"
+    killed_config.write_text(yaml.safe_dump(config))
+    proc = _launch(cluster, KILLED, killed_config)
     run_id, worker_name, pid = _wait_for_step(cluster, KILLED, "session_build", proc)
     [victim] = [w for w in cluster.workers if worker_name.startswith(f"{w.name}@")]
     assert _parent(pid) == victim.pid
     os.kill(pid, signal.SIGKILL)
+    t_kill = time.monotonic()
     out, _ = proc.communicate(timeout=180)
+    print(f"killed the pool process {pid} of {victim.name} in session_build; the run ended {time.monotonic() - t_kill:.1f} s later")
     with cluster.instance() as instance:
         events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
         build = [e for e in events if e.step_key == "session_build"]
@@ -328,7 +336,7 @@ def test_worker_killed_mid_step(cluster: Cluster) -> None:
     # Nothing published changed, and a re-run (the victim's main process forked a new pool process) completes.
     for root, before in published.items():
         assert tree(root) == before, f"{root} changed while a worker was killed"
-    rerun = _launch(cluster, KILLED)
+    rerun = _launch(cluster, KILLED, killed_config)
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-4000:]
     with cluster.instance() as instance:
