@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lerobot_assets.annotate.episodes import EpisodeData
-from lerobot_assets.video.decode import decode_frames
 
 TILE_WIDTH = 224
 COLUMNS, ROWS = 5, 4
@@ -30,6 +29,10 @@ def sample_times(ep: EpisodeData, fps: float = 2.0, cap: int = 60) -> list[float
 
 def frames_at(ep: EpisodeData, camera: str, times: Sequence[float]) -> list[np.ndarray]:
     """HWC uint8 frames of `camera` at frame timestamps `times` (one per time, in order)."""
+    # Imported on use: the decoder stack (torch, torchcodec) would otherwise load with the code
+    # location in every Dagster process, annotating or not.
+    from lerobot_assets.video.decode import decode_frames
+
     if camera not in ep.videos:
         raise ValueError(f"episode {ep.index}: camera {camera!r} has no video (cameras: {sorted(ep.videos)})")
     path, start = ep.videos[camera]

@@ -12,7 +12,6 @@ from pydantic import Field
 
 from lerobot_assets.annotate import AnnotateConfig, SimBackend, annotate_dataset
 from lerobot_assets.annotate.backends.base import Backend
-from lerobot_assets.annotate.backends.openai import OpenAIBackend
 from lerobot_assets.annotate.pipeline import default_staging
 from lerobot_assets.annotate.preview import preview_image
 from lerobot_assets.defs.curation.assets import curated_dataset
@@ -53,6 +52,10 @@ def make_backend(config: AnnotateRunConfig, staging: Any) -> Backend:
     if config.backend == "sim":
         return SimBackend()
     if config.backend == "openai":
+        # Imported here: it pulls in the decoder stack (torch), which every process that loads the
+        # code location (webserver, daemon, each step) would otherwise pay for.
+        from lerobot_assets.annotate.backends.openai import OpenAIBackend
+
         return OpenAIBackend(config.api_base, config.model, api_key_env=config.api_key_env, cache_dir=staging / "replies", concurrency=config.concurrency)
     raise ValueError(f"unknown annotation backend {config.backend!r}; choose sim or openai")
 
