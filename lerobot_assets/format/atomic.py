@@ -222,6 +222,30 @@ def _recover_locked(final: Path) -> list[str]:
     return done
 
 
+def pending_replacements(parent: Path) -> set[str]:
+    """Names of the directories in `parent` whose replacement a killed process left to finish
+    (what `recover_replace` would act on), from one listing of `parent`: callers that look at many
+    targets of one parent (a merge plan over thousands of sessions) call recover_replace only for
+    these instead of listing the parent once per target."""
+    out: set[str] = set()
+    if not parent.is_dir():
+        return out
+    for entry in os.scandir(parent):
+        name = entry.name
+        if not name.startswith("."):
+            continue
+        if name.endswith(".swap.json"):
+            out.add(name[1 : -len(".swap.json")])
+        elif ".swap.json." in name and name.endswith(".tmp"):
+            out.add(name[1 : name.index(".swap.json.")])
+        elif name.startswith(".old-"):
+            target, sep, stamp = name[len(".old-"):].rpartition("-")
+            target, sep2, pid = target.rpartition("-")
+            if sep and sep2 and _PID_NS.fullmatch(f"{pid}-{stamp}"):
+                out.add(target)
+    return out
+
+
 def recover_replace(final: Path) -> list[str]:
     """Finish (or roll back) a replacement of directory `final` that a killed process left half
     done; returns what was done. Call it before looking at a target that replace_dir swaps."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lerobot_assets.checks.validate import NotAV3DatasetError, ValidationReport, validate_dataset
-from lerobot_assets.format.atomic import recover_replace, write_json_atomic
+from lerobot_assets.format.atomic import pending_replacements, recover_replace, write_json_atomic
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.home.layout import HomeLayout
 from lerobot_assets.home.raw import read_raw_summary
@@ -90,9 +90,11 @@ def merge_plan(layout: HomeLayout, registered: Iterable[str], materialized: Iter
     built = set(materialized)
     chosen: list[str] = []
     skipped: dict[str, str] = {}
+    pending = pending_replacements(layout.sessions_root)  # one listing, not one per session
     for key in registered:
         root = layout.session(key)
-        recover_replace(root)
+        if root.name in pending:
+            recover_replace(root)
         if key not in built:
             skipped[key] = "not materialized yet"
         elif not (root / "meta" / "info.json").is_file():

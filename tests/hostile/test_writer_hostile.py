@@ -747,3 +747,20 @@ def test_the_writer_and_merge_follow_honoured_templates(tmp_path, data_path, vid
     out = tmp_path / "merged"
     assert merge_datasets([("d", root)], out).episodes == 3
     _validate_ok(out)
+
+
+def test_pending_replacements_names_exactly_what_recover_replace_acts_on(tmp_path: Path) -> None:
+    """A merge plan over thousands of sessions lists their parent once (format.atomic.pending_replacements)
+    and recovers only the targets it names: every leftover kind must be named, nothing else."""
+    from lerobot_assets.format.atomic import pending_replacements
+
+    parent = tmp_path / "sessions"
+    for name in ("a", "b", "c", "d", "plain"):
+        (parent / name).mkdir(parents=True)
+    (parent / ".a.swap.json").write_text("{}")  # a journaled swap, killed
+    (parent / ".b.swap.json.1a2b3c4d.tmp").write_text("")  # its journal's write, killed
+    (parent / ".old-c-123-456789").mkdir()  # the former, unjournaled swap, killed
+    (parent / ".old-d-x").mkdir()  # not that pattern
+    (parent / ".plain.swap.lock").write_text("")  # a lock file alone is nothing to recover
+    assert pending_replacements(parent) == {"a", "b", "c"}
+    assert pending_replacements(tmp_path / "absent") == set()
