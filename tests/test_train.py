@@ -329,3 +329,26 @@ def test_dataloader_workers_change_nothing(dataset: Path, tmp_path: Path) -> Non
     b = train(_config(dataset, tmp_path / "b", steps=5, num_workers=2), progress=False)
     assert (a.checkpoint / "pretrained_model/model.safetensors").read_bytes() == (
         b.checkpoint / "pretrained_model/model.safetensors").read_bytes()
+
+
+def test_image_policy_trains_and_predicts(dataset: Path, tmp_path: Path) -> None:
+    """The image encoder (for the GPU) on CPU: 96x96 frames decoded with the state, two steps."""
+    image = TINY.model_copy(update={"encoder": "image", "image_channels": 4})
+    result = train(_config(dataset, tmp_path / "img", steps=2, batch_size=4, policy=image), progress=False)
+    policy, _ = load_policy(result.checkpoint)
+    assert policy.config.image_shape == [3, 96, 96]
+    ds = PolicyDataset(dataset, policy.config)
+    assert ds.video_keys == ["observation.image"]
+    item = ds[5]
+    assert item["observation.image"].shape == (2, 3, 96, 96)
+    from lerobot_assets.train.data import collate
+
+    chunk = policy.predict_chunk(collate([item, ds[6]]))
+    assert chunk.shape == (2, 4, 2) and torch.isfinite(chunk).all()
+    # The state policy decodes no video at all.
+    assert PolicyDataset(dataset, TINY).video_keys == []
+    # ... and rolls out in an env that renders the 96x96 observation it looks at.
+    from lerobot_assets.evaluate import PolicyAgent, run_rollouts
+
+    episodes = run_rollouts(PolicyAgent(policy), [1000], image=True, max_steps=3).episodes
+    assert episodes[0].length == 3
