@@ -130,13 +130,17 @@ def test_demo_command(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SVT_LOG": "1"}
     env.pop("DAGSTER_HOME", None)
-    args = ["demo", "--home", str(home), "--sessions", "2", "--episodes", "2", "--max-steps", "10", "--no-top-camera"]
+    args = ["demo", "--home", str(home), "--sessions", "2", "--episodes", "2", "--max-steps", "10", "--no-top-camera",
+            "--train-steps", "5", "--eval-episodes", "1"]
     proc = subprocess.run([str(BIN / "lerobot-assets"), *args], env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "registered 2 sessions of 2 episodes: sim-s0000-0001, sim-s0002-0003" in out
     assert "lerobot_dataset: rebuild of 2 sessions, 4 episodes, 40 frames" in out
     assert f"dataset:  {home / 'datasets' / 'lerobot_dataset'}" in out and "lerobot-assets ui --home" in out
+    assert "curated_dataset: kept 4 of 4 episodes" in out and "annotated_dataset (sim backend): 4 episodes" in out
+    assert "policy_checkpoint: 5 steps on train" in out and "success over 1 held-out seeds" in out
+    assert "policy_checkpoint_loads OK" in out
     assert "telemetry:\n  enabled: false" in (home / "dagster" / "dagster.yaml").read_text()
     meta = DatasetMeta(home / "datasets" / "lerobot_dataset")
     assert (meta.info.total_episodes, meta.info.total_frames) == (4, 40)

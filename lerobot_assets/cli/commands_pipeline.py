@@ -87,6 +87,10 @@ def demo_command(
     max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
     top_camera: bool = typer.Option(True, "--top-camera/--no-top-camera", help="also record the 480x640 top camera"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print Dagster's log lines (per episode) as well"),
+    train_steps: int = typer.Option(
+        600, "--train-steps", min=0, help="steps of the demo's short policy training (0: no training or evaluation)"
+    ),
+    eval_episodes: int = typer.Option(20, "--eval-episodes", min=1, help="rollouts of the demo's policy evaluation"),
     curation_max_seconds: float = typer.Option(
         12.0, "--curation-max-seconds", min=0.0,
         help="curated_dataset keeps episodes at most this long (the slowest demonstrations are dropped); 0: no limit",
@@ -170,6 +174,28 @@ def demo_command(
     if not (result.success and ok):
         typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {home}`", err=True)
         raise typer.Exit(1)
+    if train_steps:
+        t = time.perf_counter()
+        ops = {
+            "policy_checkpoint": {"config": {"steps": train_steps}},
+            "policy_eval": {"config": {"episodes": eval_episodes, "videos": 1}},
+        }
+        result = defs.resolve_job_def("training_job").execute_in_process(
+            instance=instance, run_config=_run_config(level) | {"ops": ops}, raise_on_error=False
+        )
+        ok, checks = _checks_line(result)
+        ckpt, ev = _metadata(result, "policy_checkpoint"), _metadata(result, "policy_eval")
+        if ev:
+            typer.echo(
+                f"policy_checkpoint: {ckpt.get('steps', '?')} steps on {ckpt.get('split', '?')}, final loss "
+                f"{ckpt.get('final_loss', float('nan')):.4f}; policy_eval: {ev.get('pc_success', float('nan')):.0f}% success "
+                f"over {ev.get('episodes', '?')} held-out seeds ({ev.get('pc_success_interval', '?')}), expert "
+                f"{ev.get('expert_pc_success', float('nan')):.0f}%, random {ev.get('random_pc_success', float('nan')):.0f}% "
+                f"(a short demo run: benchmarks/bench_train.py gives the real figures); {checks}; {time.perf_counter() - t:.1f} s"
+            )
+        if not (result.success and ok):
+            typer.echo(f"error: training or evaluating the policy failed; see `lerobot-assets ui --home {home}`", err=True)
+            raise typer.Exit(1)
     dataset = HomeLayout(home).dataset()
     typer.echo(
         f"\ndone in {time.perf_counter() - t0:.1f} s.\n"

@@ -24,6 +24,7 @@ from lerobot_assets.defs.resources import default_resources
 from lerobot_assets.defs.sql.assets import build_sql_defs
 from lerobot_assets.defs.training.assets import training_assets
 from lerobot_assets.defs.training.checks import training_checks
+from lerobot_assets.defs.training.jobs import training_jobs
 
 # Headless defaults for every process that loads the code location (webserver, daemon, run
 # workers): pygame needs no display, and SVT-AV1 prints only errors instead of a banner per video.
@@ -37,7 +38,7 @@ def build_defs() -> dg.Definitions:
     defs = dg.Definitions(
         assets=[*session_assets, *dataset_assets, *sql_assets, *curation_assets, *training_assets, *annotation_assets],
         asset_checks=[*session_checks, *dataset_checks, *sql_checks, *curation_checks, *training_checks, *annotation_checks],
-        jobs=[*ingest_jobs, *datasets_jobs, *scale_out],
+        jobs=[*ingest_jobs, *datasets_jobs, *training_jobs, *scale_out],
         sensors=[*ingest_sensors, automation_sensor],
         resources=default_resources(),
         # One process per run: the fastest for short session chains, the demo and CI.
