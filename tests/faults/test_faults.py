@@ -29,7 +29,7 @@ from lerobot_assets.home import HomeLayout, normalize_session
 
 RUNNER = Path(__file__).with_name("fault_runner.py")
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot-v3-tiny"
-POINTS = 6  # kill points per operation, besides the first and the last step
+POINTS = 4  # kill points per operation, besides the first and the last step
 pytestmark = pytest.mark.slow
 
 

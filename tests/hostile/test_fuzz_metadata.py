@@ -38,7 +38,7 @@ SQL_QUERY = "SELECT (SELECT count(*) FROM episodes) AS episodes, (SELECT count(*
 PER_COMMAND_TIMEOUT_S = 20  # a run takes well under a second; this only catches hangs
 FUZZ = settings(
     # ~20 s for the three tests; FUZZ_METADATA_EXAMPLES=500 for a longer hunt.
-    max_examples=int(os.environ.get("FUZZ_METADATA_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("FUZZ_METADATA_EXAMPLES", "30")),
     deadline=None,  # the alarm below bounds each command; hypothesis' deadline would only report after the fact
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
