@@ -429,6 +429,12 @@ def test_absurd_numbers_in_info_json(kind: str, tmp_path: Path) -> None:
     assert tree_digest(tmp_path) == before
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.parametrize("output", ["table", "csv", "json"])
 def test_ctrl_c_stops_a_running_query(output: str, tmp_path: Path) -> None:
     query = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"  # minutes of work
@@ -440,8 +446,14 @@ def test_ctrl_c_stops_a_running_query(output: str, tmp_path: Path) -> None:
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(4)  # the session is open and the query running (opening takes about a second)
-        assert proc.poll() is None
+        # Interrupt the query itself, not the session's opening: wait until the process has used more
+        # CPU than opening ever takes (about a second; the query keeps every core busy). CPU time, not
+        # a wall-clock sleep, so a loaded machine (slow opening) does not move the signal into the open.
+        deadline = time.monotonic() + 120
+        while _cpu_seconds(proc.pid) < 4.0:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the query never started"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
