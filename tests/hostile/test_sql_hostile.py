@@ -444,6 +444,9 @@ def test_ctrl_c_stops_a_running_query(output: str, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(CLI), "sql", query, "--root", str(FIXTURE), "--format", output],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A child inherits an ignored SIGINT (pytest run as a background job of a non-interactive
+        # shell), and Python then installs no KeyboardInterrupt handler: give it the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # Interrupt the query itself, not the session's opening: wait until the process has used more
