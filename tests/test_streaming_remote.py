@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from helpers import record
+from test_streaming import assert_items_equal
 
 from lerobot_assets.byteindex import ByteIndex, build_byte_index
 from lerobot_assets.byteindex.tables import INDEX_DIR
@@ -78,16 +78,6 @@ def s3_gets(monkeypatch) -> list[tuple[str, int]]:
     return calls
 
 
-def _assert_items_equal(a: dict, b: dict, where: object) -> None:
-    assert a.keys() == b.keys(), where
-    for key, value in a.items():
-        if isinstance(value, (str, list)):
-            assert value == b[key], (where, key)
-        else:
-            assert value.dtype == b[key].dtype and value.shape == b[key].shape, (where, key)
-            assert torch.equal(value, b[key]), (where, key)
-
-
 def test_remote_stream_equals_local_and_fetches_each_segment_once(s3, s3_gets) -> None:
     kw = dict(delta_timestamps=DELTAS, episode_pool_size=3, seed=2, return_uint8=True)
     remote = StreamingDataset(f"{s3['url']}/ds", storage_options=s3["options"], **kw)
@@ -98,7 +88,7 @@ def test_remote_stream_equals_local_and_fetches_each_segment_once(s3, s3_gets) -
     local_items = list(local)
     assert len(remote_items) == len(local_items) == sum(LENGTHS)
     for i, (a, b) in enumerate(zip(remote_items, local_items)):
-        _assert_items_equal(a, b, i)
+        assert_items_equal(a, b, i)
     # Video bytes: each file's header once + every episode's segment once, per camera; exactly
     # what left S3 for videos. Data: the footer of the data file + one range per episode.
     index = ByteIndex.load(s3["local"])
@@ -128,7 +118,7 @@ def test_remote_stream_with_workers_and_resume(s3) -> None:
     local = StreamingDataLoader(StreamingDataset(s3["local"], episode_pool_size=2, seed=5, return_uint8=True),
                                 batch_size=8, num_workers=2, multiprocessing_context="fork")
     for b, (x, y) in enumerate(zip(full, local)):
-        _assert_items_equal(x, y, b)
+        assert_items_equal(x, y, b)
     first = make()
     for b, _ in enumerate(first):
         if b == 4:
@@ -138,7 +128,7 @@ def test_remote_stream_with_workers_and_resume(s3) -> None:
     rest = list(second)
     assert len(rest) == len(full) - 5
     for b, batch in enumerate(rest):
-        _assert_items_equal(batch, full[5 + b], 5 + b)
+        assert_items_equal(batch, full[5 + b], 5 + b)
 
 
 def test_transient_errors_are_retried_and_the_last_one_is_named(s3, monkeypatch) -> None:
@@ -158,7 +148,7 @@ def test_transient_errors_are_retried_and_the_last_one_is_named(s3, monkeypatch)
     items = list(remote)
     assert failures["left"] == 0
     for i, (a, b) in enumerate(zip(items, StreamingDataset(s3["local"], **kw))):
-        _assert_items_equal(a, b, i)
+        assert_items_equal(a, b, i)
     assert remote.stats()["retries"] == 5
 
     async def down(fs, method, *args, **kwargs):
@@ -182,7 +172,7 @@ def test_remote_without_index_reads_whole_files_with_a_warning(s3, caplog) -> No
     assert f"lerobot-assets byte-index {url}" in caplog.text
     local = StreamingDataset(s3["local"], shuffle=False, return_uint8=True)
     for i, (a, b) in enumerate(zip(remote, local)):
-        _assert_items_equal(a, b, i)
+        assert_items_equal(a, b, i)
         if i == 30:
             break
 
