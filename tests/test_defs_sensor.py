@@ -104,7 +104,7 @@ def test_malformed_session_fails_its_own_run(instance: dg.DagsterInstance, home:
 
 def test_sensor_lists_a_remote_inbox(instance: dg.DagsterInstance) -> None:
     """The home is resolved through fsspec: the sensor lists an object store the same way (memory://
-    here); writing datasets needs a local home, and says so."""
+    here); steps read and write a remote home through workspaces, never through layout()."""
     import fsspec
     import pytest
 
@@ -117,7 +117,7 @@ def test_sensor_lists_a_remote_inbox(instance: dg.DagsterInstance) -> None:
         result = inbox_sensor(context)
         assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["inbox-s1"]]
         assert not DataHome(root="memory://remote-home").is_local()
-        with pytest.raises(NotImplementedError, match="local filesystem"):
+        with pytest.raises(ValueError, match="is remote: use DataHome.workspace"):
             DataHome(root="memory://remote-home").layout()
     finally:
         fs.rm("/remote-home", recursive=True)

@@ -5,6 +5,8 @@ All four are pydantic (Dagster's ConfigurableResource), so each can be changed p
 launchpad or a run config (`resources: {home: {config: {root: ...}}}`) without touching code.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,48 +14,98 @@ import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home
+from lerobot_assets.home.remote import LOCAL_ENV, RemoteHome, home_filesystem, is_remote_url
+from lerobot_assets.home.workspace import HomeWorkspace, open_workspace
 
 
 class DataHome(dg.ConfigurableResource):
-    """The directory every asset writes under (inbox/, raw/, sessions/, datasets/, previews/, catalog/).
+    """Where every asset reads and writes (inbox/, raw/, sessions/, datasets/, previews/, checks/, ...):
+    a local directory, or an fsspec URL (`s3://bucket/prefix`, `gs://...`, `az://...`).
 
-    `root` is resolved through fsspec, so a URL (`file:///...`, `s3://bucket/prefix`) is understood;
-    the writer and the merge tool work on local files, so assets that write datasets need a local
-    home and say so clearly for a remote one (the inbox sensor lists any fsspec filesystem).
+    Steps use it through `workspace()`: on a local home that is the home itself; on a remote home it is
+    a local scratch directory that pulls its inputs and publishes its outputs as pointer-published
+    versions when the step succeeds (lerobot_assets.home.remote). The DuckDB catalog of a remote home
+    is a local file under `local_dir`.
     """
 
     root: Optional[str] = Field(
         default=None,
         description=f"data home path or URL; default ${HOME_ENV}, else ./{DEFAULT_HOME}",
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options of a remote home, e.g. {endpoint_url: ...}; the S3 endpoint also comes from $AWS_ENDPOINT_URL",
+    )
+    local_dir: Optional[str] = Field(
+        default=None,
+        description=f"remote homes: this machine's workspaces, version cache and catalog (default ${LOCAL_ENV} or ~/.cache/lerobot-assets)",
+    )
 
     def url(self) -> str:
         return self.root or default_home()
+
+    def is_remote(self) -> bool:
+        return is_remote_url(self.url())
 
     def filesystem(self) -> tuple[Any, str]:
         """(fsspec filesystem, path inside it) of the home."""
         import fsspec.core
 
+        if self.is_remote():
+            return home_filesystem(self.url(), self.storage_options)
         url = self.url()
         if "://" not in url:
             url = str(Path(url).expanduser().resolve())
         return fsspec.core.url_to_fs(url)
 
     def is_local(self) -> bool:
-        fs, _ = self.filesystem()
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        return protocol in ("file", "local")
+        return not self.is_remote()
+
+    def remote(self) -> RemoteHome:
+        return RemoteHome(self.url(), storage_options=self.storage_options, local_dir=self._local_dir())
+
+    def _local_dir(self) -> Optional[Path]:
+        return Path(self.local_dir).expanduser().resolve() if self.local_dir else None
 
     def layout(self) -> HomeLayout:
-        fs, path = self.filesystem()
-        if not self.is_local():
-            raise NotImplementedError(
-                f"data home {self.url()!r} is on {type(fs).__name__}: datasets are written and merged on a "
-                f"local filesystem; point `home.root` at a local directory (sync it to remote storage after)"
-            )
-        layout = HomeLayout(Path(path))
+        """The layout of a local home, used in place. Steps use `workspace()`, which also serves a remote one."""
+        if self.is_remote():
+            raise ValueError(f"data home {self.url()!r} is remote: use DataHome.workspace() for a local view of it")
+        layout = HomeLayout(Path(self.url().removeprefix("file://")).expanduser().resolve())
         layout.root.mkdir(parents=True, exist_ok=True)
         return layout
+
+    @contextmanager
+    def workspace(self, name: str, log: Optional[Callable[[str], None]] = None) -> Iterator[HomeWorkspace]:
+        """A step's view of the home (see lerobot_assets.home.workspace); `name` labels its scratch
+        directory, `log` gets a line with the bytes moved."""
+        with open_workspace(
+            self.url(), name, storage_options=self.storage_options, local_dir=self._local_dir()
+        ) as ws:
+            yield ws
+        transfer = getattr(ws, "transfer", None)
+        if transfer is not None and log is not None:
+            t = transfer
+            log(
+                f"remote home {self.url()}: uploaded {t.uploaded} B in {t.files_uploaded} files, downloaded "
+                f"{t.downloaded} B in {t.files_downloaded} files, copied on the server {t.server_copied} B in "
+                f"{t.files_copied} files, {t.cache_hits} cached versions reused"
+            )
+
+    @contextmanager
+    def pulled(self, rel: str, name: str) -> Iterator[Path]:
+        """A local path of `rel` (e.g. `datasets/lerobot_dataset`) for reading only."""
+        with self.workspace(name) as ws:
+            ws.pull(rel)
+            yield ws.layout.root / rel
+
+    def catalog(self, **kwargs: Any) -> Any:
+        """The SQL catalog over this home (its DuckDB file on local disk for a remote home)."""
+        from lerobot_assets.sql import Catalog
+
+        if self.is_remote():
+            return Catalog(self.url(), storage_options=self.storage_options, path=self.remote().catalog_path, **kwargs)
+        return Catalog(self.layout().root, **kwargs)
 
 
 class VideoEncoderResource(dg.ConfigurableResource):

@@ -36,7 +36,9 @@ class RawSummary:
     session: str
     kind: str
     format: Literal["raw-v1", "lerobot-v3"]
-    source: str  # absolute path of the raw-v1 session folder or of the v3 dataset root
+    # The raw-v1 session folder or the v3 dataset root: absolute in memory; in manifest.json relative
+    # to the home when inside it, so a home moved, synced, or pulled into a workspace still resolves.
+    source: str
     fps: int
     robot_type: str | None
     episodes: int
@@ -53,20 +55,27 @@ class RawSummary:
     def duration_s(self) -> float:
         return self.frames / self.fps if self.fps else 0.0
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, home: Path) -> None:
+        record = asdict(self)
+        source, root = Path(self.source), home.resolve()
+        if source.resolve().is_relative_to(root):
+            record["source"] = source.resolve().relative_to(root).as_posix()
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "RawSummary":
+    def load(cls, path: Path, home: Path) -> "RawSummary":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the session's raw episodes are not materialized (materialize raw_episodes first)")
-        return cls(**json.loads(path.read_text()))
+        summary = cls(**json.loads(path.read_text()))
+        if not Path(summary.source).is_absolute():
+            summary.source = str(home.absolute() / summary.source)
+        return summary
 
 
 def read_raw_summary(layout: HomeLayout, session: str) -> RawSummary:
-    return RawSummary.load(layout.raw(session) / MANIFEST)
+    return RawSummary.load(layout.raw(session) / MANIFEST, layout.root)
 
 
 def _summary_from_raw(session: str, kind: str, raw: inbox.RawSession, source: Path, fingerprint: str, details: dict[str, Any]) -> RawSummary:
@@ -143,7 +152,7 @@ def _normalize_sim(key: SessionKey, layout: HomeLayout, template: "PushTSourceCo
             "elapsed_s": round(time.perf_counter() - t0, 3),
         }
         summary = _summary_from_raw(key.key, "sim", raw, final, inbox.session_fingerprint(scratch), details)
-        summary.save(scratch / MANIFEST)
+        summary.save(scratch / MANIFEST, layout.root)
         replace_dir(scratch, final)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -163,7 +172,7 @@ def _normalize_inbox(key: SessionKey, layout: HomeLayout, say: Progress) -> RawS
     summary = _summary_from_raw(key.key, "inbox", raw, folder.resolve(), fingerprint, {})
     out = layout.raw(key.key)
     out.mkdir(parents=True, exist_ok=True)
-    summary.save(out / MANIFEST)
+    summary.save(out / MANIFEST, layout.root)
     return summary
 
 
@@ -199,7 +208,7 @@ def _normalize_import(key: SessionKey, layout: HomeLayout, say: Progress) -> Raw
     say(f"{key.key}: {summary.episodes} episodes, {summary.frames} frames from {root}")
     out = layout.raw(key.key)
     out.mkdir(parents=True, exist_ok=True)
-    summary.save(out / MANIFEST)
+    summary.save(out / MANIFEST, layout.root)
     return summary
 
 

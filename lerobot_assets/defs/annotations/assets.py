@@ -70,26 +70,31 @@ def make_backend(config: AnnotateRunConfig, staging: Any) -> Backend:
     ),
 )
 def annotated_dataset(context: dg.AssetExecutionContext, config: AnnotateRunConfig, home: DataHome) -> dg.MaterializeResult:
-    layout = home.layout()
-    out = annotated_root(layout)
-    staging = default_staging(out)
-    cfg = AnnotateConfig(seed=config.seed, vqa_hz=config.vqa_hz)
-    result = annotate_dataset(
-        layout.dataset(CURATED_DATASET), out, make_backend(config, staging), modules=config.modules, config=cfg,
-        staging_dir=staging, overwrite=True, progress=_log_progress(context),
-    )
-    context.log.info(result.summary())
-    metadata: dict[str, Any] = {
-        "rows_per_style": dg.MetadataValue.json(result.rows_per_style),
-        "episodes_covered": dg.MetadataValue.int(result.episodes),
-        "vlm_calls": dg.MetadataValue.int(result.calls),
-        "vlm_calls_from_cache": dg.MetadataValue.int(result.cached),
-        "staged_results_reused": dg.MetadataValue.int(result.resumed),
-        "backend": dg.MetadataValue.text(config.backend),
-        "path": dg.MetadataValue.path(str(out)),
-    }
-    path = layout.previews / f"{ANNOTATED_DATASET}.png"
-    metadata |= preview_metadata(preview_png(preview_image(out), path), path, "a frame with its active subtask and a VQA box")
+    with home.workspace(ANNOTATED_DATASET, context.log.info) as ws:
+        layout = ws.layout
+        ws.pull(f"datasets/{CURATED_DATASET}")
+        out = annotated_root(layout)
+        # On a remote home the staging (and the VLM reply cache in it) lives in this step's workspace.
+        staging = default_staging(out)
+        cfg = AnnotateConfig(seed=config.seed, vqa_hz=config.vqa_hz)
+        result = annotate_dataset(
+            layout.dataset(CURATED_DATASET), out, make_backend(config, staging), modules=config.modules, config=cfg,
+            staging_dir=staging, overwrite=True, progress=_log_progress(context),
+        )
+        context.log.info(result.summary())
+        metadata: dict[str, Any] = {
+            "rows_per_style": dg.MetadataValue.json(result.rows_per_style),
+            "episodes_covered": dg.MetadataValue.int(result.episodes),
+            "vlm_calls": dg.MetadataValue.int(result.calls),
+            "vlm_calls_from_cache": dg.MetadataValue.int(result.cached),
+            "staged_results_reused": dg.MetadataValue.int(result.resumed),
+            "backend": dg.MetadataValue.text(config.backend),
+            "path": dg.MetadataValue.path(str(out)),
+        }
+        path = layout.previews / f"{ANNOTATED_DATASET}.png"
+        metadata |= preview_metadata(preview_png(preview_image(out), path), path, "a frame with its active subtask and a VQA box")
+        ws.write(f"datasets/{ANNOTATED_DATASET}")
+        ws.write(f"previews/{ANNOTATED_DATASET}.png")
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -15,22 +15,26 @@ from lerobot_assets.defs.datasets.assets import lerobot_dataset
 from lerobot_assets.defs.metadata import dataset_metadata
 from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.defs.sql.checks import CATALOG_POOL
+from lerobot_assets.home import MERGED_DATASET
 from lerobot_assets.home.curation import (
     CURATED_DATASET,
     CURATED_MODEL,
+    SPLITS_DIR,
     build_curated_dataset,
     build_splits,
     curated_root,
 )
-from lerobot_assets.home.layout import HomeLayout
-from lerobot_assets.sql import Catalog
 
 CURATION_GROUP = "curation"
 
 
-def curated_keep(layout: HomeLayout, sql: SqlVarsResource) -> list[int]:
+CURATED_REL = f"datasets/{CURATED_DATASET}"
+SPLITS_REL = f"datasets/{SPLITS_DIR}"
+
+
+def curated_keep(home: DataHome, sql: SqlVarsResource) -> list[int]:
     """Merged episode indices the curated_episodes model keeps (its table in the home's catalog)."""
-    table = Catalog(layout.root, vars=sql.vars).read_model(CURATED_MODEL)
+    table = home.catalog(vars=sql.vars).read_model(CURATED_MODEL)
     return sorted({int(e) for e in table.column("episode_index").to_pylist()})
 
 
@@ -61,16 +65,21 @@ def _log_progress(context: dg.AssetExecutionContext) -> Any:
     ),
 )
 def curated_dataset(context: dg.AssetExecutionContext, home: DataHome, sql: SqlVarsResource) -> dg.MaterializeResult:
-    layout = home.layout()
-    keep = curated_keep(layout, sql)
-    result = build_curated_dataset(layout, keep, progress=_log_progress(context))
-    root = curated_root(layout)
-    index = build_byte_index(root)
-    context.log.info(
-        f"curated ({result.mode}): kept {len(result.kept)} episodes, rejected {len(result.rejected)}; "
-        f"byte index: {index.stats.files_indexed} files indexed"
-    )
-    metadata: dict[str, Any] = dataset_metadata(root, layout.previews / f"{CURATED_DATASET}.png")
+    keep = curated_keep(home, sql)
+    with home.workspace(CURATED_DATASET, context.log.info) as ws:
+        layout = ws.layout
+        ws.pull(f"datasets/{MERGED_DATASET}")
+        ws.pull(CURATED_REL)  # the current curated dataset: cut from it when only more are rejected
+        result = build_curated_dataset(layout, keep, progress=_log_progress(context))
+        root = curated_root(layout)
+        index = build_byte_index(root)
+        context.log.info(
+            f"curated ({result.mode}): kept {len(result.kept)} episodes, rejected {len(result.rejected)}; "
+            f"byte index: {index.stats.files_indexed} files indexed"
+        )
+        metadata: dict[str, Any] = dataset_metadata(root, layout.previews / f"{CURATED_DATASET}.png")
+        ws.write(CURATED_REL)
+        ws.write(f"previews/{CURATED_DATASET}.png")
     metadata |= {
         "mode": dg.MetadataValue.text(result.mode),
         "kept_episodes": dg.MetadataValue.int(len(result.kept)),
@@ -95,13 +104,15 @@ class SplitConfig(dg.Config):
     description="Train/val splits of the curated dataset (datasets/splits/<name>/), each a v3 dataset, by stream copy.",
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, home: DataHome) -> dg.MaterializeResult:
-    layout = home.layout()
-    results = build_splits(layout, config.fractions, config.seed, progress=_log_progress(context))
     rows = ["| split | episodes | frames | MB |", "|---|---|---|---|"]
-    for name, r in results.items():
-        build_byte_index(r.output)
-        rows.append(f"| {name} | {r.episodes} | {r.frames} | {r.bytes / 1e6:.1f} |")
-        context.log.info(r.summary())
+    with home.workspace(SPLITS_DIR, context.log.info) as ws:
+        ws.pull(CURATED_REL)
+        results = build_splits(ws.layout, config.fractions, config.seed, progress=_log_progress(context))
+        for name, r in results.items():
+            build_byte_index(r.output)
+            rows.append(f"| {name} | {r.episodes} | {r.frames} | {r.bytes / 1e6:.1f} |")
+            context.log.info(r.summary())
+            ws.write(f"{SPLITS_REL}/{name}")
     return dg.MaterializeResult(
         metadata={
             "splits": dg.MetadataValue.md("\n".join(rows)),

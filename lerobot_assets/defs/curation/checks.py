@@ -6,12 +6,16 @@
 - dataset_splits_valid: the validator over each split.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import dagster as dg
 
 from lerobot_assets.checks.splits import split_problems
 from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
 from lerobot_assets.defs.checks_common import validation_result
-from lerobot_assets.defs.curation.assets import curated_dataset, curated_keep, dataset_splits
+from lerobot_assets.defs.curation.assets import CURATED_REL, SPLITS_REL, curated_dataset, curated_keep, dataset_splits
 from lerobot_assets.defs.metadata import problems_markdown
 from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.defs.sql.checks import CATALOG_POOL
@@ -22,7 +26,8 @@ from lerobot_assets.home.curation import curated_root, read_provenance, splits_r
 @dg.asset_check(asset=curated_dataset, blocking=True, description="The curated dataset passes the library validator.")
 def curated_dataset_valid(home: DataHome) -> dg.AssetCheckResult:
     try:
-        report = validate_dataset(curated_root(home.layout()))
+        with home.pulled(CURATED_REL, "curated_dataset_valid") as root:
+            report = validate_dataset(root)
     except NotAV3DatasetError as e:
         return validation_result(None, [str(e)], {})
     return validation_result(report, [], {})
@@ -35,11 +40,10 @@ def curated_dataset_valid(home: DataHome) -> dg.AssetCheckResult:
     description="The curated dataset holds exactly the merged episodes that curated_episodes keeps, in order.",
 )
 def curated_dataset_matches_rules(home: DataHome, sql: SqlVarsResource) -> dg.AssetCheckResult:
-    layout = home.layout()
-    keep = curated_keep(layout, sql)
-    root = curated_root(layout)
-    recorded = [int(e) for e in (read_provenance(root) or {}).get("kept", [])]
-    episodes = DatasetInfo.load(root).total_episodes
+    keep = curated_keep(home, sql)
+    with home.pulled(CURATED_REL, "curated_dataset_matches_rules") as root:
+        recorded = [int(e) for e in (read_provenance(root) or {}).get("kept", [])]
+        episodes = DatasetInfo.load(root).total_episodes
     problems = []
     if recorded != keep:
         problems.append(f"built from {len(recorded)} kept episodes, but curated_episodes now keeps {len(keep)}")
@@ -52,9 +56,16 @@ def curated_dataset_matches_rules(home: DataHome, sql: SqlVarsResource) -> dg.As
     )
 
 
-def _split_roots(home: DataHome) -> dict:
-    base = splits_root(home.layout())
-    return {p.name: p for p in sorted(base.iterdir()) if (p / "meta" / "info.json").is_file()} if base.is_dir() else {}
+@contextmanager
+def _split_roots(home: DataHome, name: str) -> Iterator[tuple[Path, dict[str, Path]]]:
+    """(curated root, {split: root}) on local disk for reading."""
+    with home.workspace(name) as ws:
+        ws.pull(CURATED_REL)
+        for split in ws.children(SPLITS_REL):
+            ws.pull(f"{SPLITS_REL}/{split}")
+        base = splits_root(ws.layout)
+        found = {p.name: p for p in sorted(base.iterdir()) if (p / "meta" / "info.json").is_file()} if base.is_dir() else {}
+        yield curated_root(ws.layout), found
 
 
 @dg.asset_check(
@@ -63,8 +74,8 @@ def _split_roots(home: DataHome) -> dict:
     description="The splits are disjoint and together hold every curated episode, unchanged (compared by content).",
 )
 def dataset_splits_partition(home: DataHome) -> dg.AssetCheckResult:
-    splits = _split_roots(home)
-    report = split_problems(curated_root(home.layout()), splits)
+    with _split_roots(home, "dataset_splits_partition") as (curated, splits):
+        report = split_problems(curated, splits)
     if not splits:
         report.problems.insert(0, "no split datasets found")
     return dg.AssetCheckResult(
@@ -83,10 +94,11 @@ def dataset_splits_partition(home: DataHome) -> dg.AssetCheckResult:
 def dataset_splits_valid(home: DataHome) -> dg.AssetCheckResult:
     problems: list[str] = []
     checked = 0
-    for name, root in _split_roots(home).items():
-        report = validate_dataset(root)
-        checked += 1
-        problems += [f"{name}: {p}" for p in report.errors]
+    with _split_roots(home, "dataset_splits_valid") as (_, splits):
+        for name, root in splits.items():
+            report = validate_dataset(root)
+            checked += 1
+            problems += [f"{name}: {p}" for p in report.errors]
     if not checked:
         problems.append("no split datasets found")
     return dg.AssetCheckResult(

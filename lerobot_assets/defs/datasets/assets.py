@@ -21,6 +21,8 @@ from lerobot_assets.home.validation import merge_plan
 from lerobot_assets.stats.dataset import compute_dataset_stats
 from lerobot_assets.tools.merge import merge_datasets
 
+MERGED_REL = f"datasets/{MERGED_DATASET}"
+
 # Merge when sessions were updated and none is mid-run; unlike plain eager(), a session that was
 # registered but never built (or failed) does not hold the merge of all the others back.
 merge_automation = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
@@ -41,27 +43,37 @@ merge_automation = dg.AutomationCondition.eager().without(~dg.AutomationConditio
     ),
 )
 def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    layout = home.layout()
     registered = context.instance.get_dynamic_partitions(SESSIONS)
-    sessions, skipped = merge_plan(layout, registered, context.instance.get_materialized_partitions(SESSION_DATASET))
-    for key, why in skipped.items():
-        context.log.warning(f"not merging {key}: {why}")
-    if not sessions:
-        raise dg.Failure(
-            description="no session dataset to merge: materialize session_dataset for at least one session first",
-            metadata={"skipped": dg.MetadataValue.json(skipped)},
-        )
-    root = layout.dataset(MERGED_DATASET)
-    result = merge_datasets([(s, layout.session(s)) for s in sessions], root, progress=context.log.info)
-    context.log.info(f"merge {result.mode}: {result.episodes} episodes, {result.frames} frames from {len(sessions)} sessions")
-    metadata: dict[str, Any] = dataset_metadata(root, layout.previews / f"{MERGED_DATASET}.png")
-    metadata |= {
-        "mode": dg.MetadataValue.text(result.mode),
-        "sessions": dg.MetadataValue.int(len(sessions)),
-        "session_names": dg.MetadataValue.json(sessions),
-        "sessions_added": dg.MetadataValue.json(list(result.sessions_added)),
-        "skipped_sessions": dg.MetadataValue.json(skipped),
-    }
+    materialized = context.instance.get_materialized_partitions(SESSION_DATASET)
+    with home.workspace(MERGED_DATASET, context.log.info) as ws:
+        layout = ws.layout
+        for key in registered:
+            if key in materialized:
+                ws.pull(f"sessions/{key}")
+                ws.pull(f"checks/{key}.json")
+        sessions, skipped = merge_plan(layout, registered, materialized)
+        for key, why in skipped.items():
+            context.log.warning(f"not merging {key}: {why}")
+        if not sessions:
+            raise dg.Failure(
+                description="no session dataset to merge: materialize session_dataset for at least one session first",
+                metadata={"skipped": dg.MetadataValue.json(skipped)},
+            )
+        ws.pull(MERGED_REL)  # what is already merged: new sessions are appended to it
+        root = layout.dataset(MERGED_DATASET)
+        result = merge_datasets([(s, layout.session(s)) for s in sessions], root, progress=context.log.info)
+        context.log.info(f"merge {result.mode}: {result.episodes} episodes, {result.frames} frames from {len(sessions)} sessions")
+        metadata: dict[str, Any] = dataset_metadata(root, layout.previews / f"{MERGED_DATASET}.png")
+        metadata |= {
+            "mode": dg.MetadataValue.text(result.mode),
+            "sessions": dg.MetadataValue.int(len(sessions)),
+            "session_names": dg.MetadataValue.json(sessions),
+            "sessions_added": dg.MetadataValue.json(list(result.sessions_added)),
+            "skipped_sessions": dg.MetadataValue.json(skipped),
+        }
+        if result.mode != "unchanged":
+            ws.write(MERGED_REL)
+        ws.write(f"previews/{MERGED_DATASET}.png")
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -73,10 +85,13 @@ def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mat
     description="Exact statistics of the merged dataset over all its episodes (meta/stats.json), as a table.",
 )
 def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    root = home.layout().dataset(MERGED_DATASET)
-    info = DatasetInfo.load(root)
-    stats = compute_dataset_stats(root)
-    write_stats(root, stats)
+    with home.workspace("dataset_stats", context.log.info) as ws:
+        ws.pull(MERGED_REL)
+        root = ws.layout.dataset(MERGED_DATASET)
+        info = DatasetInfo.load(root)
+        stats = compute_dataset_stats(root)
+        write_stats(root, stats)
+        ws.write(MERGED_REL)
     context.log.info(f"stats of {len(stats)} features over {info.total_episodes} episodes, {info.total_frames} frames")
     return dg.MaterializeResult(
         metadata={
@@ -103,12 +118,14 @@ def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mater
     ),
 )
 def byte_index(context: dg.AssetExecutionContext, home: DataHome) -> dg.MaterializeResult:
-    root = home.layout().dataset(MERGED_DATASET)
-
     def progress(p) -> None:  # one log line per file, not per frame
         context.log.info(f"[{p.done}/{p.total}] {p.action} {p.path} ({p.segments} episodes, {p.file_size} bytes)")
 
-    result = build_byte_index(root, workers=2, progress=progress)
+    with home.workspace("byte_index", context.log.info) as ws:
+        ws.pull(MERGED_REL)
+        root = ws.layout.dataset(MERGED_DATASET)
+        result = build_byte_index(root, workers=2, progress=progress)
+        ws.write(MERGED_REL)
     s = result.stats
     return dg.MaterializeResult(
         metadata={

@@ -7,6 +7,8 @@ wraps a library check (lerobot_assets.checks, byteindex.verify):
 - byte_index_matches_ffprobe: a sample of indexed frames equals what ffprobe reports.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from lerobot_assets.byteindex.verify import verify_with_ffprobe
@@ -14,7 +16,7 @@ from lerobot_assets.checks.merged import merged_totals
 from lerobot_assets.checks.stats import stats_problems
 from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
 from lerobot_assets.defs.checks_common import validation_result
-from lerobot_assets.defs.datasets.assets import byte_index, dataset_stats, lerobot_dataset
+from lerobot_assets.defs.datasets.assets import MERGED_REL, byte_index, dataset_stats, lerobot_dataset
 from lerobot_assets.defs.metadata import problems_markdown
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.format.info import DatasetInfo
@@ -29,7 +31,8 @@ from lerobot_assets.home import MERGED_DATASET
 )
 def lerobot_dataset_valid(home: DataHome) -> dg.AssetCheckResult:
     try:
-        report = validate_dataset(home.layout().dataset(MERGED_DATASET))
+        with home.pulled(MERGED_REL, "lerobot_dataset_valid") as root:
+            report = validate_dataset(root)
     except NotAV3DatasetError as e:
         return validation_result(None, [str(e)], {})
     return validation_result(report, [], {})
@@ -41,8 +44,15 @@ def lerobot_dataset_valid(home: DataHome) -> dg.AssetCheckResult:
     description="Merged episodes and frames equal the sum over the merged sessions' datasets, session by session.",
 )
 def lerobot_dataset_totals(home: DataHome) -> dg.AssetCheckResult:
-    layout = home.layout()
-    totals = merged_totals(layout.dataset(MERGED_DATASET), layout.session)
+    with home.workspace("lerobot_dataset_totals") as ws:
+        ws.pull(MERGED_REL)
+        layout = ws.layout
+
+        def session_root(name: str) -> Path:
+            ws.pull(f"sessions/{name}")
+            return layout.session(name)
+
+        totals = merged_totals(layout.dataset(MERGED_DATASET), session_root)
     rows = ["| session | episodes | frames |", "|---|---|---|"]
     rows += [f"| {name} | {episodes} | {frames} |" for name, episodes, frames in totals.sources]
     rows.append(f"| **sum** | **{totals.episodes}** | **{totals.frames}** |")
@@ -64,9 +74,9 @@ def lerobot_dataset_totals(home: DataHome) -> dg.AssetCheckResult:
     description="Stats sanity: every feature present, no NaN or inf, std >= 0, min <= max, counts equal the frames.",
 )
 def dataset_stats_sane(home: DataHome) -> dg.AssetCheckResult:
-    root = home.layout().dataset(MERGED_DATASET)
-    info = DatasetInfo.load(root)
-    problems = stats_problems(read_stats(root), info.features, info.total_frames)
+    with home.pulled(MERGED_REL, "dataset_stats_sane") as root:
+        info = DatasetInfo.load(root)
+        problems = stats_problems(read_stats(root), info.features, info.total_frames)
     return dg.AssetCheckResult(
         passed=not problems,
         description=problems[0] if problems else f"stats of {info.total_frames} frames are sane",
@@ -80,7 +90,8 @@ def dataset_stats_sane(home: DataHome) -> dg.AssetCheckResult:
     description="A sample of indexed frames (offset, size, pts, keyframe flag) equals what ffprobe reports.",
 )
 def byte_index_matches_ffprobe(home: DataHome) -> dg.AssetCheckResult:
-    report = verify_with_ffprobe(home.layout().dataset(MERGED_DATASET), sample=256)
+    with home.pulled(MERGED_REL, "byte_index_matches_ffprobe") as root:
+        report = verify_with_ffprobe(root, sample=256)
     return dg.AssetCheckResult(
         passed=report.ok,
         metadata={

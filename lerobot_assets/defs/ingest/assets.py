@@ -16,9 +16,11 @@ from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEnco
 from lerobot_assets.home import (
     build_session_dataset,
     normalize_session,
+    parse_session_key,
     read_raw_summary,
 )
 from lerobot_assets.home.validation import CHECK_NAME
+from lerobot_assets.home.workspace import HomeWorkspace
 
 GROUP = "lerobot"
 SESSION_CHECK = CHECK_NAME
@@ -38,10 +40,25 @@ build_new_sessions = dg.AutomationCondition.on_missing()
     ),
 )
 def raw_episodes(context: dg.AssetExecutionContext, home: DataHome, sim: SimSourceResource) -> dg.MaterializeResult:
-    layout = home.layout()
     session = context.partition_key
-    summary = normalize_session(session, layout, sim=sim.template(), progress=context.log.info)
-    return dg.MaterializeResult(metadata=raw_metadata(summary, layout.previews / "raw_episodes" / f"{session}.png"))
+    with home.workspace(f"raw_episodes-{session}", context.log.info) as ws:
+        pull_session_sources(ws, session)
+        summary = normalize_session(session, ws.layout, sim=sim.template(), progress=context.log.info)
+        preview = f"previews/raw_episodes/{session}.png"
+        ws.write(f"raw/{session}")
+        ws.write(preview)
+        return dg.MaterializeResult(metadata=raw_metadata(summary, ws.layout.root / preview))
+
+
+def pull_session_sources(ws: HomeWorkspace, session: str) -> None:
+    """What a session's raw episodes are read from, besides raw/<session>: its inbox folder, or its
+    import spec and a Hub download (a no-op on a local home)."""
+    key = parse_session_key(session)
+    if key.kind == "inbox":
+        ws.pull(f"inbox/{key.name}")
+    elif key.kind == "import":
+        ws.pull(f"imports/{key.name}.json")
+        ws.pull(f"downloads/{key.name}")
 
 
 SESSION_DATASET = dg.AssetKey("session_dataset")
@@ -80,26 +97,36 @@ SESSION_VIDEOS = dg.AssetKey("session_videos")
     ],
 )
 def session_build(context: dg.AssetExecutionContext, home: DataHome, encoder: VideoEncoderResource) -> Iterator[dg.MaterializeResult]:
-    layout = home.layout()
     session = context.partition_key
-    summary = read_raw_summary(layout, session)
-    build = build_session_dataset(
-        summary,
-        layout.session(session),
-        encoder=encoder.config(),
-        encoder_threads=encoder.encoder_threads,
-        progress=context.log.info,
-    )
-    context.log.info(f"{session}: {build.episodes} episodes, {build.frames} frames in {build.elapsed_s:.1f} s")
-    metadata = dataset_metadata(build.root, layout.previews / "session_dataset" / f"{session}.png")
-    metadata["dropped_frames"] = dg.MetadataValue.int(build.dropped_frames)
-    metadata["elapsed_s"] = dg.MetadataValue.float(round(build.elapsed_s, 3))
-    if SESSION_DATASET in context.selected_asset_keys:
-        yield dg.MaterializeResult(asset_key=SESSION_DATASET, metadata=metadata)
-    if SESSION_VIDEOS in context.selected_asset_keys:
-        yield dg.MaterializeResult(
-            asset_key=SESSION_VIDEOS, metadata=videos_metadata(build.root, layout.previews / "session_videos" / session)
+    results: list[dg.MaterializeResult] = []
+    # Published when the block ends, before the results are reported: a materialization is recorded
+    # only for a dataset that readers can see.
+    with home.workspace(f"session_build-{session}", context.log.info) as ws:
+        layout = ws.layout
+        ws.pull(f"raw/{session}")
+        pull_session_sources(ws, session)
+        summary = read_raw_summary(layout, session)
+        build = build_session_dataset(
+            summary,
+            layout.session(session),
+            encoder=encoder.config(),
+            encoder_threads=encoder.encoder_threads,
+            progress=context.log.info,
         )
+        context.log.info(f"{session}: {build.episodes} episodes, {build.frames} frames in {build.elapsed_s:.1f} s")
+        metadata = dataset_metadata(build.root, layout.previews / "session_dataset" / f"{session}.png")
+        metadata["dropped_frames"] = dg.MetadataValue.int(build.dropped_frames)
+        metadata["elapsed_s"] = dg.MetadataValue.float(round(build.elapsed_s, 3))
+        if SESSION_DATASET in context.selected_asset_keys:
+            results.append(dg.MaterializeResult(asset_key=SESSION_DATASET, metadata=metadata))
+        if SESSION_VIDEOS in context.selected_asset_keys:
+            videos = videos_metadata(build.root, layout.previews / "session_videos" / session)
+            results.append(dg.MaterializeResult(asset_key=SESSION_VIDEOS, metadata=videos))
+        for rel in (f"sessions/{session}", f"previews/session_dataset/{session}.png"):
+            ws.write(rel)
+        for png in sorted((layout.previews / "session_videos" / session).glob("*.png")):
+            ws.write(png.relative_to(layout.root).as_posix())
+    yield from results
 
 
 session_assets = [raw_episodes, session_build]

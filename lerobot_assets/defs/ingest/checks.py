@@ -16,7 +16,12 @@ from lerobot_assets.home.validation import validate_session
 
 
 def _session_dataset_valid(context: dg.AssetCheckExecutionContext, home: DataHome) -> dg.AssetCheckResult:
-    result = validate_session(home.layout(), context.partition_key)
+    session = context.partition_key
+    with home.workspace(f"session_check-{session}") as ws:
+        ws.pull(f"sessions/{session}")
+        ws.pull(f"raw/{session}")
+        result = validate_session(ws.layout, session)
+        ws.write(f"checks/{session}.json")
     expected: dict[str, Any] = {}
     if result.expected_episodes is not None and result.expected_frames is not None:
         expected = {

@@ -80,7 +80,9 @@ def add_import(context: dg.OpExecutionContext, config: RegisterImportConfig, hom
     from lerobot_assets.sources.lerobot_import import ImportSpec, register_import
 
     spec = ImportSpec(name=config.name, source=config.source, revision=config.revision)
-    path = register_import(home.layout().imports, spec)
+    with home.workspace(f"add_import-{spec.name}", context.log.info) as ws:
+        path = register_import(ws.layout.imports, spec)
+        ws.write(path.relative_to(ws.layout.root).as_posix())
     key = import_session_key(spec.name)
     if not context.instance.has_dynamic_partition(SESSIONS, key):
         context.instance.add_dynamic_partitions(SESSIONS, [key])

@@ -10,7 +10,7 @@ import dagster as dg
 
 from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.defs.sql.checks import CATALOG_POOL, data_test_check
-from lerobot_assets.sql import Catalog, SqlProject, load_project
+from lerobot_assets.sql import SqlProject, load_project
 
 SQL_GROUP = "sql"
 SQL_SELECTION = dg.AssetSelection.groups(SQL_GROUP)
@@ -30,7 +30,7 @@ def _model_asset(project: SqlProject, name: str) -> dg.AssetsDefinition:
         pool=CATALOG_POOL,
     )
     def _asset(context: dg.AssetExecutionContext, home: DataHome, sql: SqlVarsResource) -> dg.MaterializeResult:
-        result = Catalog(home.layout().root, project=project, vars=sql.vars).materialize(name)
+        result = home.catalog(project=project, vars=sql.vars).materialize(name)
         metadata: dict[str, Any] = {
             "dagster/row_count": dg.MetadataValue.int(result.row_count),
             "dagster/column_schema": dg.TableSchema(

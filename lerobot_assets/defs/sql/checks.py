@@ -9,7 +9,7 @@ their steps collide on the file's lock.
 import dagster as dg
 
 from lerobot_assets.defs.resources import DataHome, SqlVarsResource
-from lerobot_assets.sql import Catalog, DataTest, SqlProject
+from lerobot_assets.sql import DataTest, SqlProject
 
 CATALOG_POOL = "duckdb_catalog"
 
@@ -23,7 +23,7 @@ def data_test_check(project: SqlProject, test: DataTest) -> dg.AssetChecksDefini
         pool=CATALOG_POOL,
     )
     def _check(home: DataHome, sql: SqlVarsResource) -> dg.AssetCheckResult:
-        result = Catalog(home.layout().root, project=project, vars=sql.vars).run_data_test(test.name)
+        result = home.catalog(project=project, vars=sql.vars).run_data_test(test.name)
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR if test.blocking else dg.AssetCheckSeverity.WARN,

@@ -19,8 +19,9 @@ from pydantic import Field
 from lerobot_assets.defs.curation.assets import dataset_splits
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.evaluate import evaluate_checkpoint
-from lerobot_assets.home.curation import splits_root
-from lerobot_assets.home.layout import HomeLayout
+from lerobot_assets.home.curation import SPLITS_DIR, splits_root
+from lerobot_assets.home.layout import MERGED_DATASET, HomeLayout
+from lerobot_assets.home.workspace import HomeWorkspace
 from lerobot_assets.train import PolicyConfig, TrainConfig, current_run, train_in
 from lerobot_assets.train.data import dataset_sources
 
@@ -31,12 +32,22 @@ CODE_VERSION = "chunking-v1"
 TRAIN_SPLIT = "train"
 
 
+TRAINING_REL = "training/policy_checkpoint"
+EVALUATION_REL = "evaluations/policy_eval"
+
+
 def training_base(layout: HomeLayout) -> Path:
-    return layout.root / "training" / "policy_checkpoint"
+    return layout.root / TRAINING_REL
 
 
 def evaluation_base(layout: HomeLayout) -> Path:
-    return layout.root / "evaluations" / "policy_eval"
+    return layout.root / EVALUATION_REL
+
+
+def pull_training_inputs(ws: HomeWorkspace) -> None:
+    """The train split and the merged dataset (whose provenance a split lacks), on a remote home."""
+    ws.pull(f"datasets/{SPLITS_DIR}/{TRAIN_SPLIT}")
+    ws.pull(f"datasets/{MERGED_DATASET}")
 
 
 def training_dataset(layout: HomeLayout) -> tuple[Path, Optional[str]]:
@@ -113,10 +124,14 @@ def _image_md(png: bytes, caption: str) -> dg.MetadataValue:
     ),
 )
 def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyTrainingConfig, home: DataHome) -> dg.MaterializeResult:
-    layout = home.layout()
-    root, split = training_dataset(layout)
-    sources = dataset_sources(layout.dataset())  # a split keeps no provenance: its merged dataset's
-    run = train_in(training_base(layout), config.train_config(root, split, sources))
+    with home.workspace("policy_checkpoint", context.log.info) as ws:
+        layout = ws.layout
+        pull_training_inputs(ws)
+        ws.pull(TRAINING_REL)  # earlier runs: an unchanged dataset and config reuse theirs
+        root, split = training_dataset(layout)
+        sources = dataset_sources(layout.dataset())  # a split keeps no provenance: its merged dataset's
+        run = train_in(training_base(layout), config.train_config(root, split, sources))
+        ws.write(TRAINING_REL)
     context.log.info(f"policy_checkpoint ({run.mode}): step {run.step}, final loss {run.final_loss:.4f}, {run.checkpoint}")
     points = run.result.losses if run.result is not None else []
     metadata: dict[str, Any] = {
@@ -159,17 +174,22 @@ class PolicyEvalConfig(dg.Config):
     ),
 )
 def policy_eval(context: dg.AssetExecutionContext, config: PolicyEvalConfig, home: DataHome) -> dg.MaterializeResult:
-    layout = home.layout()
-    run = current_run(training_base(layout))
-    if run is None:
-        raise FileNotFoundError(f"{training_base(layout)}: no trained policy yet; materialize policy_checkpoint first")
-    checkpoint = run / "checkpoints" / "last"
-    out = evaluation_base(layout) / run.name
-    result = evaluate_checkpoint(
-        checkpoint, out, episodes=config.episodes, seed_start=config.seed_start, videos=config.videos,
-        batch_size=config.batch_size, baselines=config.baselines, max_steps=config.max_steps, device=config.device,
-        extra={"success_floor": config.success_floor},
-    )
+    with home.workspace("policy_eval", context.log.info) as ws:
+        layout = ws.layout
+        ws.pull(TRAINING_REL)
+        ws.pull(EVALUATION_REL)
+        run = current_run(training_base(layout))
+        if run is None:
+            raise FileNotFoundError(f"{training_base(layout)}: no trained policy yet; materialize policy_checkpoint first")
+        checkpoint = run / "checkpoints" / "last"
+        out = evaluation_base(layout) / run.name
+        result = evaluate_checkpoint(
+            checkpoint, out, episodes=config.episodes, seed_start=config.seed_start, videos=config.videos,
+            batch_size=config.batch_size, baselines=config.baselines, max_steps=config.max_steps, device=config.device,
+            extra={"success_floor": config.success_floor},
+        )
+        ws.write(EVALUATION_REL)
+        preview = result.preview.read_bytes() if result.preview is not None else None
     a = result.policy.aggregates
     lo, hi = a["pc_success_interval"]
     context.log.info(f"policy_eval: {a['pc_success']:.1f}% success ({lo:.1f}-{hi:.1f}) over {a['n_episodes']} episodes")
@@ -186,8 +206,8 @@ def policy_eval(context: dg.AssetExecutionContext, config: PolicyEvalConfig, hom
     for name, b in result.baselines.items():
         metadata[f"{name}_pc_success"] = dg.MetadataValue.float(b.aggregates["pc_success"])
         metadata[f"{name}_avg_max_reward"] = dg.MetadataValue.float(b.aggregates["avg_max_reward"])
-    if result.preview is not None:
-        metadata["preview"] = _image_md(result.preview.read_bytes(), "rollout 0")
+    if preview is not None:
+        metadata["preview"] = _image_md(preview, "rollout 0")
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -14,9 +14,12 @@ import dagster as dg
 from lerobot_assets.defs.metadata import problems_markdown
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.defs.training.assets import (
+    EVALUATION_REL,
+    TRAINING_REL,
     evaluation_base,
     policy_checkpoint,
     policy_eval,
+    pull_training_inputs,
     training_base,
     training_dataset,
 )
@@ -29,11 +32,13 @@ from lerobot_assets.train import checkpoint_problems, current_run
     description="The checkpoint loads and predicts finite actions for a real batch of its training data.",
 )
 def policy_checkpoint_loads(home: DataHome) -> dg.AssetCheckResult:
-    layout = home.layout()
-    run = current_run(training_base(layout))
-    problems = ["no trained policy (training/policy_checkpoint/current is missing)"] if run is None else []
-    if run is not None:
-        problems = checkpoint_problems(run / "checkpoints" / "last", training_dataset(layout)[0])
+    with home.workspace("policy_checkpoint_loads") as ws:
+        ws.pull(TRAINING_REL)
+        pull_training_inputs(ws)
+        run = current_run(training_base(ws.layout))
+        problems = ["no trained policy (training/policy_checkpoint/current is missing)"] if run is None else []
+        if run is not None:
+            problems = checkpoint_problems(run / "checkpoints" / "last", training_dataset(ws.layout)[0])
     return dg.AssetCheckResult(
         passed=not problems,
         description=problems[0][:1000] if problems else "loads; finite actions for a real batch",
@@ -47,12 +52,14 @@ def policy_checkpoint_loads(home: DataHome) -> dg.AssetCheckResult:
     description="The policy's success rate reaches the configured floor (PolicyEvalConfig.success_floor).",
 )
 def policy_eval_above_floor(home: DataHome) -> dg.AssetCheckResult:
-    layout = home.layout()
-    run = current_run(training_base(layout))
-    path = evaluation_base(layout) / run.name / "eval_info.json" if run is not None else Path("(no run)")
-    if not path.is_file():
-        return dg.AssetCheckResult(passed=False, description=f"{path}: missing; materialize policy_eval")
-    info = json.loads(path.read_text())
+    with home.workspace("policy_eval_above_floor") as ws:
+        ws.pull(TRAINING_REL)
+        ws.pull(EVALUATION_REL)
+        run = current_run(training_base(ws.layout))
+        path = evaluation_base(ws.layout) / run.name / "eval_info.json" if run is not None else Path("(no run)")
+        if not path.is_file():
+            return dg.AssetCheckResult(passed=False, description=f"{path}: missing; materialize policy_eval")
+        info = json.loads(path.read_text())
     pc, floor = float(info["overall"]["pc_success"]), float(info.get("success_floor", 0.0))
     return dg.AssetCheckResult(
         passed=pc >= floor,

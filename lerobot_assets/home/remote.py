@@ -1,0 +1,460 @@
+"""A data home on object storage (s3://, gs://, az://, ... through fsspec).
+
+The library writes datasets on a local disk (encoders, stream-copy concatenation and parquet rewrites
+need local files), so a step on a remote home works in a **workspace**: a local scratch directory laid
+out like a home. It pulls what it reads from the remote home, runs the same code as on a local home,
+and publishes what it wrote when it succeeds:
+
+- a directory (a session's raw episodes, a session dataset, a merged, curated or split dataset, a
+  checkpoint) is published as a new version beside a pointer written last (see
+  `lerobot_assets.format.versions`): readers never see half of it, and a killed step leaves only an
+  unreferenced version behind, which the next publication of that directory deletes;
+- a single file (a validation record, a preview, an import spec) is one PUT, atomic by itself.
+
+Published versions are immutable, so a local **cache** keeps each one it downloaded or published, keyed
+by (home, path, version): a step reading what an earlier step on the same machine wrote moves no bytes,
+and files a step did not change are server-side copied into the new version instead of uploaded again.
+Workspace inputs are hard links into the cache; every writer in this project replaces files by
+rename (`format.atomic`), which breaks the link, and a file changed in place anyway is detected
+(its stat differs from the cache's record) and uploaded, and the cache entry dropped.
+
+Pure library: no Dagster import.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lerobot_assets.format.atomic import make_temp_dir
+from lerobot_assets.format.versions import POINTER, Pointer, read_pointer, version_name, version_number
+from lerobot_assets.home.layout import HomeLayout
+
+logger = logging.getLogger(__name__)
+
+# Uploaded after every other file of a version: a plain reader given a `v-<n>/` prefix finds the
+# dataset's entry point only once the files it names are there.
+LAST_FILES = ("meta/info.json",)
+# Versions of one directory kept on the remote: the current one and the one it replaced, which a
+# reader that followed the old pointer may still be reading.
+KEEP_VERSIONS = 2
+CACHE_MANIFEST = "files.json"
+LOCAL_ENV = "LEROBOT_ASSETS_LOCAL"
+
+
+def is_remote_url(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def home_filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """(fsspec filesystem, its path of the home) for a home URL.
+
+    An S3-compatible endpoint comes from `storage_options['endpoint_url']`, else `AWS_ENDPOINT_URL` or
+    `FSSPEC_S3_ENDPOINT_URL`, as for the SQL command line."""
+    import fsspec.core
+
+    options = dict(storage_options or {})
+    protocol = url.split("://", 1)[0]
+    if protocol in ("s3", "s3a") and "endpoint_url" not in options and "endpoint_url" not in options.get("client_kwargs", {}):
+        endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["endpoint_url"] = endpoint
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    return fs, path.rstrip("/")
+
+
+def default_local_dir(url: str) -> Path:
+    """Where a remote home's workspaces, cache and DuckDB catalog live on this machine:
+    $LEROBOT_ASSETS_LOCAL, else ~/.cache/lerobot-assets; one subdirectory per home URL."""
+    base = Path(os.environ.get(LOCAL_ENV) or Path.home() / ".cache" / "lerobot-assets")
+    return base / hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
+
+
+def check_rel(rel: str) -> str:
+    """A path inside the home, as posix; refuses anything that would leave it."""
+    parts = [p for p in rel.replace(os.sep, "/").split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts) or rel.startswith("/"):
+        raise ValueError(f"{rel!r} is not a path inside the data home")
+    return "/".join(parts)
+
+
+class PublishConflict(RuntimeError):
+    """The directory was published by another step since this step pulled it."""
+
+
+@dataclass
+class Transfer:
+    """Bytes this process moved to and from the remote home."""
+
+    uploaded: int = 0
+    downloaded: int = 0
+    server_copied: int = 0  # copied remote-to-remote (unchanged files of a new version): no client bytes
+    files_uploaded: int = 0
+    files_downloaded: int = 0
+    files_copied: int = 0
+    cache_hits: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+    def add(self, **amounts: int) -> None:
+        for name, n in amounts.items():
+            setattr(self, name, getattr(self, name) + n)
+            setattr(PROCESS_TRANSFER, name, getattr(PROCESS_TRANSFER, name) + n)
+
+
+# Everything every RemoteHome of this process moved (what benchmarks/bench_scale.py reports).
+PROCESS_TRANSFER = Transfer()
+
+
+@dataclass
+class Cached:
+    """A published version held in the local cache: `path` is the dataset, `files` their stats then."""
+
+    rel: str
+    version: str
+    path: Path
+    files: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # rel -> (size, mtime_ns, inode)
+
+
+def _file_stats(root: Path) -> dict[str, tuple[int, int, int]]:
+    out: dict[str, tuple[int, int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinks are not followed: see _links
+        # Our temp files, locks and journals start with '.', and never belong to a published dataset.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.is_symlink():
+                continue
+            st = path.stat()
+            out[path.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def _links(root: Path) -> dict[str, str]:
+    """Relative symlinks under `root` that stay inside it (a checkpoint's `last`, a run's `current`):
+    object stores have none, so the pointer records them and `fetch` makes them again."""
+    out: dict[str, str] = {}
+    top = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink() or name.startswith("."):
+                continue
+            target = os.readlink(path)
+            if os.path.isabs(target) or not path.resolve().is_relative_to(top):
+                raise ValueError(f"{path}: symlink to {target!r} leaves {root}; it cannot be published")
+            out[path.relative_to(root).as_posix()] = target
+    return out
+
+
+class RemoteHome:
+    """A data home at an fsspec URL: publication, the version cache and workspaces."""
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None, local_dir: Path | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = home_filesystem(self.url, self.storage_options)
+        self.local = Path(local_dir or default_local_dir(self.url)).absolute()
+        self.cache_dir = self.local / "cache"
+        self.work_dir = self.local / "work"
+        self.transfer = Transfer()
+
+    # -- paths --
+    def remote(self, rel: str) -> str:
+        return posixpath.join(self.root, check_rel(rel))
+
+    def url_of(self, rel: str) -> str:
+        return self.fs.unstrip_protocol(self.remote(rel))
+
+    @property
+    def catalog_path(self) -> Path:
+        """The DuckDB catalog of a remote home is a local file (DuckDB writes in place)."""
+        return self.local / "catalog" / "catalog.duckdb"
+
+    def pointer(self, rel: str) -> Pointer | None:
+        return read_pointer(self.fs, self.remote(rel))
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self.remote(rel)))
+
+    # -- reading --
+    def fetch(self, rel: str) -> Cached | None:
+        """The published version of directory `rel` in the local cache (downloaded when missing);
+        None when `rel` has no pointer."""
+        rel = check_rel(rel)
+        pointer = self.pointer(rel)
+        if pointer is None:
+            return None
+        entry = self._cache_entry(rel, pointer.version)
+        cached = self._load_cached(rel, pointer.version, entry)
+        if cached is not None:
+            self.transfer.add(cache_hits=1)
+            return cached
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(entry.parent, f".dl-{pointer.version}-")
+        try:
+            src = posixpath.join(self.remote(rel), pointer.version)
+            listing = [f for f in self.fs.find(src, detail=True).values() if f.get("type") == "file"]
+            rpaths = [f["name"] for f in listing]
+            lpaths = [str(tmp / posixpath.relpath(p, src)) for p in rpaths]
+            for lp in lpaths:
+                Path(lp).parent.mkdir(parents=True, exist_ok=True)
+            if rpaths:
+                self.fs.get(rpaths, lpaths)
+            self.transfer.add(downloaded=sum(int(f.get("size") or 0) for f in listing), files_downloaded=len(listing))
+            for link, target in sorted(pointer.links.items()):
+                path = tmp / check_rel(link)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(target, path)
+            return self._adopt(rel, pointer.version, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def download(self, rel: str, dest: Path) -> bool:
+        """Copy a plain (unversioned) file or directory `rel` to `dest`; False when it does not exist."""
+        src = self.remote(rel)
+        if self.fs.isfile(src):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(src, str(dest))
+            self.transfer.add(downloaded=dest.stat().st_size, files_downloaded=1)
+            return True
+        if not self.fs.isdir(src):
+            return False
+        listing = [f for f in self.fs.find(src, detail=True).values() if f.get("type") == "file"]
+        lpaths = [str(dest / posixpath.relpath(f["name"], src)) for f in listing]
+        for lp in lpaths:
+            Path(lp).parent.mkdir(parents=True, exist_ok=True)
+        if listing:
+            self.fs.get([f["name"] for f in listing], lpaths)  # one batch: s3fs fetches concurrently
+        self.transfer.add(downloaded=sum(int(f.get("size") or 0) for f in listing), files_downloaded=len(listing))
+        dest.mkdir(parents=True, exist_ok=True)
+        return True
+
+    # -- writing --
+    def put_file(self, rel: str, local: Path) -> None:
+        """One object, replaced whole (a single PUT is atomic)."""
+        self.fs.put_file(str(local), self.remote(rel))
+        self.transfer.add(uploaded=local.stat().st_size, files_uploaded=1)
+
+    def publish(self, rel: str, local: Path, base: Cached | None = None) -> Pointer:
+        """Publish directory `local` as the next version of `rel`, then point at it.
+
+        `base` is the cached version the step started from: its files that the step left untouched are
+        copied on the server instead of uploaded. Versions other than the new one and the one it
+        replaces are deleted afterwards: those are older ones, or unreferenced ones that a killed step
+        left half-written.
+        """
+        rel = check_rel(rel)
+        prefix = self.remote(rel)
+        old = read_pointer(self.fs, prefix)
+        if base is not None and (old is None or old.version != base.version):
+            # Another step published this directory after this one read it: publishing would drop
+            # that step's work (e.g. stats and byte index written to the merged dataset at once).
+            raise PublishConflict(
+                f"{self.url_of(rel)}: changed while this step ran (it read {base.version}, the pointer now "
+                f"names {old.version if old else 'nothing'}); nothing was published: run the step again"
+            )
+        existing = self._versions(prefix)
+        numbers = [version_number(v) or 0 for v in existing] + ([version_number(old.version) or 0] if old else [])
+        version = version_name(max(numbers, default=0) + 1)
+        dest = posixpath.join(prefix, version)
+        files = _file_stats(local)
+        unchanged = self._unchanged(base, local, files)
+        later = [f for f in files if f in LAST_FILES]
+        first = [f for f in files if f not in LAST_FILES]
+        for batch in (first, later):
+            copies = [f for f in batch if f in unchanged]
+            uploads = [f for f in batch if f not in unchanged]
+            if copies:
+                assert base is not None
+                src_prefix = posixpath.join(prefix, base.version)
+                self.fs.copy([posixpath.join(src_prefix, f) for f in copies], [posixpath.join(dest, f) for f in copies])
+                self.transfer.add(server_copied=sum(files[f][0] for f in copies), files_copied=len(copies))
+            if uploads:
+                self.fs.put([str(local / f) for f in uploads], [posixpath.join(dest, f) for f in uploads])
+                self.transfer.add(uploaded=sum(files[f][0] for f in uploads), files_uploaded=len(uploads))
+        pointer = Pointer(
+            version=version,
+            links=_links(local),
+            previous=old.version if old else None,
+            files=len(files),
+            bytes=sum(s for s, _, _ in files.values()),
+            published_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        # The switch: one PUT. Everything before it is invisible to readers that follow pointers.
+        self.fs.pipe_file(posixpath.join(prefix, POINTER), (pointer.model_dump_json(indent=2) + "\n").encode())
+        keep = {version} | ({old.version} if old else set())
+        for name in existing:
+            if name not in keep:
+                logger.info("removing %s/%s (superseded or never published)", self.url_of(rel), name)
+                self.fs.rm(posixpath.join(prefix, name), recursive=True)
+        self._adopt(rel, version, local)
+        return pointer
+
+    def collect_garbage(self, rel: str) -> list[str]:
+        """Delete the versions of `rel` that its pointer neither names nor names as previous (what a
+        killed publication left); returns their names. Publishing does this too."""
+        prefix = self.remote(rel)
+        pointer = read_pointer(self.fs, prefix)
+        if pointer is None:
+            return []
+        keep = {pointer.version, pointer.previous}
+        gone = [v for v in self._versions(prefix) if v not in keep]
+        for name in gone:
+            self.fs.rm(posixpath.join(prefix, name), recursive=True)
+        return gone
+
+    # -- internals --
+    def _versions(self, prefix: str) -> list[str]:
+        try:
+            entries = self.fs.ls(prefix, detail=True)
+        except FileNotFoundError:
+            return []
+        names = [posixpath.basename(e["name"].rstrip("/")) for e in entries if e.get("type") == "directory"]
+        return sorted(n for n in names if version_number(n) is not None)
+
+    def _cache_entry(self, rel: str, version: str) -> Path:
+        return self.cache_dir / rel / version
+
+    def _load_cached(self, rel: str, version: str, entry: Path) -> Cached | None:
+        manifest = entry.parent / f"{version}.{CACHE_MANIFEST}"
+        if not (entry.is_dir() and manifest.is_file()):
+            return None
+        try:
+            files = {k: tuple(v) for k, v in json.loads(manifest.read_text()).items()}
+        except (OSError, ValueError):
+            return None
+        return Cached(rel, version, entry, files)
+
+    def _adopt(self, rel: str, version: str, local: Path) -> Cached:
+        """Move `local` into the cache as `version` of `rel` (immutable from now on)."""
+        entry = self._cache_entry(rel, version)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        manifest = entry.parent / f"{version}.{CACHE_MANIFEST}"
+        if not entry.exists():
+            try:
+                os.rename(local, entry)
+            except OSError:  # another process cached it first, or another filesystem
+                if not entry.exists():
+                    shutil.copytree(local, entry, symlinks=True, copy_function=os.link)
+        files = _file_stats(entry)
+        tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(files))
+        os.replace(tmp, manifest)
+        # Older versions of this directory are not needed for reading or as a base any more.
+        for other in entry.parent.iterdir():
+            number = version_number(other.name.split(".")[0])
+            if number is not None and number < (version_number(version) or 0) - 1:
+                shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink(missing_ok=True)
+        return Cached(rel, version, entry, files)
+
+    def _unchanged(self, base: Cached | None, local: Path, files: dict[str, tuple[int, int, int]]) -> set[str]:
+        """Files of `local` that are still the base version's, untouched: the same inode (a hard link
+        into the cache) with the size and mtime the cache recorded."""
+        if base is None:
+            return set()
+        out: set[str] = set()
+        damaged = False
+        for rel, (size, mtime, ino) in files.items():
+            recorded = base.files.get(rel)
+            if recorded is None or recorded[2] != ino:
+                continue
+            if (recorded[0], recorded[1]) == (size, mtime):
+                out.add(rel)
+            else:
+                damaged = True  # written in place through the link: the cached copy changed too
+        if damaged:
+            logger.warning("%s: a file was changed in place; dropping the cached %s", base.rel, base.version)
+            (base.path.parent / f"{base.version}.{CACHE_MANIFEST}").unlink(missing_ok=True)
+        return out
+
+    # -- workspaces --
+    @contextmanager
+    def workspace(self, name: str) -> Iterator["Workspace"]:
+        """A step's local home: publishes what it marked written when the block succeeds, and is
+        removed either way (a killed step's is removed by the next workspace of the same name)."""
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.work_dir.glob(f"{safe}~*"):
+            if not _owned_by_live_process(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+        path = make_temp_dir(self.work_dir, f"{safe}~")
+        (path / ".owner").write_text(str(os.getpid()))
+        ws = Workspace(self, path)
+        try:
+            yield ws
+            ws.publish_all()
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _owned_by_live_process(path: Path) -> bool:
+    try:
+        pid = int((path / ".owner").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class Workspace:
+    """One step's local view of a remote home: `layout` is a HomeLayout on local scratch."""
+
+    def __init__(self, home: RemoteHome, path: Path) -> None:
+        self.home = home
+        self.layout = HomeLayout(path)
+        self._bases: dict[str, Cached] = {}
+        self._writes: list[str] = []
+
+    @property
+    def transfer(self) -> Transfer:
+        return self.home.transfer
+
+    def pull(self, rel: str) -> bool:
+        """Make `rel` of the remote home present at the same place in the workspace: a published
+        directory as hard links into the cache, anything else (an inbox folder, a validation record)
+        downloaded. False when the home has no `rel`."""
+        rel = check_rel(rel)
+        dest = self.layout.root / rel
+        if dest.exists():
+            return True
+        cached = self.home.fetch(rel)
+        if cached is None:
+            return self.home.download(rel, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(cached.path, dest, symlinks=True, copy_function=os.link)
+        self._bases[rel] = cached
+        return True
+
+    def children(self, rel: str) -> list[str]:
+        """Names of the directories directly under `rel` in the remote home (e.g. the splits)."""
+        try:
+            entries = self.home.fs.ls(self.home.remote(rel), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(e["name"].rstrip("/")) for e in entries if e.get("type") == "directory")
+
+    def write(self, rel: str) -> None:
+        """Mark `rel` (a directory or a file of the workspace) to be published when the step succeeds."""
+        rel = check_rel(rel)
+        if rel not in self._writes:
+            self._writes.append(rel)
+
+    def publish_all(self) -> None:
+        for rel in self._writes:
+            local = self.layout.root / rel
+            if local.is_dir():
+                self.home.publish(rel, local, self._bases.get(rel))
+            elif local.is_file():
+                self.home.put_file(rel, local)
+            # absent: the step produced nothing there (e.g. an optional preview)
