@@ -226,6 +226,7 @@ class RemoteHome:
         if self.fs.isfile(src):
             dest.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(src, str(dest))
+            _keep_mtime(self.fs.info(src), dest)
             self.transfer.add(downloaded=dest.stat().st_size, files_downloaded=1)
             return True
         if not self.fs.isdir(src):
@@ -236,6 +237,8 @@ class RemoteHome:
             Path(lp).parent.mkdir(parents=True, exist_ok=True)
         if listing:
             self.fs.get([f["name"] for f in listing], lpaths)  # one batch: s3fs fetches concurrently
+        for f, lp in zip(listing, lpaths):
+            _keep_mtime(f, Path(lp))
         self.transfer.add(downloaded=sum(int(f.get("size") or 0) for f in listing), files_downloaded=len(listing))
         dest.mkdir(parents=True, exist_ok=True)
         return True
@@ -396,6 +399,16 @@ class RemoteHome:
             ws.publish_all()
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _keep_mtime(entry: dict[str, Any], local: Path) -> None:
+    """Give a downloaded file its object's modification time: an inbox session's fingerprint hashes
+    mtimes, and must come out the same each time the folder is downloaded."""
+    stamp = entry.get("LastModified") or entry.get("mtime") or entry.get("created")
+    if stamp is None:
+        return
+    seconds = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
+    os.utime(local, (seconds, seconds))
 
 
 def _owned_by_live_process(path: Path) -> bool:

@@ -1,0 +1,121 @@
+"""Inbox and import sessions on a data home in object storage (a moto S3 server on loopback): the
+inbox sensor lists the remote inbox, the session is built from the downloaded folder (its fingerprint
+the same at each download), an import registered by the job is read back from the remote home, and
+the merged dataset holds both, renumbered."""
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sql_fixtures import moto_s3, upload
+from test_defs_support import (
+    TINY_SIM,
+    add_sessions,
+    checks,
+    dataset_defs,
+    failure_messages,
+    make_inbox_session,
+    materialize_session,
+    session_defs,
+)
+
+from lerobot_assets.defs.resources import DataHome, SimSourceResource, SqlVarsResource, VideoEncoderResource
+from lerobot_assets.format.meta import DatasetMeta
+from lerobot_assets.format.versions import follow_pointer, read_pointer
+from lerobot_assets.home.remote import RemoteHome
+
+pytest.importorskip("moto.server")
+BUCKET = "lerobot"
+HOME = f"s3://{BUCKET}/team-home"
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with moto_s3(BUCKET) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        yield endpoint
+
+
+def _resources(local: Path) -> dict[str, Any]:
+    return {
+        "home": DataHome(root=HOME, local_dir=str(local)),
+        "encoder": VideoEncoderResource(),
+        "sim": SimSourceResource(**TINY_SIM),
+        "sql": SqlVarsResource(),
+    }
+
+
+def test_inbox_and_import_sessions_on_s3(s3: str, instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    from lerobot_assets.defs.definitions import defs
+    from lerobot_assets.defs.ingest.sensors import inbox_sensor
+
+    # A recording uploaded to the remote inbox, as a recorder on another machine would.
+    staged = tmp_path / "staged"
+    make_inbox_session(staged, "rig1", [3, 2], ["pick"])
+    upload(s3, staged / "inbox" / "rig1", f"{BUCKET}/team-home/inbox/rig1")
+
+    sensor = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"home": DataHome(root=HOME)}))
+    assert [list(r.partition_keys) for r in sensor.dynamic_partitions_requests] == [["inbox-rig1"]]
+    add_sessions(instance, ["inbox-rig1"])
+
+    # Each step runs on its own "machine" (its own local dir): nothing reaches it but through S3.
+    first = dg.materialize(session_defs(), partition_key="inbox-rig1", instance=instance, resources=_resources(tmp_path / "m1"), raise_on_error=False)
+    assert first.success, failure_messages(first)
+    assert checks(first) == {"session_dataset_valid": True}
+
+    # An import of a dataset built elsewhere (on a local home), read from its local path.
+    other = tmp_path / "other_home"
+    make_inbox_session(other, "x", [4, 2], ["stack"], start=50.0)
+    with dg.instance_for_test() as other_instance:
+        assert materialize_session(other_instance, other, "inbox-x").success
+    source = other / "sessions" / "inbox-x"
+    imported = defs.resolve_job_def("register_import_session").execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"add_import": {"config": {"name": "tiny", "source": str(source)}}},
+            "resources": {"home": {"config": {"root": HOME, "local_dir": str(tmp_path / "m2")}}},
+        },
+    )
+    assert imported.success
+    home = RemoteHome(HOME, local_dir=tmp_path / "reader")
+    spec = json.loads(home.fs.cat_file(home.remote("imports/tiny.json")))
+    assert spec == {"name": "tiny", "source": str(source), "revision": None}
+    second = dg.materialize(session_defs(), partition_key="import-tiny", instance=instance, resources=_resources(tmp_path / "m3"), raise_on_error=False)
+    assert second.success, failure_messages(second)
+
+    # The raw manifest names its inbox folder relative to the home, so any machine resolves it.
+    raw = home.fetch("raw/inbox-rig1")
+    assert raw is not None
+    assert json.loads((raw.path / "manifest.json").read_text())["source"] == "inbox/rig1"
+
+    merged = dg.materialize(dataset_defs(), instance=instance, resources=_resources(tmp_path / "m4"), raise_on_error=False)
+    assert merged.success and all(checks(merged).values()), failure_messages(merged)
+    pointer = home.pointer("datasets/lerobot_dataset")
+    assert pointer is not None and pointer.version == "v-000002"  # merged, then its stats
+    meta = DatasetMeta(home.fs.unstrip_protocol(follow_pointer(home.fs, home.remote("datasets/lerobot_dataset"))), fs=None)
+    assert meta.tasks == ["pick", "stack"]
+    assert meta.episodes.column("length").to_pylist() == [3, 2, 4, 2]
+    assert meta.info.total_frames == 11
+
+    # The session datasets are published versions with a pointer; the inbox is left as uploaded.
+    for session in ("inbox-rig1", "import-tiny"):
+        assert read_pointer(home.fs, home.remote(f"sessions/{session}")) is not None
+    before = sorted(home.fs.find(home.remote("inbox/rig1")))
+    assert [os.path.relpath(p, home.remote("inbox/rig1")) for p in before] == sorted(
+        p.relative_to(staged / "inbox" / "rig1").as_posix() for p in (staged / "inbox" / "rig1").rglob("*") if p.is_file()
+    )
+
+    # Built again on a machine that downloads the inbox folder anew: the fingerprint recorded by
+    # raw_episodes still matches (downloaded files keep their objects' modification times).
+    again = dg.materialize(session_defs(), partition_key="inbox-rig1", instance=instance, resources=_resources(tmp_path / "m5"), raise_on_error=False)
+    assert again.success, failure_messages(again)
+    rebuilt = home.fetch("sessions/inbox-rig1")
+    assert rebuilt is not None and rebuilt.version == "v-000002"
+    state = pq.read_table(rebuilt.path / "data/chunk-000/file-000.parquet").column("observation.state").to_pylist()
+    np.testing.assert_allclose([s[0] for s in state], [0, 1, 2, 1000, 1001])
