@@ -8,13 +8,14 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from lerobot_assets.cli import app
-from lerobot_assets.home.layout import default_home
+from lerobot_assets.home.layout import MERGED_DATASET, HomeLayout, default_home, is_remote_url
 
 _HOME_HELP = "data home (inbox/, sessions/, datasets/, dagster/ ...); default $LEROBOT_ASSETS_HOME, else ./.demo_home"
 # What a data home may hold; the demo refuses any other directory rather than write into it.
@@ -27,31 +28,80 @@ _DAGSTER_YAML = (
 )
 
 
-def _prepare_home(home: Path | None, fresh_instance: bool) -> Path:
+@dataclass(frozen=True)
+class PreparedHome:
+    url: str  # a resolved local path, or the remote home's URL
+    dagster_home: Path
+
+    @property
+    def remote(self) -> bool:
+        return is_remote_url(self.url)
+
+    def dataset(self) -> str:
+        """Where the merged dataset is: a local root, or the remote prefix (readers follow its pointer)."""
+        return f"{self.url.rstrip('/')}/datasets/{MERGED_DATASET}" if self.remote else str(HomeLayout(Path(self.url)).dataset())
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _prepare_home(home: str | None, fresh_instance: bool) -> PreparedHome:
     """Create the home (default: `default_home()`) and its Dagster instance dir; point this process's
-    env at them."""
-    home = Path(home or default_home()).expanduser().resolve()
-    if home.exists() and not home.is_dir():
-        raise typer.BadParameter(f"{home} is not a directory", param_hint="--home")
-    if home.exists():
-        foreign = sorted(p.name for p in home.iterdir() if p.name not in _HOME_ENTRIES and not p.name.startswith("."))
+    env at them.
+
+    A remote home (s3://...) holds no Dagster instance (SQLite wants a local file): it uses
+    $DAGSTER_HOME when set, else one in this machine's local directory for that home."""
+    url = home or default_home()
+    if is_remote_url(url):
+        return _prepare_remote_home(url, fresh_instance)
+    root = Path(url.removeprefix("file://")).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise typer.BadParameter(f"{root} is not a directory", param_hint="--home")
+    if root.exists():
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in _HOME_ENTRIES and not p.name.startswith("."))
         if foreign:
             raise typer.BadParameter(
-                f"{home} holds {foreign[:5]}, which is not a lerobot-assets data home; choose an empty or new directory",
+                f"{root} holds {foreign[:5]}, which is not a lerobot-assets data home; choose an empty or new directory",
                 param_hint="--home",
             )
-    dagster_home = home / "dagster"
-    if fresh_instance and dagster_home.exists():
+    prepared = PreparedHome(str(root), root / "dagster")
+    _prepare_instance(prepared, fresh_instance)
+    return prepared
+
+
+def _prepare_remote_home(url: str, fresh_instance: bool) -> PreparedHome:
+    from lerobot_assets.home.remote import default_local_dir, home_filesystem
+
+    try:
+        fs, path = home_filesystem(url)
+        entries = fs.ls(path, detail=False) if fs.exists(path) else []
+    except Exception as e:  # any fsspec backend's error: missing package, credentials, bucket, network
+        raise typer.BadParameter(f"{url}: cannot list the data home: {type(e).__name__}: {e}", param_hint="--home") from None
+    foreign = sorted({str(p).rstrip("/").rsplit("/", 1)[-1] for p in entries} - _HOME_ENTRIES)
+    if foreign:
+        raise typer.BadParameter(
+            f"{url} holds {foreign[:5]}, which is not a lerobot-assets data home; choose an empty or new prefix",
+            param_hint="--home",
+        )
+    given = os.environ.get("DAGSTER_HOME")
+    prepared = PreparedHome(url, Path(given) if given else default_local_dir(url) / "dagster")
+    # Only an instance of our own making is ever wiped: never the one $DAGSTER_HOME names.
+    _prepare_instance(prepared, fresh_instance and not given)
+    return prepared
+
+
+def _prepare_instance(home: PreparedHome, fresh: bool) -> None:
+    dagster_home = home.dagster_home
+    if fresh and dagster_home.exists():
         shutil.rmtree(dagster_home)
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(_DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    os.environ["LEROBOT_ASSETS_HOME"] = str(home)
+    os.environ["LEROBOT_ASSETS_HOME"] = home.url
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SVT_LOG", "1")
-    return home
 
 
 def _run_config(log_level: str, sim: dict[str, Any] | None = None, sql_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -81,7 +131,7 @@ def _metadata(result: Any, asset: str) -> dict[str, Any]:
 
 @app.command("demo")
 def demo_command(
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: str = typer.Option(None, "--home", help=_HOME_HELP),
     sessions: int = typer.Option(2, "--sessions", min=1, max=1000, help="PushT sim sessions to record"),
     episodes: int = typer.Option(10, "--episodes", min=1, max=10000, help="episodes per session"),
     max_steps: int = typer.Option(300, "--max-steps", min=1, help="an episode ends at success or after this many steps"),
@@ -104,18 +154,18 @@ def demo_command(
     open the UI.
     """
     t0 = time.perf_counter()
-    home = _prepare_home(home, fresh_instance=True)
+    prepared = _prepare_home(home, fresh_instance=True)
 
     import dagster as dg
 
     from lerobot_assets.defs.definitions import defs
     from lerobot_assets.defs.ingest.partitions import SESSIONS
-    from lerobot_assets.home import HomeLayout, sim_session_keys
+    from lerobot_assets.home import sim_session_keys
 
     instance = dg.DagsterInstance.get()
     keys = sim_session_keys(sessions, episodes)
     instance.add_dynamic_partitions(SESSIONS, keys)
-    typer.echo(f"data home {home}\nDagster instance {home / 'dagster'} (telemetry off)")
+    typer.echo(f"data home {prepared}\nDagster instance {prepared.dagster_home} (telemetry off)")
     typer.echo(
         f"registered {len(keys)} session{'s' if len(keys) != 1 else ''} of {episodes} "
         f"episode{'s' if episodes != 1 else ''}: {', '.join(keys)}"
@@ -141,7 +191,7 @@ def demo_command(
         if not (result.success and ok):
             failed.append(key)
     if failed:
-        typer.echo(f"error: sessions {failed} failed; see `lerobot-assets ui --home {home}` for the runs", err=True)
+        typer.echo(f"error: sessions {failed} failed; see `lerobot-assets ui --home {prepared}` for the runs", err=True)
         raise typer.Exit(1)
     t = time.perf_counter()
     result = defs.resolve_job_def("dataset_job").execute_in_process(
@@ -172,7 +222,7 @@ def demo_command(
             + ", ".join(f"{n} {style}" for style, n in styles.items())
         )
     if not (result.success and ok):
-        typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {home}`", err=True)
+        typer.echo(f"error: building the merged dataset failed; see `lerobot-assets ui --home {prepared}`", err=True)
         raise typer.Exit(1)
     if train_steps:
         t = time.perf_counter()
@@ -194,15 +244,25 @@ def demo_command(
                 f"(a short demo run: benchmarks/bench_train.py gives the real figures); {checks}; {time.perf_counter() - t:.1f} s"
             )
         if not (result.success and ok):
-            typer.echo(f"error: training or evaluating the policy failed; see `lerobot-assets ui --home {home}`", err=True)
+            typer.echo(f"error: training or evaluating the policy failed; see `lerobot-assets ui --home {prepared}`", err=True)
             raise typer.Exit(1)
-    dataset = HomeLayout(home).dataset()
+    dataset = prepared.dataset()
+    if prepared.remote:
+        from lerobot_assets.home.remote import RemoteHome
+
+        pointer = RemoteHome(prepared.url).pointer(f"datasets/{MERGED_DATASET}")
+        version = f"{dataset}/{pointer.version}" if pointer is not None else "(not published)"
+        loading = (
+            f"published version {version}; LeRobot reads a local copy of that prefix (e.g. `aws s3 sync {version} ./pusht`), "
+            f"here: lerobot-assets info {dataset}"
+        )
+    else:
+        loading = f"LeRobot: LeRobotDataset('local/pusht', root='{dataset}'); here: lerobot-assets info {dataset}"
     typer.echo(
         f"\ndone in {time.perf_counter() - t0:.1f} s.\n"
         f"  dataset:  {dataset}\n"
-        f"            (LeRobot: LeRobotDataset('local/pusht', root='{dataset}'); "
-        f"here: lerobot-assets info {dataset})\n"
-        f"  UI:       make ui   (or: lerobot-assets ui --home {home}), then open http://127.0.0.1:3000/assets"
+        f"            ({loading})\n"
+        f"  UI:       make ui   (or: lerobot-assets ui --home {prepared}), then open http://127.0.0.1:3000/assets"
     )
 
 
@@ -222,14 +282,14 @@ def _code_location_args() -> list[str]:
 
 @app.command("ui")
 def ui_command(
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: str = typer.Option(None, "--home", help=_HOME_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="address the webserver listens on"),
     port: int = typer.Option(3000, "--port", help="webserver port"),
 ) -> None:
     """Start `dagster dev` (webserver + daemon: sensors, automation) on the home's Dagster instance."""
-    home = _prepare_home(home, fresh_instance=False)
+    prepared = _prepare_home(home, fresh_instance=False)
     args = [_dagster_executable(), "dev", "-h", host, "-p", str(port), *_code_location_args()]
-    typer.echo(f"Dagster UI: http://{host}:{port}/assets  (DAGSTER_HOME={home / 'dagster'}, data home {home}); Ctrl-C stops it")
+    typer.echo(f"Dagster UI: http://{host}:{port}/assets  (DAGSTER_HOME={prepared.dagster_home}, data home {prepared}); Ctrl-C stops it")
     sys.stdout.flush()
     # exec: dagster dev becomes this process, so Ctrl-C (SIGINT to the group) stops it cleanly.
     os.execvpe(args[0], args, os.environ.copy())
@@ -237,7 +297,7 @@ def ui_command(
 
 @app.command("register-sim")
 def register_sim_command(
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: str = typer.Option(None, "--home", help=_HOME_HELP),
     sessions: int = typer.Option(1, "--sessions", min=1, max=1000),
     episodes: int = typer.Option(10, "--episodes", min=1, max=10000),
     first_seed: int | None = typer.Option(None, "--first-seed", min=0, help="default: after the highest registered seed"),
@@ -265,7 +325,7 @@ def register_sim_command(
 def register_import_command(
     name: str = typer.Argument(..., help="the session becomes import-NAME"),
     source: str = typer.Argument(..., help="local dataset root, Hub repo id owner/name, or hf://datasets/owner/name[@rev]"),
-    home: Path = typer.Option(None, "--home", help=_HOME_HELP),
+    home: str = typer.Option(None, "--home", help=_HOME_HELP),
     revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit"),
 ) -> None:
     """Register an existing LeRobot v3 dataset as a session of the home.
@@ -274,7 +334,7 @@ def register_import_command(
     """
     from pydantic import ValidationError
 
-    from lerobot_assets.home import HomeLayout, import_session_key
+    from lerobot_assets.home import import_session_key
     from lerobot_assets.sources.lerobot_import import ImportSpec, checked_source, register_import
 
     # Every argument is checked before the home is touched: a typo must not leave a new home behind.
@@ -288,12 +348,15 @@ def register_import_command(
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    home = _prepare_home(home, fresh_instance=False)
+    prepared = _prepare_home(home, fresh_instance=False)
     import dagster as dg
 
     from lerobot_assets.defs.ingest.partitions import SESSIONS
+    from lerobot_assets.home.workspace import open_workspace
 
-    register_import(HomeLayout(home).imports, spec)
+    with open_workspace(prepared.url, f"register-import-{spec.name}") as ws:
+        written = register_import(ws.layout.imports, spec)
+        ws.write(written.relative_to(ws.layout.root).as_posix())
     instance = dg.DagsterInstance.get()
     if not instance.has_dynamic_partition(SESSIONS, key):
         instance.add_dynamic_partitions(SESSIONS, [key])

@@ -13,8 +13,8 @@ from typing import Any, Optional
 import dagster as dg
 from pydantic import Field
 
-from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home
-from lerobot_assets.home.remote import LOCAL_ENV, RemoteHome, home_filesystem, is_remote_url
+from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home, is_remote_url
+from lerobot_assets.home.remote import LOCAL_ENV, RemoteHome, home_filesystem
 from lerobot_assets.home.workspace import HomeWorkspace, open_workspace
 
 

@@ -18,6 +18,11 @@ def default_home() -> str:
     return os.environ.get(HOME_ENV) or str(Path.cwd() / DEFAULT_HOME)
 
 
+def is_remote_url(url: str) -> bool:
+    """A data home in object storage (s3://, gs://, az://, memory://...), not a local path or file://."""
+    return "://" in url and not url.startswith("file://")
+
+
 @dataclass(frozen=True)
 class HomeLayout:
     """Where everything lives under a data home (a local directory)."""

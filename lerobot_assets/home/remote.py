@@ -50,10 +50,6 @@ CACHE_MANIFEST = "files.json"
 LOCAL_ENV = "LEROBOT_ASSETS_LOCAL"
 
 
-def is_remote_url(url: str) -> bool:
-    return "://" in url and not url.startswith("file://")
-
-
 def home_filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """(fsspec filesystem, its path of the home) for a home URL.
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from lerobot_assets.home.layout import HomeLayout
-from lerobot_assets.home.remote import RemoteHome, check_rel, is_remote_url
+from lerobot_assets.home.layout import HomeLayout, is_remote_url
+from lerobot_assets.home.remote import RemoteHome, check_rel
 
 
 class HomeWorkspace(Protocol):
