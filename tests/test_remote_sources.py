@@ -119,3 +119,55 @@ def test_inbox_and_import_sessions_on_s3(s3: str, instance: dg.DagsterInstance, 
     assert rebuilt is not None and rebuilt.version == "v-000002"
     state = pq.read_table(rebuilt.path / "data/chunk-000/file-000.parquet").column("observation.state").to_pylist()
     np.testing.assert_allclose([s[0] for s in state], [0, 1, 2, 1000, 1001])
+
+
+@pytest.mark.slow
+def test_demo_on_an_s3_home(s3: str, tmp_path: Path) -> None:
+    """`lerobot-assets demo --home s3://...`: the whole graph (sessions, merge, stats, byte index, SQL,
+    curation, splits, annotations, training, evaluation) publishes every output as a pointer-published
+    version; the Dagster instance lives on local disk."""
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    local = tmp_path / "local"
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SVT_LOG": "1", "AWS_ENDPOINT_URL": s3, "LEROBOT_ASSETS_LOCAL": str(local)}
+    env.pop("DAGSTER_HOME", None)
+    url = f"s3://{BUCKET}/demo"
+    args = ["demo", "--home", url, "--sessions", "2", "--episodes", "2", "--max-steps", "10", "--no-top-camera",
+            "--train-steps", "5", "--eval-episodes", "1"]
+    proc = subprocess.run([str(bin_dir / "lerobot-assets"), *args], env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "lerobot_dataset: rebuild of 2 sessions, 4 episodes, 40 frames" in out
+    assert "curated_dataset: kept 4 of 4 episodes" in out and "policy_checkpoint_loads OK" in out
+    assert f"dataset:  {url}/datasets/lerobot_dataset" in out
+
+    home = RemoteHome(url, local_dir=tmp_path / "elsewhere")  # a machine that ran none of it
+    for rel in ("sessions/sim-s0000-0001", "raw/sim-s0002-0003", "datasets/lerobot_dataset", "datasets/curated_dataset",
+                "datasets/splits/train", "datasets/splits/val", "datasets/annotated_dataset",
+                "training/policy_checkpoint", "evaluations/policy_eval"):
+        assert home.pointer(rel) is not None, rel
+    # No version without its info.json is left behind (each is complete, or was collected).
+    for rel in ("datasets/lerobot_dataset", "datasets/curated_dataset", "sessions/sim-s0000-0001"):
+        for version in home.fs.ls(home.remote(rel)):
+            if version.rstrip("/").rsplit("/", 1)[-1].startswith("v-"):
+                assert home.fs.isfile(f"{version}/meta/info.json"), version
+    merged = home.fetch("datasets/lerobot_dataset")
+    assert merged is not None
+    meta = DatasetMeta(merged.path)
+    assert (meta.info.total_episodes, meta.info.total_frames) == (4, 40)
+    assert (merged.path / "meta" / "stats.json").is_file() and (merged.path / "meta" / "byte_index").is_dir()
+    # The checkpoint's `last` symlink (an object store has none) comes back from the pointer's links.
+    training = home.fetch("training/policy_checkpoint")
+    assert training is not None
+    run = training.path / os.readlink(training.path / "current")
+    assert (run / "checkpoints" / "last").is_symlink() and (run / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
+    assert (local / next(p.name for p in local.iterdir()) / "dagster" / "dagster.yaml").is_file()
+
+    # A prefix holding something else is refused, untouched.
+    home.fs.pipe_file(f"{BUCKET}/precious/thesis.tex", b"...")
+    proc = subprocess.run([str(bin_dir / "lerobot-assets"), "demo", "--home", f"s3://{BUCKET}/precious"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "not a lerobot-assets data home" in proc.stdout + proc.stderr
+    assert home.fs.find(f"{BUCKET}/precious") == [f"{BUCKET}/precious/thesis.tex"]
