@@ -163,7 +163,19 @@ def test_demo_on_an_s3_home(s3: str, tmp_path: Path) -> None:
     assert training is not None
     run = training.path / os.readlink(training.path / "current")
     assert (run / "checkpoints" / "last").is_symlink() and (run / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
-    assert (local / next(p.name for p in local.iterdir()) / "dagster" / "dagster.yaml").is_file()
+    dagster_home = local / next(p.name for p in local.iterdir()) / "dagster"
+    assert (dagster_home / "dagster.yaml").is_file()
+    # The UI's path metadata names the published version in the bucket, not the step's deleted scratch.
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("lerobot_dataset"))
+        assert event is not None and event.asset_materialization is not None
+        assert event.asset_materialization.metadata["path"].value == f"{url}/datasets/lerobot_dataset/v-000001"
+        stats = instance.get_latest_materialization_event(dg.AssetKey("dataset_stats"))
+        assert stats is not None and stats.asset_materialization is not None
+        # v-000002 or v-000003: stats and the byte index each publish a version, in either order.
+        path = stats.asset_materialization.metadata["path"].value
+        assert path in {f"{url}/datasets/lerobot_dataset/v-00000{n}/meta/stats.json" for n in (2, 3)}, path
+        assert home.fs.isfile(path), path
 
     # A prefix holding something else is refused, untouched.
     home.fs.pipe_file(f"{BUCKET}/precious/thesis.tex", b"...")

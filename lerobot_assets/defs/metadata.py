@@ -14,9 +14,21 @@ import numpy as np
 
 from lerobot_assets.format.meta import DatasetMeta
 from lerobot_assets.home import RawSummary, raw_preview
+from lerobot_assets.home.workspace import HomeWorkspace
 from lerobot_assets.video.summary import camera_videos, episode_first_frame
 
 PREVIEW_MAX_WIDTH = 320
+
+
+def published(ws: HomeWorkspace, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Publish the step's writes now, and point its path metadata at where they live in the home (on a
+    remote home, its workspace is gone once the step ends): call last in an asset body."""
+    ws.publish_all()
+    out = dict(metadata)
+    for key, value in metadata.items():
+        if isinstance(value, dg.PathMetadataValue) and value.path is not None:
+            out[key] = dg.MetadataValue.path(ws.location(Path(str(value.path))))
+    return out
 
 
 def dir_bytes(root: Path) -> int:

@@ -424,6 +424,7 @@ class Workspace:
         self.layout = HomeLayout(path)
         self._bases: dict[str, Cached] = {}
         self._writes: list[str] = []
+        self.published: dict[str, str] = {}  # rel -> version ("" for a single object)
 
     @property
     def transfer(self) -> Transfer:
@@ -460,10 +461,26 @@ class Workspace:
             self._writes.append(rel)
 
     def publish_all(self) -> None:
+        """Publish what was marked written and not yet published (also run when the block ends)."""
         for rel in self._writes:
+            if rel in self.published:
+                continue
             local = self.layout.root / rel
             if local.is_dir():
-                self.home.publish(rel, local, self._bases.get(rel))
+                self.published[rel] = self.home.publish(rel, local, self._bases.get(rel)).version
             elif local.is_file():
                 self.home.put_file(rel, local)
+                self.published[rel] = ""
             # absent: the step produced nothing there (e.g. an optional preview)
+
+    def location(self, path: Path) -> str:
+        """Where a file of the workspace lives in the home: its URL, inside the published version
+        when it belongs to a published directory (paths outside the workspace are returned as they are)."""
+        try:
+            rel = Path(path).absolute().relative_to(self.layout.root).as_posix()
+        except ValueError:
+            return str(path)
+        for top, version in sorted(self.published.items(), key=lambda kv: -len(kv[0])):
+            if version and (rel == top or rel.startswith(top + "/")):
+                return self.home.url_of(posixpath.join(top, version, rel[len(top):].lstrip("/")).rstrip("/"))
+        return self.home.url_of(rel)

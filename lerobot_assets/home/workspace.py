@@ -24,6 +24,10 @@ class HomeWorkspace(Protocol):
 
     def write(self, rel: str) -> None: ...
 
+    def publish_all(self) -> None: ...
+
+    def location(self, path: Path) -> str: ...
+
 
 class LocalWorkspace:
     """A local home used in place."""
@@ -41,6 +45,12 @@ class LocalWorkspace:
 
     def write(self, rel: str) -> None:
         check_rel(rel)
+
+    def publish_all(self) -> None:
+        """Nothing to publish: every write already landed in place, atomically."""
+
+    def location(self, path: Path) -> str:
+        return str(path)
 
 
 @contextmanager

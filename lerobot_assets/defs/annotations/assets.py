@@ -15,7 +15,7 @@ from lerobot_assets.annotate.backends.base import Backend
 from lerobot_assets.annotate.pipeline import default_staging
 from lerobot_assets.annotate.preview import preview_image
 from lerobot_assets.defs.curation.assets import curated_dataset
-from lerobot_assets.defs.metadata import preview_metadata, preview_png
+from lerobot_assets.defs.metadata import preview_metadata, preview_png, published
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.home.curation import CURATED_DATASET
 from lerobot_assets.home.layout import HomeLayout
@@ -95,6 +95,7 @@ def annotated_dataset(context: dg.AssetExecutionContext, config: AnnotateRunConf
         metadata |= preview_metadata(preview_png(preview_image(out), path), path, "a frame with its active subtask and a VQA box")
         ws.write(f"datasets/{ANNOTATED_DATASET}")
         ws.write(f"previews/{ANNOTATED_DATASET}.png")
+        metadata = published(ws, metadata)
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from lerobot_assets.byteindex import build_byte_index
 from lerobot_assets.defs.datasets.assets import lerobot_dataset
-from lerobot_assets.defs.metadata import dataset_metadata
+from lerobot_assets.defs.metadata import dataset_metadata, published
 from lerobot_assets.defs.resources import DataHome, SqlVarsResource
 from lerobot_assets.defs.sql.checks import CATALOG_POOL
 from lerobot_assets.home import MERGED_DATASET
@@ -80,6 +80,7 @@ def curated_dataset(context: dg.AssetExecutionContext, home: DataHome, sql: SqlV
         metadata: dict[str, Any] = dataset_metadata(root, layout.previews / f"{CURATED_DATASET}.png")
         ws.write(CURATED_REL)
         ws.write(f"previews/{CURATED_DATASET}.png")
+        metadata = published(ws, metadata)
     metadata |= {
         "mode": dg.MetadataValue.text(result.mode),
         "kept_episodes": dg.MetadataValue.int(len(result.kept)),

@@ -12,7 +12,7 @@ import dagster as dg
 from lerobot_assets.byteindex import build_byte_index
 from lerobot_assets.defs.ingest.assets import GROUP, SESSION_DATASET, SESSION_VIDEOS
 from lerobot_assets.defs.ingest.partitions import SESSIONS
-from lerobot_assets.defs.metadata import dataset_metadata, stats_markdown
+from lerobot_assets.defs.metadata import dataset_metadata, published, stats_markdown
 from lerobot_assets.defs.resources import DataHome
 from lerobot_assets.format.info import DatasetInfo
 from lerobot_assets.format.stats_json import write_stats
@@ -74,6 +74,7 @@ def lerobot_dataset(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mat
         if result.mode != "unchanged":
             ws.write(MERGED_REL)
         ws.write(f"previews/{MERGED_DATASET}.png")
+        metadata = published(ws, metadata)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -92,10 +93,12 @@ def dataset_stats(context: dg.AssetExecutionContext, home: DataHome) -> dg.Mater
         stats = compute_dataset_stats(root)
         write_stats(root, stats)
         ws.write(MERGED_REL)
+        ws.publish_all()
+        path = ws.location(root / "meta" / "stats.json")
     context.log.info(f"stats of {len(stats)} features over {info.total_episodes} episodes, {info.total_frames} frames")
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(root / "meta" / "stats.json")),
+            "path": dg.MetadataValue.path(path),
             "features": dg.MetadataValue.int(len(stats)),
             "episodes": dg.MetadataValue.int(info.total_episodes),
             "frames": dg.MetadataValue.int(info.total_frames),
@@ -126,10 +129,12 @@ def byte_index(context: dg.AssetExecutionContext, home: DataHome) -> dg.Material
         root = ws.layout.dataset(MERGED_DATASET)
         result = build_byte_index(root, workers=2, progress=progress)
         ws.write(MERGED_REL)
+        ws.publish_all()
+        path = ws.location(root / "meta" / "byte_index")
     s = result.stats
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(root / "meta" / "byte_index")),
+            "path": dg.MetadataValue.path(path),
             "files": dg.MetadataValue.int(s.files),
             "files_indexed": dg.MetadataValue.int(s.files_indexed),
             "files_reused": dg.MetadataValue.int(s.files_reused),

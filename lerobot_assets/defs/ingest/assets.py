@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from lerobot_assets.defs.ingest.partitions import sessions_partitions
-from lerobot_assets.defs.metadata import dataset_metadata, raw_metadata, videos_metadata
+from lerobot_assets.defs.metadata import dataset_metadata, published, raw_metadata, videos_metadata
 from lerobot_assets.defs.resources import DataHome, SimSourceResource, VideoEncoderResource
 from lerobot_assets.home import (
     build_session_dataset,
@@ -47,7 +47,7 @@ def raw_episodes(context: dg.AssetExecutionContext, home: DataHome, sim: SimSour
         preview = f"previews/raw_episodes/{session}.png"
         ws.write(f"raw/{session}")
         ws.write(preview)
-        return dg.MaterializeResult(metadata=raw_metadata(summary, ws.layout.root / preview))
+        return dg.MaterializeResult(metadata=published(ws, raw_metadata(summary, ws.layout.root / preview)))
 
 
 def pull_session_sources(ws: HomeWorkspace, session: str) -> None:
@@ -126,6 +126,7 @@ def session_build(context: dg.AssetExecutionContext, home: DataHome, encoder: Vi
             ws.write(rel)
         for png in sorted((layout.previews / "session_videos" / session).glob("*.png")):
             ws.write(png.relative_to(layout.root).as_posix())
+        results = [dg.MaterializeResult(asset_key=r.asset_key, metadata=published(ws, dict(r.metadata or {}))) for r in results]
     yield from results
 
 

@@ -132,16 +132,18 @@ def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyTrainingC
         sources = dataset_sources(layout.dataset())  # a split keeps no provenance: its merged dataset's
         run = train_in(training_base(layout), config.train_config(root, split, sources))
         ws.write(TRAINING_REL)
+        ws.publish_all()
+        where = {"dataset": ws.location(root), "checkpoint": ws.location(run.checkpoint)}
     context.log.info(f"policy_checkpoint ({run.mode}): step {run.step}, final loss {run.final_loss:.4f}, {run.checkpoint}")
     points = run.result.losses if run.result is not None else []
     metadata: dict[str, Any] = {
         "mode": dg.MetadataValue.text(run.mode),
         "steps": dg.MetadataValue.int(run.step),
         "final_loss": dg.MetadataValue.float(run.final_loss),
-        "dataset": dg.MetadataValue.path(str(root)),
+        "dataset": dg.MetadataValue.path(where["dataset"]),
         "split": dg.MetadataValue.text(split or "(merged dataset)"),
         "dataset_fingerprint": dg.MetadataValue.text(run.fingerprint),
-        "checkpoint": dg.MetadataValue.path(str(run.checkpoint)),
+        "checkpoint": dg.MetadataValue.path(where["checkpoint"]),
     }
     if run.samples_per_s is not None:
         metadata["samples_per_s"] = dg.MetadataValue.float(round(run.samples_per_s, 1))
@@ -190,6 +192,8 @@ def policy_eval(context: dg.AssetExecutionContext, config: PolicyEvalConfig, hom
         )
         ws.write(EVALUATION_REL)
         preview = result.preview.read_bytes() if result.preview is not None else None
+        ws.publish_all()
+        where = {"eval_info": ws.location(out / "eval_info.json"), "checkpoint": ws.location(checkpoint.resolve())}
     a = result.policy.aggregates
     lo, hi = a["pc_success_interval"]
     context.log.info(f"policy_eval: {a['pc_success']:.1f}% success ({lo:.1f}-{hi:.1f}) over {a['n_episodes']} episodes")
@@ -200,8 +204,8 @@ def policy_eval(context: dg.AssetExecutionContext, config: PolicyEvalConfig, hom
         "avg_sum_reward": dg.MetadataValue.float(a["avg_sum_reward"]),
         "episodes": dg.MetadataValue.int(a["n_episodes"]),
         "seeds": dg.MetadataValue.text(f"{config.seed_start}..{config.seed_start + config.episodes - 1}"),
-        "eval_info": dg.MetadataValue.path(str(out / "eval_info.json")),
-        "checkpoint": dg.MetadataValue.path(str(checkpoint.resolve())),
+        "eval_info": dg.MetadataValue.path(where["eval_info"]),
+        "checkpoint": dg.MetadataValue.path(where["checkpoint"]),
     }
     for name, b in result.baselines.items():
         metadata[f"{name}_pc_success"] = dg.MetadataValue.float(b.aggregates["pc_success"])
