@@ -183,3 +183,40 @@ def test_demo_on_an_s3_home(s3: str, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "not a lerobot-assets data home" in proc.stdout + proc.stderr
     assert home.fs.find(f"{BUCKET}/precious") == [f"{BUCKET}/precious/thesis.tex"]
+
+
+def test_a_step_that_loses_a_publication_race_runs_again(s3: str, instance: dg.DagsterInstance, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """dataset_stats reads the merged dataset; before it publishes, another step publishes a new version
+    of it. Publishing would drop that step's work, so nothing is published and the step is retried on top
+    of the new version: the result holds both."""
+    import lerobot_assets.defs.datasets.assets as dataset_assets
+    from lerobot_assets.defs.datasets.assets import dataset_stats, lerobot_dataset
+
+    add_sessions(instance, ["sim-s0000-0001"])
+    res = _resources(tmp_path / "m1")
+    assert dg.materialize(session_defs(), partition_key="sim-s0000-0001", instance=instance, resources=res).success
+    assert dg.materialize([lerobot_dataset], instance=instance, resources=res).success
+    other = RemoteHome(HOME, local_dir=tmp_path / "other")
+    real = dataset_assets.compute_dataset_stats
+    calls = []
+
+    def interloper(root: Path) -> Any:
+        calls.append(root)
+        if len(calls) == 1:  # another step publishes the merged dataset meanwhile
+            with other.workspace("interloper") as ws:
+                ws.pull("datasets/lerobot_dataset")
+                (ws.layout.root / "datasets/lerobot_dataset/meta/note.txt").write_text("another step's output")
+                ws.write("datasets/lerobot_dataset")
+        return real(root)
+
+    monkeypatch.setattr(dataset_assets, "compute_dataset_stats", interloper)
+    result = dg.materialize([dataset_stats], instance=instance, resources=res, raise_on_error=False)
+    assert result.success, failure_messages(result)
+    assert len(calls) == 2  # the first attempt lost the race and published nothing
+    pointer = other.pointer("datasets/lerobot_dataset")
+    assert pointer is not None and pointer.version == "v-000003" and pointer.previous == "v-000002"
+    final = other.fetch("datasets/lerobot_dataset")
+    assert final is not None
+    assert (final.path / "meta/note.txt").read_text() == "another step's output"
+    assert json.loads((final.path / "meta/stats.json").read_text())["action"]["count"] == [DatasetMeta(final.path).info.total_frames]

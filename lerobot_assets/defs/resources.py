@@ -14,8 +14,11 @@ import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home, is_remote_url
-from lerobot_assets.home.remote import LOCAL_ENV, RemoteHome, home_filesystem
+from lerobot_assets.home.remote import LOCAL_ENV, PublishConflict, RemoteHome, home_filesystem
 from lerobot_assets.home.workspace import HomeWorkspace, open_workspace
+
+# Attempts of a step whose publication lost a race to another step's (see DataHome.workspace).
+CONFLICT_RETRIES = 3
 
 
 class DataHome(dg.ConfigurableResource):
@@ -79,10 +82,15 @@ class DataHome(dg.ConfigurableResource):
     def workspace(self, name: str, log: Optional[Callable[[str], None]] = None) -> Iterator[HomeWorkspace]:
         """A step's view of the home (see lerobot_assets.home.workspace); `name` labels its scratch
         directory, `log` gets a line with the bytes moved."""
-        with open_workspace(
-            self.url(), name, storage_options=self.storage_options, local_dir=self._local_dir()
-        ) as ws:
-            yield ws
+        try:
+            with open_workspace(
+                self.url(), name, storage_options=self.storage_options, local_dir=self._local_dir()
+            ) as ws:
+                yield ws
+        except PublishConflict as e:
+            # Another step published the same directory meanwhile (nothing of this one was): run this
+            # step again on top of that version, rather than fail the run.
+            raise dg.RetryRequested(max_retries=CONFLICT_RETRIES, seconds_to_wait=1) from e
         transfer = getattr(ws, "transfer", None)
         if transfer is not None and log is not None:
             t = transfer
