@@ -11,19 +11,23 @@ a crash interrupted resumes from its last checkpoint.
 import base64
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.defs.curation.assets import dataset_splits
 from lerobot_assets.defs.resources import DataHome
-from lerobot_assets.evaluate import evaluate_checkpoint
 from lerobot_assets.home.curation import SPLITS_DIR, splits_root
 from lerobot_assets.home.layout import MERGED_DATASET, HomeLayout
 from lerobot_assets.home.workspace import HomeWorkspace
-from lerobot_assets.train import PolicyConfig, TrainConfig, current_run, train_in
-from lerobot_assets.train.data import dataset_sources
+
+if TYPE_CHECKING:
+    from lerobot_assets.train import TrainConfig
+
+# lerobot_assets.train and .evaluate are imported where they are used: they load torch (about 1.5 s,
+# several on a loaded machine), which every process that loads the code location (webserver, daemon,
+# each run and step) would otherwise pay for.
 
 TRAINING_GROUP = "training"
 # Bump when the policy or the training loop changes what a checkpoint is: Dagster then shows
@@ -75,7 +79,9 @@ class PolicyTrainingConfig(dg.Config):
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
     num_workers: int = 0
 
-    def train_config(self, dataset: Path, split: Optional[str], sources: Optional[list[str]]) -> TrainConfig:
+    def train_config(self, dataset: Path, split: Optional[str], sources: Optional[list[str]]) -> "TrainConfig":
+        from lerobot_assets.train import PolicyConfig, TrainConfig
+
         return TrainConfig(
             dataset=str(dataset), output_dir="", steps=self.steps, batch_size=self.batch_size, lr=self.lr,
             warmup_steps=min(100, self.steps // 10), ema_decay=self.ema_decay, seed=self.seed,
@@ -129,6 +135,9 @@ def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyTrainingC
         pull_training_inputs(ws)
         ws.pull(TRAINING_REL)  # earlier runs: an unchanged dataset and config reuse theirs
         root, split = training_dataset(layout)
+        from lerobot_assets.train import train_in
+        from lerobot_assets.train.data import dataset_sources
+
         sources = dataset_sources(layout.dataset())  # a split keeps no provenance: its merged dataset's
         run = train_in(training_base(layout), config.train_config(root, split, sources))
         ws.write(TRAINING_REL)
@@ -180,6 +189,9 @@ def policy_eval(context: dg.AssetExecutionContext, config: PolicyEvalConfig, hom
         layout = ws.layout
         ws.pull(TRAINING_REL)
         ws.pull(EVALUATION_REL)
+        from lerobot_assets.evaluate import evaluate_checkpoint
+        from lerobot_assets.train import current_run
+
         run = current_run(training_base(layout))
         if run is None:
             raise FileNotFoundError(f"{training_base(layout)}: no trained policy yet; materialize policy_checkpoint first")

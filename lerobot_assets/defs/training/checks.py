@@ -23,7 +23,6 @@ from lerobot_assets.defs.training.assets import (
     training_base,
     training_dataset,
 )
-from lerobot_assets.train import checkpoint_problems, current_run
 
 
 @dg.asset_check(
@@ -35,6 +34,8 @@ def policy_checkpoint_loads(home: DataHome) -> dg.AssetCheckResult:
     with home.workspace("policy_checkpoint_loads") as ws:
         ws.pull(TRAINING_REL)
         pull_training_inputs(ws)
+        from lerobot_assets.train import checkpoint_problems, current_run  # torch: on use
+
         run = current_run(training_base(ws.layout))
         problems = ["no trained policy (training/policy_checkpoint/current is missing)"] if run is None else []
         if run is not None:
@@ -55,6 +56,8 @@ def policy_eval_above_floor(home: DataHome) -> dg.AssetCheckResult:
     with home.workspace("policy_eval_above_floor") as ws:
         ws.pull(TRAINING_REL)
         ws.pull(EVALUATION_REL)
+        from lerobot_assets.train import current_run
+
         run = current_run(training_base(ws.layout))
         path = evaluation_base(ws.layout) / run.name / "eval_info.json" if run is not None else Path("(no run)")
         if not path.is_file():
