@@ -1,6 +1,7 @@
-"""Services for the distributed tests and benchmarks (this module holds no tests): a Redis broker and a
-PostgreSQL 15 instance, each started on a free loopback port in its own temp directory and stopped
-(then removed) when the `with` block ends, whether it ends normally or by an exception.
+"""Services for the distributed tests and benchmarks (this module holds no tests): a Redis broker, a
+PostgreSQL 15 instance and an S3-compatible server (moto), each started on a free loopback port (Redis
+and PostgreSQL in their own temp directory) and stopped (then removed) when the `with` block ends,
+whether it ends normally or by an exception.
 
 Debian's packages (`redis-server`, `postgresql`; `make test` installs them) provide the binaries.
 PostgreSQL refuses to run as root, so as root initdb and pg_ctl run as the `postgres` user, and the
@@ -14,9 +15,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 REDIS_SERVER = "redis-server"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -145,3 +149,97 @@ def postgres_dagster_home(root: Path, postgres_url: str, template: Path) -> dict
     shutil.copyfile(template, root / "dagster.yaml")
     url = postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
     return {"DAGSTER_HOME": str(root), "DAGSTER_POSTGRES_URL": url}
+
+
+# Dummy credentials of the moto server: s3fs/botocore refuse to sign without some. A process using the
+# server needs these and AWS_ENDPOINT_URL in its environment.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class UploadGate:
+    """WSGI middleware in front of the S3 server that makes a kill land inside a publication.
+
+    Armed with a path fragment (e.g. `/bucket/home/sessions/S/v-`), it lets the first upload (PUT or
+    POST) under it through and holds every later one until `release()`, which answers them 503 without
+    storing anything. A step killed while held so leaves exactly what a kill in the middle of uploading
+    a version leaves: some objects of `v-<n>/`, no `meta/info.json`, no new pointer. Every other
+    request, and every request while not armed, goes straight through.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._fragment: str | None = None
+        self._passed = 0
+        self._released = threading.Event()
+        self.stored = threading.Event()  # set once the upload let through is stored
+        self.held = 0  # uploads held since the last arm()
+
+    def arm(self, fragment: str) -> None:
+        with self._lock:
+            self._fragment, self._passed, self.held = fragment, 0, 0
+            self.stored.clear()
+            self._released.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._fragment = None
+            self._released.set()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        upload = environ.get("REQUEST_METHOD") in ("PUT", "POST")
+        with self._lock:
+            gated = upload and self._fragment is not None and self._fragment in environ.get("PATH_INFO", "")
+            first = gated and self._passed == 0
+            if gated and first:
+                self._passed += 1
+            elif gated:
+                self.held += 1
+        if gated and not first:
+            self._released.wait(120)
+            start_response("503 Slow Down", [("Content-Type", "application/xml")])
+            return [b"<Error><Code>SlowDown</Code><Message>held by the test, then dropped</Message></Error>"]
+        response = self.app(environ, start_response)  # moto stores the object before it answers
+        if first:
+            self.stored.set()
+        return response
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str) -> Iterator[tuple[str, UploadGate]]:
+    """A moto S3 server on a free loopback port, in a thread of this process, with `bucket` created;
+    yields (endpoint URL, the UploadGate in front of it). Other processes reach it over HTTP.
+
+    moto keeps its buckets per process, not per server: the state is reset first, so objects an earlier
+    test of this process uploaded do not show up. The dummy credentials (S3_CREDENTIALS) and
+    AWS_ENDPOINT_URL are set in this process's environment for the duration."""
+    import boto3
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:  # thousands of requests: no line each
+            pass
+
+    gate = UploadGate(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, gate, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-s3", daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    env = S3_CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
+        # region us-east-1: a create_bucket elsewhere needs a location constraint that moto checks
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+        yield endpoint, gate
+    finally:
+        gate.release()
+        server.shutdown()
+        thread.join(30)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -112,7 +112,8 @@ def test_deploy_run_configs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     config = load_run_config(name)
     assert set(config) == {"execution", "resources"}
-    assert config["resources"]["home"]["config"]["root"].startswith("/")
+    # k8s: the mounted volume's path; celery: a bucket (the workers share no disk).
+    assert config["resources"]["home"]["config"]["root"].startswith({"k8s": "/", "celery": "s3://"}[name])
     dg.validate_run_config(defs.resolve_job_def("session_job"), {"resources": config["resources"]})
     module = SCALE_OUT_EXECUTORS[name][0]
     pytest.importorskip(module)
