@@ -1,7 +1,10 @@
-"""Scale of the Dagster side: many registered sessions, and the session job on Celery workers.
+"""Scale of the Dagster side: many registered sessions, the session job on Celery workers, the UI's
+asset page over many sessions, and a remote (S3) data home against a local one.
 
-1. Registry (`--registry N`, default 1,000 sessions), on a SQLite instance and on a PostgreSQL one in
-   the same run, timing what the code location does with them:
+Four parts, each selectable (`--only PART ...`, `--skip PART ...`; default: all four):
+
+1. `registry` (`--registry N`, default 1,000 sessions; 0 skips it), on a SQLite instance and on a
+   PostgreSQL one in the same run, timing what the code location does with them:
    - register: N sim sessions as `register-sim` does (list the registered, check seed overlaps, add
      the partitions in one call);
    - sensor tick: `inbox_sensor` over an inbox of N complete sessions, first tick (all new; plus
@@ -11,20 +14,44 @@
      least), the per-event cost of the storage;
    - merge plan: what `lerobot_dataset` computes before merging (registered and materialized
      partitions from the instance, then `merge_plan` over the home: 2N registered, N built).
-2. Throughput (`--sessions M`, default 6, skipped with `--skip-throughput`): the session job over M PushT
-   sessions (sim -> raw episodes -> session dataset -> validation),
+2. `throughput` (`--sessions M`, default 6; `--skip-throughput` = `--skip throughput`): the session job
+   over M PushT sessions (sim -> raw episodes -> session dataset -> validation),
    - `in_process_sqlite` / `in_process_postgres`: one process runs them one after another
      (`session_job.execute_in_process`, as `lerobot-assets demo` does) on each storage;
    - `celery_2_workers`: `session_job_celery` on two Celery workers (concurrency 1 each, Redis
      broker, PostgreSQL instance), one `dagster job execute` per session, all launched at once.
    Reports sessions per minute (wall, first launch to last run done) and the overhead per step
    from the event log (see `summarize`).
+3. `ui` (`--ui-sessions N`, default 1,000; `--ui-materialized`, default N/2; `--ui-repeats`, default 7):
+   the asset page of `session_dataset` through the webserver's GraphQL endpoint, on SQLite and on
+   PostgreSQL in the same run. N sessions registered, N/2 with a (runless) materialization; then
+   `dagster-webserver -w workspace.yaml` (as tests/test_ui_browser.py starts it) on that instance and
+   the page's main queries (`UI_QUERIES`: definition, live state with partition stats and latest
+   materialization, partition health with every partition key, recent events), each timed alone:
+   a cold first round, then the median of the repeats per query and of a whole round (the queries
+   one after another). A PROXY for the page load: the browser sends these and about ten smaller ones,
+   in two or three concurrent bursts, and then renders; `ping` (a `{ version }` request) is the bare
+   round trip. When Chromium and playwright are installed (`make browser`), the page itself too:
+   the time from navigation to its last GraphQL response, median of the repeats, for the Overview and
+   Partitions tabs of session_dataset and, as the baseline, the Overview of lerobot_dataset (not
+   partitioned). Ratios: PostgreSQL / SQLite per query and page, a round / ping, and the session_dataset
+   page / the unpartitioned one.
+4. `remote` (benchmarks/bench_remote_home.py, which also runs alone; `--remote-sessions 3`
+   `--remote-episodes 2` `--remote-max-steps 40` `--remote-image-size 64` `--remote-rounds 2`): the demo graph (sessions
+   -> lerobot_dataset -> dataset_stats -> byte_index -> SQL models -> curated_dataset ->
+   dataset_splits, with their checks; no training) on a local home, then on an S3 home (moto on
+   loopback). Wall time remote / local; bytes uploaded + downloaded / the bytes a perfect
+   implementation writes (each produced file once; definition in that module), server-side copies
+   apart; the S3 requests by kind.
 
-Redis and PostgreSQL are started on loopback in temp directories (tests/distributed_support.py) and
-stopped at the end. The last line printed is a JSON object.
+Redis and PostgreSQL are started on loopback in temp directories (tests/distributed_support.py), only
+for the parts that need them, and stopped at the end. The last line printed is a JSON object.
 
-    .venv/bin/python benchmarks/bench_scale.py [--registry 1000] [--sessions 6] [--episodes 2]
-        [--max-steps 100] [--top-camera] [--skip-throughput]
+    .venv/bin/python benchmarks/bench_scale.py [--only registry throughput ui remote] [--skip PART ...]
+        [--registry 1000] [--sessions 6] [--episodes 2] [--max-steps 100] [--top-camera]
+        [--skip-throughput] [--ui-sessions 1000] [--ui-materialized 500] [--ui-repeats 7]
+        [--remote-sessions 3] [--remote-episodes 2] [--remote-max-steps 40] [--remote-image-size 64]
+        [--remote-rounds 2]
 """
 
 import argparse
@@ -246,29 +273,259 @@ def bench_celery(
     return summarize(instance, run_ids, wall, workers=2)
 
 
+# --- 3. UI: the asset page of session_dataset -----------------------------------------------------
+
+# The GraphQL queries the asset page of `session_dataset` issues when it opens (trimmed copies of the
+# UI 1.13 bundle's AssetViewDefinitionQuery, AssetGraphLiveQuery, PartitionHealthQuery and
+# RecentAssetEventsQuery; the page issues a few smaller ones too, e.g. the asset's checks and runs).
+UI_QUERIES = {
+    "definition": """query AssetViewDefinitionQuery($assetKey: AssetKeyInput!) {
+  assetOrError(assetKey: $assetKey) { ... on Asset {
+    id key { path } hasDefinitionOrRecord
+    assetMaterializations(limit: 1) { timestamp runId }
+    definition { id groupName isExecutable opVersion description
+      partitionDefinition { description dimensionTypes { type dynamicPartitionsDefinitionName } }
+      partitionKeysByDimension { name }
+      opTags { key value } kinds
+      metadataEntries { label }
+      dependencyKeys { path } dependedByKeys { path } }
+  } } }""",
+    "live": """query AssetGraphLiveQuery($assetKeys: [AssetKeyInput!]!) {
+  assetNodes(assetKeys: $assetKeys, loadMaterializations: true) {
+    id opNames assetKey { path }
+    assetMaterializations(limit: 1) { timestamp runId stepKey }
+    assetObservations(limit: 1) { timestamp runId stepKey }
+    assetChecksOrError { ... on AssetChecks { checks { name canExecuteIndividually
+      executionForLatestMaterialization { id runId status timestamp stepKey evaluation { severity } } } } }
+    partitionStats { numMaterialized numMaterializing numPartitions numFailed }
+  }
+  assetsLatestInfo(assetKeys: $assetKeys) { id unstartedRunIds inProgressRunIds latestRun { id status endTime } }
+}""",
+    "partition_health": """query PartitionHealthQuery($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) { ... on AssetNode {
+    id
+    partitionKeysByDimension { name type partitionKeys }
+    assetPartitionStatuses {
+      ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions }
+    }
+  } } }""",
+    "events": """query RecentAssetEventsQuery($assetKey: AssetKeyInput!, $limit: Int!) {
+  assetOrError(assetKey: $assetKey) { ... on Asset {
+    id
+    assetEventHistory(limit: $limit, eventTypeSelectors: [MATERIALIZATION, FAILED_TO_MATERIALIZE, OBSERVATION]) {
+      results { ... on MaterializationEvent { partition timestamp runId stepKey metadataEntries { label description } } }
+      cursor
+    }
+  } } }""",
+}
+
+
+def graphql(base: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    import urllib.request
+
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    request = urllib.request.Request(f"{base}/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        out = json.loads(response.read())
+    if out.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {json.dumps(out['errors'])[:2000]}")
+    return out["data"]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def webserver(env: dict[str, str], home: Path, log_path: Path) -> Iterator[str]:
+    """`dagster-webserver -w workspace.yaml` (as tests/test_ui_browser.py starts it) on the instance of
+    `env`; yields its URL once the code location answers."""
+    import urllib.request
+
+    from distributed_support import free_port
+
+    port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115 (closed in finally)
+    proc = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=REPO, env=os.environ | env | {"LEROBOT_ASSETS_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(OSError, RuntimeError, KeyError, TypeError):
+                with urllib.request.urlopen(f"{base}/server_info", timeout=2):
+                    pass
+                if graphql(base, "{ assetNodes { id } }", {})["assetNodes"]:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"webserver did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, 2)  # SIGINT to the group: the webserver and its code server
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        log.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+# The pages timed in the browser: session_dataset's Overview (the page as it opens) and Partitions
+# tabs, and the baseline: the Overview of lerobot_dataset (not partitioned, never materialized).
+PAGE_VIEWS = {
+    "overview": "session_dataset",
+    "partitions": "session_dataset?view=partitions",
+    "unpartitioned_overview": "lerobot_dataset",
+}
+
+
+def browser_page_loads(base: str, materialized: int, repeats: int) -> dict[str, Any]:
+    """The asset page in headless Chromium (when it and playwright are installed, as for
+    tests/test_ui_browser.py): per page of PAGE_VIEWS, one warm-up load, then the median over `repeats`
+    loads (a full navigation each: the app starts again, its scripts come from the browser's cache) of
+    the time from navigation to the last GraphQL response of the page's first burst (network idle for
+    0.5 s after it), and the number of GraphQL requests the load sent."""
+    import statistics
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "playwright not installed"}
+    if not Path(CHROMIUM).exists():
+        return {"skipped": f"{CHROMIUM} not installed (make browser)"}
+    out: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.add_init_script("localStorage.setItem('communityNux', JSON.stringify('1'))")
+            page = context.new_page()
+            done: list[tuple[float, str]] = []  # (when, URL: /graphql?op=<operation name>) of each response
+            page.on("requestfinished", lambda r: done.append((time.perf_counter(), r.url)) if "/graphql" in r.url else None)
+            for view, path in PAGE_VIEWS.items():
+                loads, requests = [], []
+                for _ in range(repeats + 1):
+                    done.clear()
+                    t = time.perf_counter()
+                    page.goto(f"{base}/assets/{path}", wait_until="domcontentloaded")
+                    # The page's own query first (networkidle alone can come before the app has started).
+                    while not any("op=AssetViewDefinitionQuery" in url for _, url in done):
+                        if time.perf_counter() - t > 120:
+                            raise TimeoutError(f"{view}: no AssetViewDefinitionQuery response in 120 s")
+                        page.wait_for_timeout(20)
+                    page.wait_for_load_state("networkidle", timeout=120_000)
+                    if view == "partitions":  # the partitions tab counts them when it has loaded
+                        page.get_by_text(f"{materialized:,}").first.wait_for(timeout=60_000)
+                        page.wait_for_load_state("networkidle", timeout=120_000)
+                    loads.append(max(when for when, _ in done) - t)
+                    requests.append(len(done))
+                out[f"{view}_ms"] = round(1000 * statistics.median(loads[1:]), 1)
+                out[f"{view}_graphql_requests"] = int(statistics.median(requests[1:]))
+        finally:
+            browser.close()
+    out["overview_vs_unpartitioned"] = round(out["overview_ms"] / out["unpartitioned_overview_ms"], 2)
+    return out
+
+
+def bench_ui(instance: dg.DagsterInstance, env: dict[str, str], tmp: Path, n: int, materialized: int, repeats: int) -> dict[str, Any]:
+    """n registered sessions, `materialized` of them with a session_dataset materialization; then the
+    asset page's queries through the webserver: the first round (cold caches) and the median of
+    `repeats` rounds of each query and of a whole round (the queries one after another; the browser
+    sends them concurrently, so a round is an upper bound of the queries' share of the page load)."""
+    import statistics
+
+    from lerobot_assets.defs.ingest.partitions import SESSIONS
+    from lerobot_assets.home import sim_session_keys
+
+    keys = sim_session_keys(n, 1)
+    instance.add_dynamic_partitions(SESSIONS, keys)
+    t = time.perf_counter()
+    for i, key in enumerate(keys[:materialized]):  # metadata like a session build's (a few entries)
+        metadata = {"episodes": 1, "frames": 100 + i % 50, "size_mb": 1.5, "path": f"sessions/{key}",
+                    "tasks": dg.MetadataValue.json(["Push the T-shaped block onto the T-shaped target."])}  # fmt: skip
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="session_dataset", partition=key, metadata=metadata))
+    events_s = time.perf_counter() - t
+    key_var = {"path": ["session_dataset"]}
+    variables = {
+        "definition": {"assetKey": key_var},
+        "live": {"assetKeys": [key_var]},
+        "partition_health": {"assetKey": key_var},
+        "events": {"assetKey": key_var, "limit": 100},
+    }
+    home = tmp / "home"
+    t = time.perf_counter()
+    with webserver(env, home, tmp / "webserver.log") as base:
+        start_s = time.perf_counter() - t
+        rounds: list[dict[str, float]] = []
+        for _ in range(repeats + 1):
+            times: dict[str, float] = {}
+            for name, query in UI_QUERIES.items():
+                data, times[name] = timed(graphql, base, query, variables[name])
+                if name == "live":
+                    stats = data["assetNodes"][0]["partitionStats"]
+                    assert (stats["numPartitions"], stats["numMaterialized"]) == (n, materialized), stats
+                if name == "partition_health":
+                    node = data["assetNodeOrError"]
+                    assert len(node["partitionKeysByDimension"][0]["partitionKeys"]) == n
+                    assert len(node["assetPartitionStatuses"]["materializedPartitions"]) == materialized
+            times["round"] = sum(times.values())
+            _, times["ping"] = timed(graphql, base, "{ version }", {})  # a bare request: the floor
+            rounds.append(times)
+        browser = browser_page_loads(base, materialized, repeats)
+    first, rest = rounds[0], rounds[1:]
+    return {
+        "browser": browser,
+        "registered": n,
+        "materialized": materialized,
+        "materialization_events_s": round(events_s, 2),
+        "webserver_start_s": round(start_s, 1),
+        "first_round_ms": {k: round(1000 * v, 1) for k, v in first.items()},
+        "median_ms": {k: round(1000 * statistics.median(r[k] for r in rest), 1) for k in first},
+    }
+
+
+PARTS = ("registry", "throughput", "ui", "remote")
+
+
 def main() -> None:
+    import bench_remote_home
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts (default: every part)")
+    parser.add_argument("--skip", nargs="+", choices=PARTS, default=[], help="parts not to run")
     parser.add_argument("--registry", type=int, default=1000, help="registered sessions for the registry timings (0: skip)")
     parser.add_argument("--sessions", type=int, default=6, help="sessions for the throughput timings")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--top-camera", action="store_true", help="also record the 480x640 top camera (heavier steps)")
-    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true", help="the same as --skip throughput")
+    parser.add_argument("--ui-sessions", type=int, default=1000, help="registered sessions for the UI timings")
+    parser.add_argument("--ui-materialized", type=int, default=None, help="of which materialized (default: half)")
+    parser.add_argument("--ui-repeats", type=int, default=7, help="timed rounds of the asset page's queries (after one cold round)")
+    bench_remote_home.add_arguments(parser)
     args = parser.parse_args()
+    parts = set(args.only or PARTS) - set(args.skip) - ({"throughput"} if args.skip_throughput else set())
+    if not args.registry:
+        parts.discard("registry")
 
     from lerobot_assets.home import sim_session_keys
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    report: dict[str, Any] = {"registry_sessions": args.registry}
+    report: dict[str, Any] = {"parts": [p for p in PARTS if p in parts]}
     try:
-        with redis_server() as redis_url, postgres_server() as postgres_url:
-            if args.registry:
+        with contextlib.ExitStack() as services:
+            redis_url = services.enter_context(redis_server()) if "throughput" in parts else ""
+            needs_postgres = parts & {"registry", "throughput", "ui"}
+            postgres_url = services.enter_context(postgres_server()) if needs_postgres else ""
+            if "registry" in parts:
+                report["registry_sessions"] = args.registry
                 for kind in ("sqlite", "postgres"):
                     url = create_database(postgres_url, "registry") if kind == "postgres" else None
                     with instance_at(kind, tmp / f"registry-{kind}", url) as (instance, _):
                         report[f"registry_{kind}"] = bench_registry(instance, tmp / f"home-registry-{kind}", args.registry)
                     print(f"registry {kind}: {report[f'registry_{kind}']}", flush=True)
-            if not args.skip_throughput:
+            if "throughput" in parts:
                 sim = {"max_steps": args.max_steps, "top_camera": args.top_camera}
                 keys = sim_session_keys(args.sessions, args.episodes)
                 report["throughput"] = {"sessions": args.sessions, "episodes": args.episodes, **sim}
@@ -285,6 +542,26 @@ def main() -> None:
                 report["celery_speedup"] = round(
                     report["celery_2_workers"]["sessions_per_min"] / report["in_process_postgres"]["sessions_per_min"], 2
                 )
+            if "ui" in parts:
+                materialized = args.ui_sessions // 2 if args.ui_materialized is None else args.ui_materialized
+                for kind in ("sqlite", "postgres"):
+                    url = create_database(postgres_url, "ui") if kind == "postgres" else None
+                    work = tmp / f"ui-{kind}"
+                    work.mkdir()
+                    with instance_at(kind, work / "dagster", url) as (instance, env):
+                        report[f"ui_{kind}"] = bench_ui(instance, env, work, args.ui_sessions, materialized, args.ui_repeats)
+                    print(f"ui {kind}: {report[f'ui_{kind}']}", flush=True)
+                sqlite, postgres = report["ui_sqlite"]["median_ms"], report["ui_postgres"]["median_ms"]
+                report["ui_postgres_vs_sqlite"] = {k: round(postgres[k] / sqlite[k], 2) for k in sqlite}
+                pages = report["ui_sqlite"]["browser"], report["ui_postgres"]["browser"]
+                for view in PAGE_VIEWS:
+                    if f"{view}_ms" in pages[0] and f"{view}_ms" in pages[1]:
+                        report["ui_postgres_vs_sqlite"][f"browser_{view}"] = round(pages[1][f"{view}_ms"] / pages[0][f"{view}_ms"], 2)
+                report["ui_round_vs_ping"] = {kind: round(report[f"ui_{kind}"]["median_ms"]["round"] / report[f"ui_{kind}"]["median_ms"]["ping"], 1) for kind in ("sqlite", "postgres")}  # fmt: skip
+        if "remote" in parts:
+            report["remote_home"] = bench_remote_home.bench_remote_home(
+                tmp / "remote", args.remote_sessions, args.remote_episodes, bench_remote_home.sim_settings(args), args.remote_rounds
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(report))
