@@ -47,6 +47,9 @@ LAST_FILES = ("meta/info.json",)
 # reader that followed the old pointer may still be reading.
 KEEP_VERSIONS = 2
 CACHE_MANIFEST = "files.json"
+# Created first in each new version prefix: who is publishing it (host, pid, time). A dotfile, so
+# never part of the dataset (our readers skip dotfiles; LeRobot reads only the files info.json names).
+CLAIM = ".publish.json"
 LOCAL_ENV = "LEROBOT_ASSETS_LOCAL"
 
 
@@ -200,7 +203,11 @@ class RemoteHome:
         tmp = make_temp_dir(entry.parent, f".dl-{pointer.version}-")
         try:
             src = posixpath.join(self.remote(rel), pointer.version)
-            listing = [f for f in self.fs.find(src, detail=True).values() if f.get("type") == "file"]
+            # Dotfiles (the version's claim record) are the publisher's, not the dataset's.
+            listing = [
+                f for f in self.fs.find(src, detail=True).values()
+                if f.get("type") == "file" and not any(p.startswith(".") for p in posixpath.relpath(f["name"], src).split("/"))
+            ]
             rpaths = [f["name"] for f in listing]
             lpaths = [str(tmp / posixpath.relpath(p, src)) for p in rpaths]
             for lp in lpaths:
@@ -249,23 +256,26 @@ class RemoteHome:
         """Publish directory `local` as the next version of `rel`, then point at it.
 
         `base` is the cached version the step started from: its files that the step left untouched are
-        copied on the server instead of uploaded. Versions other than the new one and the one it
-        replaces are deleted afterwards: those are older ones, or unreferenced ones that a killed step
-        left half-written.
+        copied on the server instead of uploaded. Afterwards, versions older than the new one other than
+        the one it replaced are deleted: superseded ones, and unreferenced ones a killed step left.
+
+        Two publishers of one directory at once: each claims its own version number (a conditional
+        create, so they never write into the same prefix), and the pointer is switched with a
+        conditional PUT on the pointer the step read, so the one that switches second fails with
+        PublishConflict instead of silently dropping the other's version (S3; on other stores the
+        pointer is checked when the step starts publishing, not atomically at the switch).
         """
         rel = check_rel(rel)
         prefix = self.remote(rel)
-        old = read_pointer(self.fs, prefix)
+        pointer_path = posixpath.join(prefix, POINTER)
+        old, etag = self._read_pointer_tagged(pointer_path)
         if base is not None and (old is None or old.version != base.version):
             # Another step published this directory after this one read it: publishing would drop
             # that step's work (e.g. stats and byte index written to the merged dataset at once).
-            raise PublishConflict(
-                f"{self.url_of(rel)}: changed while this step ran (it read {base.version}, the pointer now "
-                f"names {old.version if old else 'nothing'}); nothing was published: run the step again"
-            )
+            raise self._conflict(rel, base.version, old.version if old else None)
         existing = self._versions(prefix)
         numbers = [version_number(v) or 0 for v in existing] + ([version_number(old.version) or 0] if old else [])
-        version = version_name(max(numbers, default=0) + 1)
+        version = self._claim(prefix, max(numbers, default=0) + 1)
         dest = posixpath.join(prefix, version)
         files = _file_stats(local)
         unchanged = self._unchanged(base, local, files)
@@ -291,30 +301,106 @@ class RemoteHome:
             published_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         # The switch: one PUT. Everything before it is invisible to readers that follow pointers.
-        self.fs.pipe_file(posixpath.join(prefix, POINTER), (pointer.model_dump_json(indent=2) + "\n").encode())
-        keep = {version} | ({old.version} if old else set())
+        body = (pointer.model_dump_json(indent=2) + "\n").encode()
+        if not self._switch(pointer_path, body, etag):
+            self._remove_version(prefix, version)
+            now = read_pointer(self.fs, prefix)
+            raise self._conflict(rel, old.version if old else None, now.version if now else None)
+        keep_from = version_number(old.version) if old else None
         for name in existing:
-            if name not in keep:
+            number = version_number(name) or 0
+            # Only versions older than the new one: a higher number may be another publisher's, in flight.
+            if number < (version_number(version) or 0) and number != keep_from:
                 logger.info("removing %s/%s (superseded or never published)", self.url_of(rel), name)
-                self.fs.rm(posixpath.join(prefix, name), recursive=True)
+                self._remove_version(prefix, name)
         self._adopt(rel, version, local)
         return pointer
 
-    def collect_garbage(self, rel: str) -> list[str]:
+    def collect_garbage(self, rel: str, min_age_s: float = 3600.0) -> list[str]:
         """Delete the versions of `rel` that its pointer neither names nor names as previous (what a
-        killed publication left); returns their names. Publishing does this too."""
+        killed publication left); returns their names. A version claimed less than `min_age_s` ago
+        is kept: it may be a publication in flight. Publishing collects the older ones itself."""
         prefix = self.remote(rel)
         pointer = read_pointer(self.fs, prefix)
         if pointer is None:
             return []
         keep = {pointer.version, pointer.previous}
-        gone = [v for v in self._versions(prefix) if v not in keep]
+        gone = [v for v in self._versions(prefix) if v not in keep and self._claim_age(prefix, v) >= min_age_s]
         for name in gone:
-            self.fs.rm(posixpath.join(prefix, name), recursive=True)
+            self._remove_version(prefix, name)
         return gone
 
     # -- internals --
+    def _conflict(self, rel: str, read: str | None, now: str | None) -> PublishConflict:
+        return PublishConflict(
+            f"{self.url_of(rel)}: changed while this step ran (it read {read or 'nothing'}, the pointer now "
+            f"names {now or 'nothing'}); nothing was published: run the step again"
+        )
+
+    def _conditional(self) -> bool:
+        """Whether the store takes S3's conditional writes (If-Match / If-None-Match)."""
+        return type(self.fs).__name__ == "S3FileSystem"
+
+    def _read_pointer_tagged(self, path: str) -> tuple[Pointer | None, str | None]:
+        """The pointer and the ETag it was read at. The ETag is taken first: if the pointer changes in
+        between, the switch's If-Match fails (a spurious conflict, never a lost one)."""
+        self.fs.invalidate_cache(posixpath.dirname(path))
+        etag = None
+        if self._conditional():
+            try:
+                etag = self.fs.info(path).get("ETag")
+            except FileNotFoundError:
+                return None, None
+        return read_pointer(self.fs, posixpath.dirname(path)), etag
+
+    def _switch(self, path: str, body: bytes, etag: str | None) -> bool:
+        """Write the pointer unless it changed since it was read (False then)."""
+        if not self._conditional():
+            self.fs.pipe_file(path, body)
+            return True
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            self.fs.pipe_file(path, body, **condition)
+        except (OSError, FileExistsError) as e:
+            if "pre-condition" in str(e) or "precondition" in str(e).lower() or isinstance(e, FileExistsError):
+                return False
+            raise
+        return True
+
+    def _claim(self, prefix: str, first: int) -> str:
+        """The first free version number from `first`, claimed by creating its claim object (S3:
+        If-None-Match, so two publishers never share a version prefix)."""
+        for n in range(first, first + 1000):
+            name = version_name(n)
+            claim = posixpath.join(prefix, name, CLAIM)
+            record = json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "at": time.time()}).encode()
+            if self._conditional():
+                try:
+                    self.fs.pipe_file(claim, record, IfNoneMatch="*")
+                    return name
+                except (OSError, FileExistsError):
+                    continue
+            elif not self.fs.exists(claim):
+                self.fs.pipe_file(claim, record)
+                return name
+        raise RuntimeError(f"{prefix}: no free version number from {first} after 1000 tries")
+
+    def _claim_age(self, prefix: str, name: str) -> float:
+        """Seconds since the version was claimed (infinite when it holds no readable claim)."""
+        try:
+            at = float(json.loads(self.fs.cat_file(posixpath.join(prefix, name, CLAIM)))["at"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return float("inf")
+        return time.time() - at
+
+    def _remove_version(self, prefix: str, name: str) -> None:
+        try:
+            self.fs.rm(posixpath.join(prefix, name), recursive=True)
+        except FileNotFoundError:  # removed meanwhile by another publisher's clean-up
+            pass
+
     def _versions(self, prefix: str) -> list[str]:
+        self.fs.invalidate_cache(prefix)  # another process may have claimed a version since we listed
         try:
             entries = self.fs.ls(prefix, detail=True)
         except FileNotFoundError:
@@ -340,6 +426,8 @@ class RemoteHome:
         entry = self._cache_entry(rel, version)
         entry.parent.mkdir(parents=True, exist_ok=True)
         manifest = entry.parent / f"{version}.{CACHE_MANIFEST}"
+        if entry.exists() and not manifest.is_file():
+            self._drop(Cached(rel, version, entry))  # a left-over of unknown state: replaced by this copy
         if not entry.exists():
             try:
                 os.rename(local, entry)
@@ -374,8 +462,31 @@ class RemoteHome:
                 damaged = True  # written in place through the link: the cached copy changed too
         if damaged:
             logger.warning("%s: a file was changed in place; dropping the cached %s", base.rel, base.version)
-            (base.path.parent / f"{base.version}.{CACHE_MANIFEST}").unlink(missing_ok=True)
+            self._drop(base)
         return out
+
+    def _intact(self, cached: Cached) -> bool:
+        """Whether a cached version's files are as recorded: a step may have written one in place
+        through its hard link, which changes the cached copy too."""
+        for rel, (size, mtime, ino) in cached.files.items():
+            try:
+                st = (cached.path / rel).stat()
+            except FileNotFoundError:
+                return False
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (size, mtime, ino):
+                return False
+        return True
+
+    def _drop(self, cached: Cached) -> None:
+        """Forget a cached version (the next fetch downloads it again). Moved aside first, so no
+        reader finds it half removed; workspaces holding hard links to its files keep them."""
+        (cached.path.parent / f"{cached.version}.{CACHE_MANIFEST}").unlink(missing_ok=True)
+        aside = cached.path.with_name(f".dropped-{cached.version}-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(cached.path, aside)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(aside, ignore_errors=True)
 
     # -- workspaces --
     @contextmanager
@@ -394,6 +505,11 @@ class RemoteHome:
             yield ws
             ws.publish_all()
         finally:
+            # A failed step publishes nothing, but may have written a pulled file in place.
+            for cached in ws.bases():
+                if not self._intact(cached):
+                    logger.warning("%s: a file of %s was changed in place; dropping it from the cache", cached.rel, cached.version)
+                    self._drop(cached)
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -429,6 +545,10 @@ class Workspace:
     @property
     def transfer(self) -> Transfer:
         return self.home.transfer
+
+    def bases(self) -> list[Cached]:
+        """The cached versions this workspace pulled."""
+        return list(self._bases.values())
 
     def pull(self, rel: str) -> bool:
         """Make `rel` of the remote home present at the same place in the workspace: a published
