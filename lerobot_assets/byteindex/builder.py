@@ -25,7 +25,13 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from lerobot_assets.byteindex.episodes import SegmentSpec, read_segment_specs, resolve_root
+from lerobot_assets.byteindex.episodes import (
+    SegmentSpec,
+    locate_root,
+    read_segment_specs,
+    refuse_published,
+    resolve_root,
+)
 from lerobot_assets.byteindex.mp4 import Mp4Error, Mp4Info, codec_name, parse_mp4
 from lerobot_assets.byteindex.source import FileSource
 from lerobot_assets.byteindex.spans import TrackTimeline
@@ -116,12 +122,19 @@ def build_byte_index(
 ) -> BuildResult:
     """Index every video file of the dataset at `root`; write `<root>/meta/byte_index/` if `write`.
 
+    A published prefix (format.versions) is read at its current version when `write=False`; writing
+    into one is refused (PublishedDatasetError): its versions are immutable.
+
     With `force=False`, files whose fingerprint and episode list match the existing index are
     reused. `fingerprint="sha256"` hashes file contents instead of trusting size+mtime (it reads
     every file). Returns the tables either way (`write=False` builds purely in memory).
     """
     t0 = time.perf_counter()
-    fs, base = resolve_root(root, fs=fs, storage_options=storage_options)
+    if write:
+        fs, base = locate_root(root, fs=fs, storage_options=storage_options)
+        refuse_published(fs, base, "build the byte index")
+    else:
+        fs, base = resolve_root(root, fs=fs, storage_options=storage_options)
     specs = read_segment_specs(fs, base)
     by_file: dict[str, list[SegmentSpec]] = {}
     for spec in specs:

@@ -18,12 +18,15 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from lerobot_assets.format.episodes import episode_files, read_episodes_file, read_episodes_schema
 from lerobot_assets.format.files import read_metadata_object
 from lerobot_assets.format.layout import INFO_PATH, VIDEO_PATH
 from lerobot_assets.format.names import name_problem
+from lerobot_assets.format.published import follow, published_prefix
 from lerobot_assets.format.templates import format_path, template_problem
+from lerobot_assets.format.versions import POINTER
 
 DEFAULT_VIDEO_PATH = VIDEO_PATH
 _VIDEO_COLUMN = re.compile(r"^videos/(?P<key>.+)/from_timestamp$")
@@ -47,10 +50,11 @@ class SegmentSpec:
         return (self.video_key, self.chunk_index, self.file_index)
 
 
-def resolve_root(
+def locate_root(
     root: str | Path, *, fs: AbstractFileSystem | None = None, storage_options: dict | None = None
 ) -> tuple[AbstractFileSystem, str]:
-    """(filesystem, path without protocol) for a local path or any fsspec URL."""
+    """(filesystem, path without protocol) for a local path or any fsspec URL, taken literally (no
+    pointer followed: see resolve_root)."""
     if fs is not None:
         return fs, str(root).rstrip("/")
     if isinstance(root, Path) or "://" not in str(root):
@@ -58,6 +62,33 @@ def resolve_root(
         return local, str(Path(root).resolve())
     fs, path = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
     return fs, path.rstrip("/")
+
+
+def resolve_root(
+    root: str | Path, *, fs: AbstractFileSystem | None = None, storage_options: dict | None = None
+) -> tuple[AbstractFileSystem, str]:
+    """(filesystem, path without protocol) of the dataset to read at `root`: a local path or any fsspec
+    URL, or a dataset's published prefix, whose pointer is followed to the current version (once: the
+    path returned is the version's). Raises versions.PointerError naming a pointer that cannot be followed."""
+    fs, path = locate_root(root, fs=fs, storage_options=storage_options)
+    return fs, follow(fs, path).path
+
+
+class PublishedDatasetError(ValueError):
+    """A write into a published dataset (its prefix or one of its versions), which are immutable."""
+
+
+def refuse_published(fs: AbstractFileSystem, path: str, what: str) -> None:
+    """Raise PublishedDatasetError, naming the prefix, when `path` is a published prefix or a version
+    of one: writing `what` there would change a version readers may be reading."""
+    prefix = published_prefix(fs, path)
+    if prefix is None:
+        return
+    shown = prefix if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(prefix)
+    raise PublishedDatasetError(
+        f"{shown} is a published dataset (versions beside {POINTER}; a version is never changed once "
+        f"written): {what} in the dataset before it is published, or in a local copy"
+    )
 
 
 def read_info_loosely(fs: AbstractFileSystem, root: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from lerobot_assets.format.published import follow_local
+
 
 def ffprobe_packets(path: Path | str) -> dict[str, np.ndarray]:
     """Video packets of a file as ffprobe reports them: pos, size, pts and dts (s), keyframe flag."""
@@ -41,8 +43,10 @@ class VerifyReport:
 
 
 def verify_with_ffprobe(root: Path | str, sample: int = 256, seed: int = 0) -> VerifyReport:
-    """Compare up to `sample` indexed frames (spread over every file) with ffprobe's packets."""
-    root = Path(root)
+    """Compare up to `sample` indexed frames (spread over every file) with ffprobe's packets.
+
+    A local published prefix is verified at the version its pointer names."""
+    root, _ = follow_local(root)
     frames = pq.read_table(
         root / "meta/byte_index/frames.parquet",
         columns=["video_key", "chunk_index", "file_index", "episode_index", "frame_index", "pts_s", "byte_offset", "size", "keyframe"],

@@ -38,6 +38,7 @@ from lerobot_assets.checks.metadata import (
 from lerobot_assets.checks.report import Problem, Severity, ValidationReport
 from lerobot_assets.checks.videos import check_video_files
 from lerobot_assets.format.layout import INFO_PATH
+from lerobot_assets.format.published import follow_local
 from lerobot_assets.format.version import read_consistently
 
 __all__ = [
@@ -65,14 +66,19 @@ def validate_dataset(
 ) -> ValidationReport:
     """Check every invariant LeRobot's reader relies on; see the module docstring.
 
-    Raises NotAV3DatasetError when `root` is not a LeRobot v3 dataset; any other fault becomes a
-    Problem in the returned report (`report.ok` is False when there is at least one error).
+    `root` is a local dataset root, or a local directory laid out as a published prefix (format.versions),
+    validated at the version its pointer names. Raises NotAV3DatasetError when `root` is not a LeRobot
+    v3 dataset, versions.PointerError (naming the file) for a pointer that cannot be followed; any other
+    fault becomes a Problem in the returned report (`report.ok` is False when there is at least one error).
     The report describes one committed version even while a writer appends (passes are retried
     until one ran within one version; a warning says so when none did).
     """
+    # A published prefix is validated at the version its pointer names (followed once: a publish
+    # meanwhile does not mix versions); the report's root is that version.
+    root, _ = follow_local(root)
     # Absolute once, here: the files found under the root are compared with the paths the metadata
     # names relative to it, and a relative root made every file look unreferenced.
-    root = Path(root).absolute()
+    root = root.absolute()
 
     def once() -> ValidationReport:
         run = ValidationRun(root, tolerance_s, max_problems_per_check, check_videos)

@@ -30,7 +30,9 @@ def byte_index(
 ) -> None:
     """Index every episode's byte span in the dataset's MP4s into ROOT/meta/byte_index/.
 
-    Only new or changed files (size+mtime, or ETag on object stores) are parsed again.
+    Only new or changed files (size+mtime, or ETag on object stores) are parsed again. A published
+    prefix (a folder holding current.json) or one of its versions is refused: published versions are
+    never changed, so the index is built before publishing.
     """
     from tqdm import tqdm
 

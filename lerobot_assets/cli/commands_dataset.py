@@ -30,7 +30,10 @@ def _not_a_dataset(message: str) -> typer.Exit:
 # ---------------------------------------------------------------------------------- validate
 @app.command("validate")
 def validate_command(
-    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/)."),
+    root: Path = typer.Argument(
+        ..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/), or a published prefix (the folder "
+        "holding current.json): the version it points at is validated."
+    ),
     no_videos: bool = typer.Option(False, "--no-videos", help="Skip the video checks (no video file is opened)."),
     max_per_check: int = typer.Option(50, "--max-per-check", help="List at most this many problems of one kind."),
 ) -> None:
@@ -40,11 +43,15 @@ def validate_command(
     and exits 1 when there is any error; prints a one-line OK summary and exits 0 otherwise.
     """
     from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
+    from lerobot_assets.format.versions import PointerError
 
     try:
         report = validate_dataset(root, check_videos=not no_videos, max_problems_per_check=max_per_check)
     except NotAV3DatasetError as e:
         raise _not_a_dataset(str(e)) from None
+    except PointerError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=EXIT_INVALID) from None
     for problem in report.problems:
         typer.echo(str(problem))
     if not report.ok:
@@ -70,16 +77,25 @@ def _duration(seconds: float) -> str:
 
 @app.command("info")
 def info_command(
-    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/)."),
+    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/), or a published prefix."),
 ) -> None:
-    """Print a summary of a dataset: fps, robot, episodes, frames, tasks, features and cameras."""
+    """Print a summary of a dataset: fps, robot, episodes, frames, tasks, features and cameras.
+
+    ROOT may be a published prefix (the folder holding current.json): its current version is shown."""
     from lerobot_assets.format.episodes import read_episodes
     from lerobot_assets.format.files import flat
     from lerobot_assets.format.info import DatasetInfo, NotAV3DatasetError
+    from lerobot_assets.format.published import follow_local
     from lerobot_assets.format.tasks import read_tasks
+    from lerobot_assets.format.versions import PointerError
 
     try:
+        # A published prefix shows the version it points at: `dataset:` below names it.
+        root, _ = follow_local(root)
         info = DatasetInfo.load(root)
+    except PointerError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=EXIT_INVALID) from None
     except (FileNotFoundError, NotAV3DatasetError) as e:
         raise _not_a_dataset(str(e)) from None
     except ValueError as e:  # a v3 dataset whose info.json is broken: named file and key

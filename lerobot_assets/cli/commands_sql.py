@@ -45,7 +45,8 @@ def sql_command(
         [],
         "--root",
         help="A dataset root (local path or URL such as s3://bucket/ds); repeatable. Without --home only the "
-        "roots are queried. Its `dataset` name is the last path component.",
+        "roots are queried. Its `dataset` name is the last path component. A published prefix (holding "
+        "current.json) is read at the version it points at.",
     ),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
     list_relations: bool = typer.Option(False, "--list", help="List the views (sources and models) and their columns."),

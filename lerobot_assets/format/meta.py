@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from lerobot_assets.format.episodes import read_episodes
 from lerobot_assets.format.info import DatasetInfo
+from lerobot_assets.format.published import follow, follow_local
 from lerobot_assets.format.stats_json import Stats, read_stats
 from lerobot_assets.format.tasks import read_tasks
 from lerobot_assets.format.templates import TemplateError, format_path
@@ -32,26 +33,38 @@ class DatasetMeta:
     case `root` is that filesystem's path of the dataset). For a remote root `self.root` is the URL
     (a str) and `self.fs`/`self.fs_root` the filesystem and its path; `self.fs` is None for a local
     root, whose reads are unchanged.
+
+    `root` may also be a dataset's published prefix (a `current.json` pointer beside `v-<n>/`
+    versions, see `format.versions`): the version it points at is read, and `self.root` / `self.fs_root`
+    are that version's (`self.version` names it).
     """
 
     def __init__(self, root: Path | str, *, storage_options: dict[str, Any] | None = None, fs: Any = None) -> None:
         self.fs: Any = None
         self.fs_root: str | None = None
+        # The version read when `root` is a published prefix (see format.versions), else None. Followed
+        # here, once: every file joined below is then under that version, however the pointer moves.
+        self.version: str | None = None
         where: Path | str  # what info.json and tasks are read from: fs_root with a filesystem, else root
         if fs is not None:
-            self.root: Path | str = str(root).rstrip("/")
-            self.fs, self.fs_root = fs, str(root).rstrip("/")
+            followed = follow(fs, str(root).rstrip("/"))
+            self.root: Path | str = followed.path
+            self.fs, self.fs_root, self.version = fs, followed.path, followed.version
             where = self.fs_root
         elif is_remote_root(root):
             import fsspec
 
-            self.root = str(root).rstrip("/")
-            self.fs, path = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
-            self.fs_root = where = path.rstrip("/")
+            url = str(root).rstrip("/")
+            self.fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            followed = follow(self.fs, path.rstrip("/"))
+            self.version = followed.version
+            self.fs_root = where = followed.path
+            self.root = url if followed.version is None else f"{url}/{followed.version}"
         else:
             text = str(root)
             # file:// URLs are local paths (read with pathlib as before, not through fsspec).
-            self.root = where = Path(text[len("file://"):] if text.startswith("file://") else root)
+            local, self.version = follow_local(text[len("file://"):] if text.startswith("file://") else root)
+            self.root = where = local
         self.info = DatasetInfo.load(where, fs=self.fs)
         self.tasks: list[str] = read_tasks(where, fs=self.fs)
 

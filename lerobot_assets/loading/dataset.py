@@ -59,7 +59,9 @@ class LeRobotV3Dataset(Dataset):
     the value of `key` is stacked over the offsets (T, ...) and `<key>_is_pad` (T,) marks offsets that
     fall outside the frame's episode (their value is the episode's first/last frame, as in LeRobot).
 
-    `root` is a local path or an fsspec URL (`storage_options` go to fsspec). `video_source`:
+    `root` is a local path or an fsspec URL (`storage_options` go to fsspec), or a dataset's published
+    prefix (format.versions): its pointer is followed once, here, and `self.root` is the version read
+    from then on, wherever the pointer moves. `video_source`:
     "byte_index" decodes through `meta/byte_index/` (fetching only the sampled episodes' bytes),
     "file" opens whole video files, "auto" uses the byte index for a remote root that has a usable
     one (it covers the selected episodes and the video files still have the indexed sizes), files

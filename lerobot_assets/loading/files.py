@@ -13,11 +13,14 @@ class DatasetFiles:
     """The files of one dataset root as this process reads them.
 
     `root` is a Path for a local root and the URL (str) for a remote one, whose reads go through
-    fsspec (`fs_root` is the filesystem's path of the root).
+    fsspec (`fs_root` is the filesystem's path of the root). For a published prefix both are those of
+    the version DatasetMeta followed the pointer to (`version`), so every file of one reader comes
+    from one version.
     """
 
     def __init__(self, meta: DatasetMeta, storage_options: dict[str, Any] | None) -> None:
-        self.root: Path | str = meta.root
+        self.root: Path | str = meta.root  # a published prefix's version, already followed by meta
+        self.version: str | None = meta.version
         self.remote = meta.fs is not None
         self.fs_root: str | None = meta.fs_root
         self.storage_options = storage_options

@@ -142,16 +142,14 @@ def choose_video_source(
         # file source keeps one decoder open per file, whereas the byte-index source parses the
         # file's moov again for every (camera, episode) it opens (~2 ms on a 30k-frame file).
         if files.remote:
-            warn_whole_files(root, index_exists(files))
+            warn_whole_files(root, index_exists(files), files.version)
         return "file", None
     index = load_index(files)
     if index is None:
         if requested == "byte_index":
-            raise FileNotFoundError(
-                f"{root}: no byte index under {INDEX_DIR}/; build it with `lerobot-assets byte-index {root}`"
-            )
+            raise FileNotFoundError(f"{root}: no byte index under {INDEX_DIR}/; {_build_hint(root, files.version)}")
         if files.remote:
-            warn_whole_files(root, False)
+            warn_whole_files(root, False, files.version)
         return "file", None
     problem = index_problem(
         files, index, video_backend=video_backend, episode_indices=episode_indices, video_rel=video_rel,
@@ -162,17 +160,24 @@ def choose_video_source(
             raise ValueError(f"{root}: the byte index cannot be used: {problem}")
         logger.warning("%s: not using the byte index: %s; decoding whole video files", root, problem)
         if files.remote:
-            warn_whole_files(root, False)
+            warn_whole_files(root, False, files.version)
         return "file", None
     return "byte_index", index
 
 
-def warn_whole_files(root: Path | str, index_exists: bool) -> None:
+def _build_hint(root: Path | str, version: str | None) -> str:
+    if version is not None:
+        # A published version is immutable: `byte-index` refuses to write into it.
+        return (f"{root} is the published version {version}: build (or rebuild) the byte index in the dataset "
+                "before it is published")
+    return f"build (or rebuild) the per-episode byte index with `lerobot-assets byte-index {root}`"
+
+
+def warn_whole_files(root: Path | str, index_exists: bool, version: str | None = None) -> None:
     hint = (
         "pass video_source='byte_index' to fetch only the sampled episodes' bytes"
         if index_exists
-        else f"build (or rebuild) the per-episode byte index with `lerobot-assets byte-index {root}` so that only "
-        "the sampled episodes' bytes are fetched"
+        else f"{_build_hint(root, version)} so that only the sampled episodes' bytes are fetched"
     )
     logger.warning(
         "%s: remote dataset read without its byte index: every video file is opened whole through "

@@ -143,6 +143,8 @@ class SourceBinder:
         good = []
         for root in self.datasets:
             try:
+                if root.problem is not None:
+                    raise SourceError(root.problem)
                 parts = {t.name: self._check_root(t, root) for t in self.project.sources.values()}
             except SourceError as exc:
                 if root.explicit:

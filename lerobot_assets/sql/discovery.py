@@ -1,4 +1,9 @@
-"""Finding LeRobot v3 dataset roots: every directory holding meta/info.json under a home, plus explicit roots."""
+"""Finding LeRobot v3 dataset roots: every directory holding meta/info.json under a home, plus explicit roots.
+
+A dataset published to object storage (format.versions) is one directory holding the pointer
+`current.json` beside its `v-<n>/` versions: it is one dataset named by that directory, read at the
+version the pointer names when it is discovered; the versions themselves are never listed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 
 import fsspec
 
+from lerobot_assets.format.published import follow
+from lerobot_assets.format.versions import POINTER, PointerError, version_number
 from lerobot_assets.sql.errors import SourceError
 from lerobot_assets.sql.remote import filesystem_for, is_local
 
@@ -29,6 +36,9 @@ class DatasetRoot:
     # Named by the user (a --root), not found under a home: an unreadable file in it is an error, where a
     # dataset found under a home is skipped with a warning so that the rest of the home still answers.
     explicit: bool = field(default=False, compare=False)
+    # Why this dataset cannot be read at all (a published prefix whose pointer cannot be followed, named
+    # in the message): binding skips it as it skips a dataset with an unreadable file.
+    problem: str | None = field(default=None, compare=False)
 
     @property
     def url(self) -> str:
@@ -73,14 +83,30 @@ def discover_datasets(
     if home is not None:
         fs, home_path = filesystem_for(os.fspath(home), storage_options)
         if fs.isdir(home_path):
-            for path in _walk_for_roots(fs, home_path):
+            for path, published in _walk_for_roots(fs, home_path):
                 rel = posixpath.relpath(path, home_path) if path != home_path else posixpath.basename(home_path)
-                add(DatasetRoot(name=rel, path=path, fs=fs))
+                if not published:
+                    add(DatasetRoot(name=rel, path=path, fs=fs))
+                    continue
+                try:
+                    version = follow(fs, path).path
+                except PointerError as exc:
+                    add(DatasetRoot(name=rel, path=path, fs=fs, problem=str(exc)))
+                else:
+                    add(DatasetRoot(name=rel, path=version, fs=fs))
     for item in roots:
-        fs, path = filesystem_for(os.fspath(item), storage_options)
+        fs, prefix = filesystem_for(os.fspath(item), storage_options)
+        try:
+            followed = follow(fs, prefix)
+        except PointerError as exc:
+            raise SourceError(str(exc)) from None
+        path = followed.path
         if not fs.isfile(posixpath.join(path, INFO_JSON)):
+            if followed.version is not None:
+                raise SourceError(f"{item}: its published version {followed.version} is not a LeRobot dataset root (no {INFO_JSON})")
             raise SourceError(f"{item}: not a LeRobot dataset root (no {INFO_JSON})")
-        add(DatasetRoot(name=posixpath.basename(path.rstrip("/")) or path, path=path, fs=fs, explicit=True))
+        # A published prefix is named by the prefix, as under a home: the version is where it is read now.
+        add(DatasetRoot(name=posixpath.basename(prefix.rstrip("/")) or prefix, path=path, fs=fs, explicit=True))
     return [found[name] for name in sorted(found)]
 
 
@@ -104,23 +130,36 @@ def check_home(
     raise SourceError(f"data home {home} does not exist{hint}")
 
 
-def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[str]:
-    roots: list[str] = []
+def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[tuple[str, bool]]:
+    """(path, published) of every dataset under `top`: a directory holding meta/info.json, or a published
+    prefix (a directory holding the pointer, whose versions are never datasets of their own)."""
+    roots: list[tuple[str, bool]] = []
     frontier = [(top, 0)]
     while frontier:
         path, depth = frontier.pop()
-        if fs.isfile(posixpath.join(path, INFO_JSON)):
-            roots.append(path)
-            continue  # a dataset root: its subtrees are shards, not datasets
-        if depth >= _MAX_DISCOVERY_DEPTH:
-            continue
         try:
-            entries = fs.ls(path, detail=True)
+            # Listed afresh: a listing cached by an earlier discovery in this process would hide a dataset
+            # (or a first pointer) published since.
+            entries: list[dict[str, Any]] | None = fs.ls(path, detail=True, refresh=True)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
+            entries = None
+        names = {} if entries is None else {posixpath.basename(e["name"].rstrip("/")): e for e in entries}
+        # The pointer wins over a meta/info.json beside it, as it does for every other reader (follow_pointer).
+        if names.get(POINTER, {}).get("type") == "file":
+            roots.append((path, True))
+            continue  # its v-<n>/ versions (old, current and unpublished ones) are one dataset
+        # The listing shows whether meta/ is there at all: no request for info.json in a directory without one.
+        if (entries is None or "meta" in names) and fs.isfile(posixpath.join(path, INFO_JSON)):
+            roots.append((path, False))
+            continue  # a dataset root: its subtrees are shards, not datasets
+        if entries is None or depth >= _MAX_DISCOVERY_DEPTH:
             continue
-        for entry in entries:
-            name = posixpath.basename(entry["name"].rstrip("/"))
+        for name, entry in names.items():
             if entry.get("type") != "directory" or name.startswith((".", "_")) or name in _SKIP_DIRS:
+                continue
+            # A version directory is only ever read through its prefix's pointer: one without a pointer
+            # beside it is a publication still in progress (or killed), not a dataset.
+            if version_number(name) is not None:
                 continue
             frontier.append((entry["name"].rstrip("/"), depth + 1))
     return sorted(roots)

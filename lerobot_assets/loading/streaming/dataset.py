@@ -81,7 +81,8 @@ class StreamingDataset(IterableDataset):
     """One or more LeRobot v3.0 roots streamed episode-pool-shuffled, split exactly over ranks
     and DataLoader workers (see the module docstring).
 
-    `roots`: a path / fsspec URL, or a list of them (mixed with `weights`, each sample carrying
+    `roots`: a path / fsspec URL (a published prefix reads the version its pointer names when the
+    dataset is created), or a list of them (mixed with `weights`, each sample carrying
     `dataset_index`). `episodes`: for one root a list of episode indices; for several, one list
     (or None for all) per root. `rename`: per root, {its key: the key items carry}, so roots
     whose features differ only by name can be mixed. `weights`: per root sampling weights; each
