@@ -10,26 +10,35 @@ Reported:
   run on each home, the order alternating (local first, then remote first), each run on a fresh home;
   the best round of each home counts (every module is imported before the first clock starts);
   `remote_extra_step_s`: the steps whose time grew most on the remote home (from the event log);
-- bytes moved by the (first) remote run, from `lerobot_assets.home.remote.PROCESS_TRANSFER`: uploaded and
-  downloaded cross the client's link; server_copied (unchanged files of a new version copied
-  remote-to-remote) does not, and is reported apart;
-- the baseline, "a perfect implementation: each produced file written once". The bucket has S3
-  versioning on for the run, so every object ever written to it is still listed afterwards, deleted
-  or superseded ones included (as noncurrent versions). A file's *home path* is its key with the
-  `v-<n>/` version directory removed (`datasets/lerobot_dataset/v-000002/meta/info.json` ->
-  `datasets/lerobot_dataset/meta/info.json`); the baseline is the sum of the sizes of the distinct
-  (home path, content) pairs over every object version written, content told apart by ETag (MD5 of
-  the object). So a file carried unchanged into the next version of a dataset counts once, a file a
-  step changed counts once per content it had, a pointer (`current.json`) or plain object (validation
-  records, previews) once per content written. ratio = (uploaded + downloaded) / baseline; goal <= 1.2.
-- also `listing_bytes`: the sum of the sizes of the objects on the bucket after the run (every kept
-  version's files, superseded versions still kept included, each once, plus the plain objects), the
-  looser baseline of "list the bucket afterwards": it counts files a new version carried over from the
-  previous one again, and misses versions already deleted.
+- bytes, from one more remote run, the *metered* one (its S3 endpoint is a byte-counting TCP proxy,
+  its own process, in front of moto; the proxy slows each request down, so this run is not one of the
+  timed ones):
+  - `transfer`: `lerobot_assets.home.remote.PROCESS_TRANSFER`, the files steps pulled and published:
+    uploaded and downloaded cross the client's link; server_copied (unchanged files of a new version
+    copied remote-to-remote) does not, and is reported apart. It does not count pointer writes, the
+    pointer and metadata reads outside a workspace pull (e.g. the SQL models' discovery of the home),
+    listings, HEADs or HTTP headers;
+  - `link`: what the client's link carried each way, per phase, all of that included (the proxy's
+    counts); `s3_requests`: the requests moto served per phase, by kind (its access log);
+  - the baseline, "a perfect implementation: each produced file written once". The bucket has S3
+    versioning on, so every object ever written to it is still listed afterwards, deleted or
+    superseded ones included (as noncurrent versions). A file's *home path* is its key with the
+    `v-<n>/` version directory removed (`datasets/lerobot_dataset/v-000002/meta/info.json` ->
+    `datasets/lerobot_dataset/meta/info.json`); the baseline is the sum of the sizes of the distinct
+    (home path, content) pairs over every object version written, content told apart by ETag (MD5 of
+    the object: the files here are under the multipart threshold). So a file carried unchanged into
+    the next version of a dataset counts once, a file a step changed counts once per content it had,
+    a pointer (`current.json`) or plain object (validation records, previews) once per content.
+  - bytes_ratio = (uploaded + downloaded) / baseline, goal <= 1.2; link_ratio = (bytes to the server
+    + bytes to the client) / baseline;
+  - also `listing_bytes`: the sum of the sizes of the objects on the bucket after the run (every kept
+    version's files, superseded versions still kept included, each once, plus the plain objects), the
+    looser baseline of "list the bucket afterwards": it counts files a new version carried over from
+    the previous one again, and misses versions already deleted (`bytes_ratio_vs_listing`).
 
 moto runs as its own process (`moto_server`), not a thread of this one, so serving requests does not
-take this process's GIL; it still shares the machine's cores with the pipeline. `s3_requests`: the
-requests it served in each phase of the first remote run, by kind, from its access log.
+take this process's GIL; it still shares the machine's cores with the pipeline, and it closes the
+connection after each response (HTTP/1.0), so every request opens one.
 The last line printed is a JSON object.
 
     .venv/bin/python benchmarks/bench_remote_home.py [--remote-sessions 3] [--remote-episodes 2] [--remote-max-steps 40]
@@ -65,26 +74,43 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 @contextlib.contextmanager
-def moto_server_process(tmp: Path) -> Iterator[str]:
-    """`moto_server` on a free loopback port in its own process, BUCKET created with versioning on;
-    yields the endpoint URL (and sets dummy credentials and AWS_ENDPOINT_URL for the block)."""
+def moto_server_process(tmp: Path) -> Iterator[tuple[str, str, Any]]:
+    """`moto_server` on a free loopback port in its own process, BUCKET created with versioning on,
+    and a byte-counting TCP proxy in front of it (`proxy_main`, a process too); yields (the proxy's
+    endpoint URL, moto's, a function returning the proxy's counts so far), and sets dummy credentials
+    and AWS_ENDPOINT_URL (moto's) for the block."""
     import boto3
     from distributed_support import free_port, stop_process, wait_for_port
 
     saved = {k: os.environ.get(k) for k in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
-    port = free_port()
+    port, proxy_port, control_port = free_port(), free_port(), free_port()
     log = open(tmp / "moto.log", "wb")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", f"import bench_remote_home as b; b.proxy_main({proxy_port}, {port}, {control_port})"],
+        cwd=Path(__file__).parent,
+    )
     endpoint = f"http://127.0.0.1:{port}"
+
+    def wire() -> dict[str, int]:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", control_port), timeout=30) as conn:
+            data = b"".join(iter(lambda: conn.recv(65536), b""))
+        return json.loads(data)  # type: ignore[no-any-return]
+
     try:
         wait_for_port(port, 60, proc, "moto_server")  # type: ignore[arg-type]
+        wait_for_port(proxy_port, 60, proxy, "proxy")  # type: ignore[arg-type]
+        wait_for_port(control_port, 60, proxy, "proxy")  # type: ignore[arg-type]
         os.environ.update(CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint})
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield endpoint
+        yield f"http://127.0.0.1:{proxy_port}", endpoint, wire
     finally:
+        stop_process(proxy)  # type: ignore[arg-type]
         stop_process(proc)  # type: ignore[arg-type]
         log.close()
         for key, value in saved.items():
@@ -92,6 +118,44 @@ def moto_server_process(tmp: Path) -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def proxy_main(listen: int, target: int, control: int) -> None:
+    """A TCP proxy 127.0.0.1:listen -> 127.0.0.1:target counting the bytes each way (HTTP headers,
+    listings and every other request included: what the client's link carries); a connection to
+    127.0.0.1:control gets the counts as JSON."""
+    import asyncio
+
+    counts = {"to_server": 0, "to_client": 0, "connections": 0}
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str) -> None:
+        try:
+            while data := await reader.read(1 << 16):
+                counts[key] += len(data)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        counts["connections"] += 1
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", target)
+        await asyncio.gather(pipe(client_r, server_w, "to_server"), pipe(server_r, client_w, "to_client"))
+
+    async def report(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(json.dumps(counts).encode())
+        await writer.drain()
+        writer.close()
+
+    async def serve() -> None:
+        proxy = await asyncio.start_server(handle, "127.0.0.1", listen)
+        reporter = await asyncio.start_server(report, "127.0.0.1", control)
+        async with proxy, reporter:
+            await asyncio.gather(proxy.serve_forever(), reporter.serve_forever())
+
+    asyncio.run(serve())
 
 
 def graph_defs() -> tuple[list[Any], list[Any]]:
@@ -214,10 +278,12 @@ def tree_bytes(root: Path) -> int:
 
 
 def bench_remote_home(tmp: Path, sessions: int, episodes: int, sim: dict[str, Any], rounds: int = 2) -> dict[str, Any]:
-    """`rounds` rounds of (local run, remote run), the order alternating (round 0 local first, round 1
-    remote first, ...) so that drift in the machine's load hits both homes alike; each run on a fresh
-    home (local folder, or bucket prefix and local cache). Wall times: the best round of each home;
-    bytes and requests: the first remote run (they do not depend on load)."""
+    """Timing: `rounds` rounds of (local run, remote run), the order alternating (round 0 local first,
+    round 1 remote first, ...) so that drift in the machine's load hits both homes alike, the remote
+    runs straight to moto; the best round of each home counts. Bytes: one more remote run, through the
+    byte-counting proxy (which slows requests down, so it is not timed with the others): PROCESS_TRANSFER,
+    the link's bytes and requests per phase, and the bucket afterwards. Each run on a fresh home
+    (local folder, or bucket prefix and local cache)."""
     from lerobot_assets.defs.definitions import defs  # noqa: F401 (imports every module before the clocks run)
     from lerobot_assets.defs.resources import DataHome
     from lerobot_assets.home import sim_session_keys
@@ -228,7 +294,7 @@ def bench_remote_home(tmp: Path, sessions: int, episodes: int, sim: dict[str, An
     report: dict[str, Any] = {"sessions": sessions, "episodes": episodes, **sim, "rounds": rounds}
     local_runs: list[dict[str, Any]] = []
     remote_runs: list[dict[str, Any]] = []
-    with moto_server_process(tmp) as endpoint:
+    with moto_server_process(tmp) as (proxy_endpoint, moto_endpoint, wire):
         log = tmp / "moto.log"
 
         def local_run(r: int) -> None:
@@ -237,52 +303,61 @@ def bench_remote_home(tmp: Path, sessions: int, episodes: int, sim: dict[str, An
             print(f"round {r} local home: wall {local_runs[-1]['wall_s']} s", flush=True)
 
         def remote_run(r: int) -> None:
-            before, offsets = PROCESS_TRANSFER.as_dict(), [log.stat().st_size]
-            requests: dict[str, dict[str, int]] = {}
-
-            def mark(phase: str) -> None:  # the requests each phase made
-                time.sleep(0.2)  # moto writes its access log line after the response
-                requests[phase] = s3_requests(log, offsets[-1])
-                offsets.append(log.stat().st_size)
-
-            prefix = f"{PREFIX}{r}"
-            home = DataHome(root=f"s3://{BUCKET}/{prefix}", local_dir=str(tmp / f"remote-local{r}"))
-            run = run_graph(home, keys, sim, mark)
-            run["transfer"] = {k: v - before[k] for k, v in PROCESS_TRANSFER.as_dict().items()}
-            run["s3_requests"] = requests
-            run |= bucket_bytes(endpoint, prefix)
-            remote_runs.append(run)
-            print(f"round {r} remote home: wall {run['wall_s']} s, transfer {run['transfer']}", flush=True)
+            os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
+            home = DataHome(root=f"s3://{BUCKET}/{PREFIX}{r}", local_dir=str(tmp / f"remote-local{r}"))
+            remote_runs.append(run_graph(home, keys, sim))
+            print(f"round {r} remote home: wall {remote_runs[-1]['wall_s']} s", flush=True)
 
         for r in range(rounds):
             for run_one in (local_run, remote_run) if r % 2 == 0 else (remote_run, local_run):
                 run_one(r)
-    for run in local_runs + remote_runs:
+
+        # The metered run.
+        os.environ["AWS_ENDPOINT_URL"] = proxy_endpoint
+        before, offsets, wire_before = PROCESS_TRANSFER.as_dict(), [log.stat().st_size], [wire()]
+        requests: dict[str, dict[str, int]] = {}
+        link: dict[str, dict[str, int]] = {}
+
+        def mark(phase: str) -> None:  # the requests and link bytes of each phase
+            link[phase] = {k: v - wire_before[-1][k] for k, v in wire().items()}
+            wire_before.append(wire())
+            time.sleep(0.2)  # moto writes its access log line after the response
+            requests[phase] = s3_requests(log, offsets[-1])
+            offsets.append(log.stat().st_size)
+
+        prefix = f"{PREFIX}-metered"
+        metered = run_graph(DataHome(root=f"s3://{BUCKET}/{prefix}", local_dir=str(tmp / "remote-local-metered")), keys, sim, mark)
+        moved = {k: v - before[k] for k, v in PROCESS_TRANSFER.as_dict().items()}
+        bucket = bucket_bytes(moto_endpoint, prefix)
+        print(f"metered remote run: wall {metered['wall_s']} s (through the proxy), transfer {moved}", flush=True)
+    for run in [*local_runs, *remote_runs, metered]:
         assert run["materialized"] == local_runs[0]["materialized"], (run["materialized"], local_runs[0]["materialized"])
     local = min(local_runs, key=lambda run: run["wall_s"])
     remote = min(remote_runs, key=lambda run: run["wall_s"])
-    first = remote_runs[0]
-    report["local"] = {k: v for k, v in local.items() if k != "step_s"}
-    report["remote"] = {k: v for k, v in remote.items() if k not in ("step_s", "transfer", "s3_requests") and not k.endswith(("_bytes", "_files", "_written"))}
+    report["local"] = {k: v for k, v in local.items() if k not in ("step_s", "materialized")}
+    report["materialized"] = local["materialized"]
+    report["remote"] = {k: v for k, v in remote.items() if k not in ("step_s", "materialized")}
     report["local_wall_s_rounds"] = [run["wall_s"] for run in local_runs]
     report["remote_wall_s_rounds"] = [run["wall_s"] for run in remote_runs]
+    report["metered_remote_wall_s"] = metered["wall_s"]
     report["wall_ratio_remote_local"] = round(remote["wall_s"] / local["wall_s"], 2)
     extra = {k: round(v - local["step_s"].get(k, 0.0), 2) for k, v in remote["step_s"].items()}
     report["remote_extra_step_s"] = dict(sorted(extra.items(), key=lambda kv: -kv[1])[:8])  # where the gap is
     report["remote_extra_step_s_total"] = round(sum(extra.values()), 2)
-    moved = first["transfer"]
     report["transfer"] = moved
-    report["s3_requests"] = first["s3_requests"]
-    report["bucket"] = {k: v for k, v in first.items() if k.endswith(("_bytes", "_files", "_written"))}
-    baseline = first["baseline_bytes"]
+    report["s3_requests"] = requests
+    report["bucket"] = bucket
+    baseline = bucket["baseline_bytes"]
     report["bytes_ratio"] = round((moved["uploaded"] + moved["downloaded"]) / baseline, 3)
     report["uploaded_ratio"] = round(moved["uploaded"] / baseline, 3)
     report["downloaded_ratio"] = round(moved["downloaded"] / baseline, 3)
     report["server_copied_ratio"] = round(moved["server_copied"] / baseline, 3)
-    report["bytes_ratio_vs_listing"] = round((moved["uploaded"] + moved["downloaded"]) / first["listing_bytes"], 3)
-    report["bytes_ratio_rounds"] = [
-        round((run["transfer"]["uploaded"] + run["transfer"]["downloaded"]) / run["baseline_bytes"], 3) for run in remote_runs
-    ]
+    report["bytes_ratio_vs_listing"] = round((moved["uploaded"] + moved["downloaded"]) / bucket["listing_bytes"], 3)
+    total = {k: sum(phase[k] for phase in link.values()) for k in ("to_server", "to_client", "connections")}
+    report["link"] = link | {"total": total}
+    report["link_ratio"] = round((total["to_server"] + total["to_client"]) / baseline, 3)
+    report["link_up_ratio"] = round(total["to_server"] / baseline, 3)
+    report["link_down_ratio"] = round(total["to_client"] / baseline, 3)
     return report
 
 
