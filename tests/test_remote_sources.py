@@ -177,6 +177,25 @@ def test_demo_on_an_s3_home(s3: str, tmp_path: Path) -> None:
         assert path in {f"{url}/datasets/lerobot_dataset/v-00000{n}/meta/stats.json" for n in (2, 3)}, path
         assert home.fs.isfile(path), path
 
+    # validate and info take the prefix's URL: the version is downloaded (info: meta/ only) and named.
+    cli = [str(bin_dir / "lerobot-assets")]
+    checked = subprocess.run([*cli, "validate", f"{url}/datasets/lerobot_dataset"], env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"OK {url}/datasets/lerobot_dataset/v-") and "4 episodes, 40 frames" in checked.stdout
+    shown = subprocess.run([*cli, "info", f"{url}/datasets/curated_dataset"], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"dataset:     {url}/datasets/curated_dataset/v-000001" in shown.stdout and "episodes:    4" in shown.stdout
+    assert "not probed (remote), 1 file" in shown.stdout
+    # A broken remote dataset: the problem is named by its URL, not by a temporary copy.
+    broken = home.fetch("datasets/splits/val")
+    assert broken is not None
+    home.fs.put(str(broken.path) + "/", f"{BUCKET}/broken/", recursive=True)
+    home.fs.rm(f"{BUCKET}/broken/data/chunk-000/file-000.parquet")
+    bad = subprocess.run([*cli, "validate", f"{url.rsplit('/', 1)[0]}/broken"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "ERROR data/chunk-000/file-000.parquet [episode 0]: data file is missing" in bad.stdout
+    assert bad.stderr.startswith(f"INVALID s3://{BUCKET}/broken: ")
+    assert "/tmp" not in bad.stdout + bad.stderr
+
     # A prefix holding something else is refused, untouched.
     home.fs.pipe_file(f"{BUCKET}/precious/thesis.tex", b"...")
     proc = subprocess.run([str(bin_dir / "lerobot-assets"), "demo", "--home", f"s3://{BUCKET}/precious"], env=env,

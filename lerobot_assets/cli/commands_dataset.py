@@ -30,9 +30,9 @@ def _not_a_dataset(message: str) -> typer.Exit:
 # ---------------------------------------------------------------------------------- validate
 @app.command("validate")
 def validate_command(
-    root: Path = typer.Argument(
+    root: str = typer.Argument(
         ..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/), or a published prefix (the folder "
-        "holding current.json): the version it points at is validated."
+        "holding current.json): the version it points at is validated. A URL (s3://...) is downloaded first."
     ),
     no_videos: bool = typer.Option(False, "--no-videos", help="Skip the video checks (no video file is opened)."),
     max_per_check: int = typer.Option(50, "--max-per-check", help="List at most this many problems of one kind."),
@@ -43,21 +43,27 @@ def validate_command(
     and exits 1 when there is any error; prints a one-line OK summary and exits 0 otherwise.
     """
     from lerobot_assets.checks.validate import NotAV3DatasetError, validate_dataset
+    from lerobot_assets.format.published import local_copy
     from lerobot_assets.format.versions import PointerError
 
     try:
-        report = validate_dataset(root, check_videos=not no_videos, max_problems_per_check=max_per_check)
+        with local_copy(root, videos=not no_videos) as copy:
+            report = validate_dataset(copy.path, check_videos=not no_videos, max_problems_per_check=max_per_check)
+            # A downloaded copy is reported by the URL of the version it came from.
+            named = (lambda text: text.replace(str(copy.path), copy.label)) if copy.label != str(copy.path) else str
+            lines = [named(str(problem)) for problem in report.problems]
+            summary = named(report.summary())
     except NotAV3DatasetError as e:
         raise _not_a_dataset(str(e)) from None
-    except PointerError as e:
+    except (PointerError, FileNotFoundError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=EXIT_INVALID) from None
-    for problem in report.problems:
-        typer.echo(str(problem))
+    for line in lines:
+        typer.echo(line)
     if not report.ok:
-        typer.echo(report.summary(), err=True)
+        typer.echo(summary, err=True)
         raise typer.Exit(code=EXIT_INVALID)
-    typer.echo(report.summary())
+    typer.echo(summary)
 
 
 # ---------------------------------------------------------------------------------- info
@@ -77,11 +83,29 @@ def _duration(seconds: float) -> str:
 
 @app.command("info")
 def info_command(
-    root: Path = typer.Argument(..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/), or a published prefix."),
+    root: str = typer.Argument(
+        ..., help="Root of a LeRobot v3.0 dataset (the folder holding meta/), a published prefix, or a URL (s3://...)."
+    ),
 ) -> None:
     """Print a summary of a dataset: fps, robot, episodes, frames, tasks, features and cameras.
 
-    ROOT may be a published prefix (the folder holding current.json): its current version is shown."""
+    ROOT may be a published prefix (the folder holding current.json): its current version is shown.
+    Of a URL only meta/ is downloaded; video sizes come from the listing, and no video is probed."""
+    from lerobot_assets.format.published import local_copy
+    from lerobot_assets.format.versions import PointerError
+
+    try:
+        with local_copy(root, videos=False) as copy:
+            remote = copy.label if copy.label != str(copy.path) else None
+            _print_info(copy.path, remote, copy.remote_sizes)
+    except PointerError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=EXIT_INVALID) from None
+    except FileNotFoundError as e:
+        raise _not_a_dataset(str(e)) from None
+
+
+def _print_info(root: Path, remote: str | None, remote_sizes: dict[str, int]) -> None:
     from lerobot_assets.format.episodes import read_episodes
     from lerobot_assets.format.files import flat
     from lerobot_assets.format.info import DatasetInfo, NotAV3DatasetError
@@ -108,14 +132,14 @@ def info_command(
         tasks = read_tasks(root)
         episodes = read_episodes(root, columns=columns)
     except (ValueError, OSError, KeyError) as e:
-        typer.echo(f"error: {flat(e)} (run `lerobot-assets validate {root}`)", err=True)
+        typer.echo(f"error: {flat(e)} (run `lerobot-assets validate {remote or root}`)", err=True)
         raise typer.Exit(code=EXIT_INVALID) from None
     n_eps = episodes.num_rows
     # Nulls are skipped (a summary shows what is there; `validate` reports them).
     lengths = [x for x in episodes.column("length").to_pylist() if x is not None] if n_eps else []
     frames = int(sum(lengths))
     lines = [
-        f"dataset:     {Path(root).resolve()}",
+        f"dataset:     {remote or Path(root).resolve()}",
         f"version:     {info.codebase_version}",
         f"robot_type:  {info.robot_type}",
         f"fps:         {info.fps}",
@@ -140,11 +164,11 @@ def info_command(
     for key in info.image_keys:
         lines.append(f"  {key}: images embedded in the data parquet (PNG)")
     for key in info.video_keys:
-        lines.append("  " + _camera_line(Path(root), info, episodes, key))
+        lines.append("  " + _camera_line(Path(root), info, episodes, key, remote_sizes))
     typer.echo("\n".join(lines))
 
 
-def _camera_line(root: Path, info: "DatasetInfo", episodes: "pa.Table", key: str) -> str:
+def _camera_line(root: Path, info: "DatasetInfo", episodes: "pa.Table", key: str, remote_sizes: dict[str, int]) -> str:
     """codec / resolution of the first video file of a camera, plus its file count and bytes on disk."""
     from lerobot_assets.format.files import file_problem
     from lerobot_assets.format.templates import video_files
@@ -153,12 +177,14 @@ def _camera_line(root: Path, info: "DatasetInfo", episodes: "pa.Table", key: str
     if info.video_path is None:
         return f"{key}: no video_path in info.json"
     # The camera's files as the dataset's own template names them (never a glob).
-    paths = [root / f.rel for f in video_files(info.video_path, [key], episodes.to_pydict())]
+    rels = [f.rel for f in video_files(info.video_path, [key], episodes.to_pydict())]
+    paths = [root / rel for rel in rels]
     # Only regular files are sized and probed: a FIFO would block the probe.
     present = [p for p in paths if file_problem(p) is None]
-    size = sum(p.stat().st_size for p in present)
-    missing = len(paths) - len(present)
-    stream = "no readable file"
+    on_remote = [rel for rel in rels if rel in remote_sizes]  # a URL's videos: listed, not downloaded
+    size = sum(p.stat().st_size for p in present) + sum(remote_sizes[rel] for rel in on_remote)
+    missing = len(paths) - len(present) - len(on_remote)
+    stream = "not probed (remote)" if on_remote and not present else "no readable file"
     for p in present[:1]:
         try:
             s = stream_summary(p)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,3 +80,44 @@ def published_prefix(fs: Any, path: str) -> str | None:
     return None
 
 
+
+
+@dataclass
+class LocalCopy:
+    path: Path  # the dataset on local disk
+    label: str  # what to call it: the root as given, or the URL of the version read
+    remote_sizes: dict[str, int]  # files left on the remote (videos=False): relative path -> bytes
+
+
+@contextmanager
+def local_copy(root: str | Path, *, videos: bool = True, storage_options: dict[str, Any] | None = None) -> Iterator[LocalCopy]:
+    """The dataset at `root` on local disk for the block.
+
+    A local root is used in place. A URL (s3://...) is followed to its published version, which is
+    downloaded to a temporary directory (dotfiles, a publisher's records, left out; `videos=False`
+    leaves the videos on the remote and records their sizes): for checks that read every byte anyway
+    (`validate` decodes the videos) and summaries (`info`)."""
+    text = str(root)
+    if isinstance(root, Path) or "://" not in text or text.startswith("file://"):
+        yield LocalCopy(Path(text.removeprefix("file://")), text, {})
+        return
+    import fsspec.core
+
+    fs, path = fsspec.core.url_to_fs(text, **(storage_options or {}))
+    src = follow(fs, path.rstrip("/")).path
+    sizes = {
+        posixpath.relpath(name, src): int(entry.get("size") or 0)
+        for name, entry in fs.find(src, detail=True).items()
+        if entry.get("type") == "file" and not any(p.startswith(".") for p in posixpath.relpath(name, src).split("/"))
+    }
+    if not sizes:
+        raise FileNotFoundError(f"{text}: nothing there (no dataset, no pointer)")
+    fetch = [rel for rel in sizes if videos or not rel.startswith("videos/")]
+    with tempfile.TemporaryDirectory(prefix="lerobot-assets-") as tmp:
+        targets = [os.path.join(tmp, rel) for rel in fetch]
+        for target in targets:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        if fetch:
+            fs.get([posixpath.join(src, rel) for rel in fetch], targets)
+        left = {rel: n for rel, n in sizes.items() if rel not in set(fetch)}
+        yield LocalCopy(Path(tmp), fs.unstrip_protocol(src), left)
