@@ -454,6 +454,30 @@ def test_remote_input_is_read_through_fsspec(tmp_path: Path) -> None:
         fs.rm("/rewrite-fixture", recursive=True)
 
 
+def test_published_prefix_input_is_read_at_its_version(tmp_path: Path) -> None:
+    """A prefix holding current.json (what a remote data home publishes), remote or synced to local
+    disk: the edit reads the version the pointer names, never the prefix's other versions."""
+    import shutil
+
+    import fsspec
+
+    from lerobot_assets.format.versions import POINTER, Pointer
+
+    local = tmp_path / "published"
+    shutil.copytree(FIXTURE, local / "v-000001")
+    (local / "v-000002" / "meta").mkdir(parents=True)  # a killed publish: no info.json
+    (local / POINTER).write_text(Pointer(version="v-000001").model_dump_json())
+    fs = fsspec.filesystem("memory")
+    fs.put(str(local) + "/", "/published-fixture", recursive=True)
+    try:
+        for source, out in (("memory://published-fixture", "remote"), (local, "local")):
+            results = split_dataset(source, {"a": [2], "b": [0, 1]}, tmp_path / out)
+            assert (results["a"].frames, results["b"].frames) == (15, 45)
+            check_output(tmp_path / out / "a", FIXTURE, [2])
+    finally:
+        fs.rm("/published-fixture", recursive=True)
+
+
 def test_engine_keeps_the_order_it_is_given(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

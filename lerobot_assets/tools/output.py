@@ -16,7 +16,6 @@ Every tool in this package reads its inputs and writes a *new* root through `new
 import fcntl
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 from lerobot_assets.format.atomic import make_temp_dir, recover_replace, replace_dir
 from lerobot_assets.format.layout import INFO_PATH
 from lerobot_assets.format.meta import is_remote_root
+from lerobot_assets.format.published import follow_local, local_copy
 from lerobot_assets.recording.writer import absolute_root
 
 # progress(label, done, total): the CLI draws it as a tqdm bar, Dagster assets log it.
@@ -149,17 +149,14 @@ class Stopwatch:
 @contextmanager
 def local_input(root: Path | str, storage_options: dict | None = None) -> Iterator[Path]:
     """A local path for an input root: itself when local; for an fsspec URL, a temp copy of the
-    dataset (fetched whole: the edits read every file they keep), removed afterwards."""
+    dataset (fetched whole: the edits read every file they keep), removed afterwards. A published
+    prefix (one holding current.json, local or remote) is read at the version it points at."""
     if not is_remote_root(root):
         text = str(root)
-        yield absolute_root(text[len("file://"):] if text.startswith("file://") else text)
-        return
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
-    with tempfile.TemporaryDirectory(prefix="lerobot-assets-input-") as tmp:
-        local = Path(tmp) / "dataset"
-        fs.get(path.rstrip("/") + "/", str(local), recursive=True)
-        if not (local / INFO_PATH).is_file():
-            raise FileNotFoundError(f"{root}: no {INFO_PATH} (not a LeRobot v3 dataset root)")
+        local, _ = follow_local(absolute_root(text[len("file://"):] if text.startswith("file://") else text))
         yield local
+        return
+    with local_copy(root, storage_options=storage_options) as copy:
+        if not (copy.path / INFO_PATH).is_file():
+            raise FileNotFoundError(f"{root}: no {INFO_PATH} (not a LeRobot v3 dataset root)")
+        yield copy.path
