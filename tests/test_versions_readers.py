@@ -328,3 +328,43 @@ def test_corrupt_local_pointer_is_a_one_line_error_naming_it(local_copy: Path, b
     code, out, err = run_cli(capsys, "sql", "--home", str(local_copy), "--format", "csv", "select dataset, count(*) as n from episodes group by 1")
     assert code == 0 and out.split() == ["dataset,n", f"datasets/plain,{len(LENGTHS)}"], (out, err)
     assert f"warning: skipped dataset {NAME}" in err and where in err
+
+
+def test_discovery_skips_a_data_homes_folders_that_hold_no_dataset(tmp_path: Path) -> None:
+    """In a lerobot-assets data home (it has sessions/ and datasets/), raw/, inbox/, checks/, previews/,
+    training/ ... are not walked: on object storage listing them was most of a SQL step's requests."""
+    import shutil
+
+    from lerobot_assets.sql.discovery import discover_datasets
+
+    home = tmp_path / "home"
+    for rel in ("sessions/s1", "datasets/merged", "raw/s1", "previews/x"):
+        shutil.copytree(FIXTURE, home / rel)
+    assert [d.name for d in discover_datasets(home)] == ["datasets/merged", "sessions/s1"]
+    other = tmp_path / "just_datasets"  # any other folder of datasets is walked whole
+    for rel in ("sessions/s1", "raw/s1"):
+        shutil.copytree(FIXTURE, other / rel)
+    assert [d.name for d in discover_datasets(other)] == ["raw/s1", "sessions/s1"]
+
+
+def test_listings_and_json_of_a_published_version_are_read_once_per_process(tmp_path: Path) -> None:
+    import fsspec
+
+    from lerobot_assets.sql.discovery import DatasetRoot
+    from lerobot_assets.sql.resolution import match_files
+
+    class Counting(fsspec.implementations.local.LocalFileSystem):
+        cachable = False
+        finds = 0
+
+        def find(self, *args: Any, **kwargs: Any) -> Any:
+            type(self).finds += 1
+            return super().find(*args, **kwargs)
+
+    fs = Counting()
+    version = DatasetRoot(name="d", path=str(FIXTURE), fs=fs, immutable=True)
+    plain = DatasetRoot(name="d", path=str(FIXTURE), fs=fs)
+    first = match_files(version, "data/*/*.parquet")
+    assert first and match_files(version, "data/*/*.parquet") == first and Counting.finds == 1
+    assert match_files(plain, "data/*/*.parquet") == first and match_files(plain, "data/*/*.parquet") == first
+    assert Counting.finds == 3  # a plain root may change: listed each time

@@ -16,6 +16,7 @@ Two binding modes share everything but the innermost relation of each dataset:
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ from lerobot_assets.sql.parsers import JSON_PARSERS
 from lerobot_assets.sql.project import SourceTable, SqlProject
 from lerobot_assets.sql.quoting import glob_literal, quote_ident, sql_literal
 from lerobot_assets.sql.remote import arrow_filesystem, is_local, register_filesystem
-from lerobot_assets.sql.resolution import ResolvedSource, resolve_source
+from lerobot_assets.sql.resolution import ResolvedSource, remembered, resolve_source
 from lerobot_assets.sql.schemas import SchemaCache, schema_fingerprint
 from lerobot_assets.sql.transforms import TRANSFORMS
 
@@ -371,7 +372,7 @@ class SourceBinder:
         rows: list[dict[str, Any]] = []
         for path in paths:
             try:
-                doc = json.loads(root.fs.cat_file(path))
+                doc = json.loads(remembered(root, ("cat", path), functools.partial(root.fs.cat_file, path)))
             except (OSError, ValueError) as exc:
                 raise SourceError(f"cannot read JSON file {root.file_url(path)}: {exc}") from exc
             try:

@@ -24,6 +24,10 @@ INFO_JSON = "meta/info.json"
 # Directories never searched for datasets: our own catalog, VCS/tool folders.
 _SKIP_DIRS = frozenset({"catalog", "__pycache__", "node_modules"})
 _MAX_DISCOVERY_DEPTH = 8
+# A home with both of these is a lerobot-assets data home (home.layout), whose other top-level folders
+# below hold raw recordings, validation records, previews, checkpoints and instance state, never a dataset.
+_HOME_MARKERS = frozenset({"sessions", "datasets"})
+_HOME_ONLY_DIRS = frozenset({"raw", "inbox", "imports", "checks", "previews", "training", "evaluations", "dagster"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class DatasetRoot:
     # Why this dataset cannot be read at all (a published prefix whose pointer cannot be followed, named
     # in the message): binding skips it as it skips a dataset with an unreadable file.
     problem: str | None = field(default=None, compare=False)
+    # A published version (followed from a pointer): never changes, so what is listed or read under it
+    # may be remembered for the life of the process (sql.resolution.remembered).
+    immutable: bool = field(default=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -93,7 +100,7 @@ def discover_datasets(
                 except PointerError as exc:
                     add(DatasetRoot(name=rel, path=path, fs=fs, problem=str(exc)))
                 else:
-                    add(DatasetRoot(name=rel, path=version, fs=fs))
+                    add(DatasetRoot(name=rel, path=version, fs=fs, immutable=True))
     for item in roots:
         fs, prefix = filesystem_for(os.fspath(item), storage_options)
         try:
@@ -106,7 +113,10 @@ def discover_datasets(
                 raise SourceError(f"{item}: its published version {followed.version} is not a LeRobot dataset root (no {INFO_JSON})")
             raise SourceError(f"{item}: not a LeRobot dataset root (no {INFO_JSON})")
         # A published prefix is named by the prefix, as under a home: the version is where it is read now.
-        add(DatasetRoot(name=posixpath.basename(prefix.rstrip("/")) or prefix, path=path, fs=fs, explicit=True))
+        add(DatasetRoot(
+            name=posixpath.basename(prefix.rstrip("/")) or prefix, path=path, fs=fs, explicit=True,
+            immutable=followed.version is not None,
+        ))
     return [found[name] for name in sorted(found)]
 
 
@@ -154,8 +164,11 @@ def _walk_for_roots(fs: fsspec.AbstractFileSystem, top: str) -> list[tuple[str, 
             continue  # a dataset root: its subtrees are shards, not datasets
         if entries is None or depth >= _MAX_DISCOVERY_DEPTH:
             continue
+        # The top of a lerobot-assets data home: its folders of raw episodes, records, previews and
+        # checkpoints hold no dataset (on object storage, listing them cost most of a SQL step).
+        skip = _SKIP_DIRS | (_HOME_ONLY_DIRS if depth == 0 and _HOME_MARKERS.issubset(names) else frozenset())
         for name, entry in names.items():
-            if entry.get("type") != "directory" or name.startswith((".", "_")) or name in _SKIP_DIRS:
+            if entry.get("type") != "directory" or name.startswith((".", "_")) or name in skip:
                 continue
             # A version directory is only ever read through its prefix's pointer: one without a pointer
             # beside it is a publication still in progress (or killed), not a dataset.

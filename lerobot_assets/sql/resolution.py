@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -53,7 +54,30 @@ def file_fingerprint(info: Mapping[str, Any]) -> str:
     return "|".join(marks)
 
 
+# Listings and small files under published versions, which never change (DatasetRoot.immutable): each
+# SQL step of a run re-resolves every source, and on object storage that was most of its requests.
+_REMEMBERED: dict[tuple[str, ...], Any] = {}
+_REMEMBERED_MAX = 20_000
+
+
+def remembered(root: DatasetRoot, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
+    """`compute()`, remembered per process for an immutable root (computed each time otherwise)."""
+    if not root.immutable:
+        return compute()
+    full = (type(root.fs).__name__, json.dumps(getattr(root.fs, "storage_options", {}), sort_keys=True, default=str), root.path, *key)
+    if full not in _REMEMBERED:
+        if len(_REMEMBERED) >= _REMEMBERED_MAX:
+            _REMEMBERED.clear()
+        _REMEMBERED[full] = compute()
+    return _REMEMBERED[full]
+
+
 def match_files(root: DatasetRoot, pattern: str) -> dict[str, Mapping[str, Any]]:
+    """`_match_files`, remembered for a published version."""
+    return dict(remembered(root, ("match", pattern), lambda: _match_files(root, pattern)))
+
+
+def _match_files(root: DatasetRoot, pattern: str) -> dict[str, Mapping[str, Any]]:
     """The files under `root` that `pattern` (a glob relative to the root, from sources.yml) matches,
     with the filesystem's info of each.
 
