@@ -880,3 +880,28 @@ def test_failed_session_build_leaves_the_published_session(
     # A reader still gets the complete session.
     meta = DatasetMeta(f"{s3.url}/{rel}", storage_options={"endpoint_url": s3.endpoint})
     assert meta.version == pointer.version and meta.info.total_episodes == 2
+
+
+def test_the_version_cache_keeps_to_its_size_dropping_the_least_recently_used(s3: S3Home) -> None:
+    fixture_bytes = sum(local_files(FIXTURE).values())
+    writer = s3.home("writer")
+    for name in ("a", "b", "c"):
+        writer.publish(f"datasets/{name}", fixture_copy(s3.tmp / name))
+    # Room for two copies of the fixture: the third version read drops the least recently used.
+    reader = RemoteHome(s3.url, local_dir=s3.tmp / "reader", cache_max_bytes=int(2.5 * fixture_bytes))
+    a = reader.fetch("datasets/a")
+    reader.fetch("datasets/b")
+    assert a is not None and reader.fetch("datasets/a") is not None  # a is now more recent than b
+    before = snapshot(reader.transfer)
+    reader.fetch("datasets/c")
+    cached = sorted(p.parent.name for p in (s3.tmp / "reader" / "cache").rglob("*.files.json"))
+    assert cached == ["a", "c"]  # b, least recently used, was dropped; a and c stay
+    assert delta(before, reader.transfer)["downloaded"] == fixture_bytes
+    before = snapshot(reader.transfer)
+    assert reader.fetch("datasets/b") is not None  # downloaded again, and a (now oldest) dropped
+    assert delta(before, reader.transfer)["downloaded"] == fixture_bytes
+    assert sorted(p.parent.name for p in (s3.tmp / "reader" / "cache").rglob("*.files.json")) == ["b", "c"]
+    # A version larger than the whole cache is still kept while it is the one just read.
+    tiny = RemoteHome(s3.url, local_dir=s3.tmp / "tiny", cache_max_bytes=1)
+    got = tiny.fetch("datasets/a")
+    assert got is not None and (got.path / "meta" / "info.json").is_file()

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from lerobot_assets.home.layout import DEFAULT_HOME, HOME_ENV, HomeLayout, default_home, is_remote_url
-from lerobot_assets.home.remote import LOCAL_ENV, PublishConflict, RemoteHome, home_filesystem
+from lerobot_assets.home.remote import CACHE_ENV, LOCAL_ENV, PublishConflict, RemoteHome, home_filesystem
 from lerobot_assets.home.workspace import HomeWorkspace, open_workspace
 
 # Attempts of a step whose publication lost a race to another step's (see DataHome.workspace).
@@ -44,8 +44,17 @@ class DataHome(dg.ConfigurableResource):
         description=f"remote homes: this machine's workspaces, version cache and catalog (default ${LOCAL_ENV} or ~/.cache/lerobot-assets)",
     )
 
+    cache_max_gb: Optional[float] = Field(
+        default=None,
+        gt=0,
+        description=f"remote homes: size of this machine's version cache, least recently used dropped first (default ${CACHE_ENV} or 20 GiB)",
+    )
+
     def url(self) -> str:
         return self.root or default_home()
+
+    def _cache_max_bytes(self) -> Optional[int]:
+        return int(self.cache_max_gb * 2**30) if self.cache_max_gb is not None else None
 
     def is_remote(self) -> bool:
         return is_remote_url(self.url())
@@ -65,7 +74,9 @@ class DataHome(dg.ConfigurableResource):
         return not self.is_remote()
 
     def remote(self) -> RemoteHome:
-        return RemoteHome(self.url(), storage_options=self.storage_options, local_dir=self._local_dir())
+        return RemoteHome(
+            self.url(), storage_options=self.storage_options, local_dir=self._local_dir(), cache_max_bytes=self._cache_max_bytes()
+        )
 
     def _local_dir(self) -> Optional[Path]:
         return Path(self.local_dir).expanduser().resolve() if self.local_dir else None
@@ -84,7 +95,8 @@ class DataHome(dg.ConfigurableResource):
         directory, `log` gets a line with the bytes moved."""
         try:
             with open_workspace(
-                self.url(), name, storage_options=self.storage_options, local_dir=self._local_dir()
+                self.url(), name, storage_options=self.storage_options, local_dir=self._local_dir(),
+                cache_max_bytes=self._cache_max_bytes(),
             ) as ws:
                 yield ws
         except PublishConflict as e:

@@ -51,6 +51,7 @@ CACHE_MANIFEST = "files.json"
 # never part of the dataset (our readers skip dotfiles; LeRobot reads only the files info.json names).
 CLAIM = ".publish.json"
 LOCAL_ENV = "LEROBOT_ASSETS_LOCAL"
+CACHE_ENV = "LEROBOT_ASSETS_CACHE_GB"
 
 
 def home_filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
@@ -159,13 +160,21 @@ def _links(root: Path) -> dict[str, str]:
 class RemoteHome:
     """A data home at an fsspec URL: publication, the version cache and workspaces."""
 
-    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None, local_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        local_dir: Path | None = None,
+        cache_max_bytes: int | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self.fs, self.root = home_filesystem(self.url, self.storage_options)
         self.local = Path(local_dir or default_local_dir(self.url)).absolute()
         self.cache_dir = self.local / "cache"
         self.work_dir = self.local / "work"
+        self.cache_max_bytes = cache_max_bytes if cache_max_bytes is not None else default_cache_max_bytes()
         self.transfer = Transfer()
 
     # -- paths --
@@ -198,6 +207,7 @@ class RemoteHome:
         cached = self._load_cached(rel, pointer.version, entry)
         if cached is not None:
             self.transfer.add(cache_hits=1)
+            _touch(entry.parent / f"{pointer.version}.{CACHE_MANIFEST}")  # recently used: trimmed last
             return cached
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = make_temp_dir(entry.parent, f".dl-{pointer.version}-")
@@ -443,7 +453,33 @@ class RemoteHome:
             number = version_number(other.name.split(".")[0])
             if number is not None and number < (version_number(version) or 0) - 1:
                 shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink(missing_ok=True)
+        self.trim_cache(keep=manifest)
         return Cached(rel, version, entry, files)
+
+    def trim_cache(self, keep: Path | None = None) -> int:
+        """Drop the least recently used cached versions until the cache holds at most
+        `cache_max_bytes` (never the one `keep`, a manifest path, names); returns the bytes dropped.
+        Sizes are the manifests' (a file shared by two versions through a hard link counts twice)."""
+        manifests = []
+        for manifest in self.cache_dir.rglob(f"*.{CACHE_MANIFEST}"):
+            try:
+                size = sum(v[0] for v in json.loads(manifest.read_text()).values())
+                manifests.append((manifest.stat().st_mtime, size, manifest))
+            except (OSError, ValueError, TypeError, IndexError):
+                continue
+        total = sum(size for _, size, _ in manifests)
+        dropped = 0
+        for _, size, manifest in sorted(manifests, key=lambda m: m[0]):
+            if total <= self.cache_max_bytes:
+                break
+            if manifest == keep:
+                continue
+            version = manifest.name[: -len(f".{CACHE_MANIFEST}")]
+            rel = manifest.parent.relative_to(self.cache_dir).as_posix()
+            self._drop(Cached(rel, version, manifest.parent / version))
+            total -= size
+            dropped += size
+        return dropped
 
     def _unchanged(self, base: Cached | None, local: Path, files: dict[str, tuple[int, int, int]]) -> set[str]:
         """Files of `local` that are still the base version's, untouched: the same inode (a hard link
@@ -521,6 +557,22 @@ def _keep_mtime(entry: dict[str, Any], local: Path) -> None:
         return
     seconds = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
     os.utime(local, (seconds, seconds))
+
+
+def default_cache_max_bytes() -> int:
+    """$LEROBOT_ASSETS_CACHE_GB (GiB, may be fractional), else 20 GiB."""
+    text = os.environ.get(CACHE_ENV)
+    try:
+        return int(float(text) * 2**30) if text else 20 * 2**30
+    except ValueError:
+        raise ValueError(f"${CACHE_ENV}={text!r} is not a number of GiB") from None
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _owned_by_live_process(path: Path) -> bool:

@@ -55,11 +55,16 @@ class LocalWorkspace:
 
 @contextmanager
 def open_workspace(
-    url: str, name: str, *, storage_options: dict[str, Any] | None = None, local_dir: Path | None = None
+    url: str,
+    name: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    local_dir: Path | None = None,
+    cache_max_bytes: int | None = None,
 ) -> Iterator[HomeWorkspace]:
     if not is_remote_url(url):
         yield LocalWorkspace(Path(url[len("file://"):] if url.startswith("file://") else url).expanduser().resolve())
         return
-    home = RemoteHome(url, storage_options=storage_options, local_dir=local_dir)
+    home = RemoteHome(url, storage_options=storage_options, local_dir=local_dir, cache_max_bytes=cache_max_bytes)
     with home.workspace(name) as ws:
         yield ws
