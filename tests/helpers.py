@@ -45,3 +45,15 @@ def record(root: Path, lengths: list[int], seed: int = 0, writer: DatasetWriter 
         w.save_episode()
         episodes.append(frames)
     return w, episodes
+
+
+def assert_frames_equal(got: list[dict], want: list[dict]) -> None:
+    """Two datasets' decoded items, frame by frame: the task string equal, every array equal exactly."""
+    assert len(got) == len(want)
+    for i, (x, y) in enumerate(zip(got, want, strict=True)):
+        assert x.keys() == y.keys()
+        for key in x:
+            if key == "task":
+                assert x[key] == y[key]
+            else:
+                assert np.array_equal(np.asarray(x[key]), np.asarray(y[key])), f"frame {i}: {key} differs"

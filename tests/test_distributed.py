@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -64,6 +63,7 @@ from distributed_support import (
     redis_server,
     s3_server,
 )
+from helpers import assert_frames_equal
 from test_defs_support import TINY_SIM, materialize_dataset, materialize_session
 
 pytest.importorskip("dagster_celery")
@@ -341,13 +341,7 @@ def _assert_same_dataset(cluster: Cluster, got: Path, want: Path) -> None:
     fa = _frames(f"{HOME}/{MERGED}", storage_options={"endpoint_url": cluster.endpoint})
     fb = _frames(str(want))
     assert len(fa) == len(fb) == a.info.total_frames
-    for i, (x, y) in enumerate(zip(fa, fb, strict=True)):
-        assert x.keys() == y.keys()
-        for key in x:
-            if key == "task":
-                assert x[key] == y[key]
-            else:
-                assert np.array_equal(np.asarray(x[key]), np.asarray(y[key])), f"frame {i}: {key} differs"
+    assert_frames_equal(fa, fb)
 
 
 def test_sessions_on_two_celery_workers_then_merge(cluster: Cluster, tmp_path: Path) -> None:

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import assert_frames_equal
 from sql_fixtures import moto_s3
 from test_defs_support import (
     FIXTURE,
@@ -681,13 +681,7 @@ def assert_same_dataset(got: Path, want: Path) -> None:
     assert da.num_rows == a.info.total_frames and da.equals(db)
     fa, fb = decoded_frames(got), decoded_frames(want)
     assert len(fa) == len(fb) == a.info.total_frames
-    for i, (x, y) in enumerate(zip(fa, fb, strict=True)):
-        assert x.keys() == y.keys()
-        for key in x:
-            if key == "task":
-                assert x[key] == y[key]
-            else:
-                assert np.array_equal(np.asarray(x[key]), np.asarray(y[key])), f"frame {i}: {key} differs"
+    assert_frames_equal(fa, fb)
 
 
 def assert_remote_layout(s3: S3Home, sessions: list[str]) -> None:
