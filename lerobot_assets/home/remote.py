@@ -219,7 +219,8 @@ class RemoteHome:
                 if f.get("type") == "file" and not any(p.startswith(".") for p in posixpath.relpath(f["name"], src).split("/"))
             ]
             rpaths = [f["name"] for f in listing]
-            lpaths = [str(tmp / posixpath.relpath(p, src)) for p in rpaths]
+            # check_rel: an object key holding `..` never lands outside the download.
+            lpaths = [str(tmp / check_rel(posixpath.relpath(p, src))) for p in rpaths]
             for lp in lpaths:
                 Path(lp).parent.mkdir(parents=True, exist_ok=True)
             if rpaths:
@@ -245,7 +246,7 @@ class RemoteHome:
         if not self.fs.isdir(src):
             return False
         listing = [f for f in self.fs.find(src, detail=True).values() if f.get("type") == "file"]
-        lpaths = [str(dest / posixpath.relpath(f["name"], src)) for f in listing]
+        lpaths = [str(dest / check_rel(posixpath.relpath(f["name"], src))) for f in listing]
         for lp in lpaths:
             Path(lp).parent.mkdir(parents=True, exist_ok=True)
         if listing:
