@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sql_fixtures import forget_s3_clients
+
 REDIS_SERVER = "redis-server"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
@@ -238,6 +240,7 @@ def s3_server(bucket: str) -> Iterator[tuple[str, UploadGate]]:
         gate.release()
         server.shutdown()
         thread.join(30)
+        forget_s3_clients()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -492,11 +492,21 @@ def moto_s3(bucket: str = "lerobot") -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+        forget_s3_clients()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def forget_s3_clients() -> None:
+    """Drop fsspec's cached S3 filesystems. One made without options (a URL opened with only
+    AWS_ENDPOINT_URL set) keeps the endpoint it was made with, and fsspec hands the same instance to
+    the next test that opens an s3:// URL the same way: a later test would talk to a stopped server."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def upload(endpoint: str, local: str | Path, remote: str) -> None:

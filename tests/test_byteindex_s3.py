@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sql_fixtures import forget_s3_clients
 from torchcodec.decoders import VideoDecoder
 
 from lerobot_assets.byteindex import ByteIndex, EpisodeReader, build_byte_index
@@ -39,6 +40,7 @@ def s3(tmp_path_factory):
     options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
     yield {"url": f"s3://{BUCKET}/ds", "options": options, "local": local}
     server.stop()
+    forget_s3_clients()
 
 
 @pytest.fixture(scope="module")

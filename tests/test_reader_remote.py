@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import FIXTURE, record
+from sql_fixtures import forget_s3_clients
 from torch.utils.data import DataLoader
 
 from lerobot_assets.byteindex import ByteIndex, EpisodeReader, build_byte_index
@@ -73,6 +74,7 @@ def s3(tmp_path_factory):
     }
     yield {"url": f"s3://{BUCKET}", "options": options, "local": local, "tiny": tiny}
     server.stop()
+    forget_s3_clients()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import record
+from sql_fixtures import forget_s3_clients
 from test_streaming import assert_items_equal
 
 from lerobot_assets.byteindex import ByteIndex, build_byte_index
@@ -60,6 +61,7 @@ def s3(tmp_path_factory):
     }
     yield {"url": f"s3://{BUCKET}", "options": options, "local": local}
     server.stop()
+    forget_s3_clients()
 
 
 @pytest.fixture
