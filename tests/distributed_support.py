@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from sql_fixtures import forget_s3_clients
 
@@ -229,8 +230,8 @@ def s3_server(bucket: str) -> Iterator[tuple[str, UploadGate]]:
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_port}"
     env = S3_CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    environment = mock.patch.dict(os.environ, env)
+    environment.start()
     try:
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
         # region us-east-1: a create_bucket elsewhere needs a location constraint that moto checks
@@ -241,8 +242,4 @@ def s3_server(bucket: str) -> Iterator[tuple[str, UploadGate]]:
         server.shutdown()
         thread.join(30)
         forget_s3_clients()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        environment.stop()
