@@ -488,6 +488,16 @@ def _versions(listing: dict[str, tuple[int, str]]) -> set[str]:
     return {k.split("/")[0] for k in listing if k.startswith("v-")}
 
 
+def _step_publishing(cluster: Cluster, proc: subprocess.Popen[str]) -> tuple[str, str, Worker, int]:
+    """(run id, worker name, worker, pool-process PID) of KILLED's session_build once its upload is held mid-way by
+    the gate: the moment to kill it."""
+    _wait_for_upload(cluster, proc)
+    run_id, worker_name, pid = _wait_for_step(cluster, KILLED, "session_build", proc)
+    [victim] = [w for w in cluster.workers if worker_name.startswith(f"{w.name}@")]
+    assert _parent(pid) == victim.pid
+    return run_id, worker_name, victim, pid
+
+
 def test_pool_process_killed_mid_publication(cluster: Cluster) -> None:
     if not cluster.runs:
         pytest.skip("needs the sessions of test_sessions_on_two_celery_workers_then_merge")
@@ -498,10 +508,7 @@ def test_pool_process_killed_mid_publication(cluster: Cluster) -> None:
     cluster.gate.arm(KILLED_VERSIONS)
     proc = _launch(cluster, KILLED)
     try:
-        _wait_for_upload(cluster, proc)
-        run_id, worker_name, pid = _wait_for_step(cluster, KILLED, "session_build", proc)
-        [victim] = [w for w in cluster.workers if worker_name.startswith(f"{w.name}@")]
-        assert _parent(pid) == victim.pid
+        run_id, _, victim, pid = _step_publishing(cluster, proc)
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid)
     finally:
@@ -546,11 +553,8 @@ def test_worker_main_process_killed_then_rerun_completes(cluster: Cluster, tmp_p
     cluster.gate.arm(KILLED_VERSIONS)
     rerun = _launch(cluster, KILLED)
     try:
-        _wait_for_upload(cluster, rerun)
-        run_id, worker_name, pid = _wait_for_step(cluster, KILLED, "session_build", rerun)
-        [victim] = [w for w in cluster.workers if worker_name.startswith(f"{w.name}@")]
+        run_id, worker_name, victim, pid = _step_publishing(cluster, rerun)
         main = victim.pid
-        assert _parent(pid) == main
         os.kill(main, signal.SIGKILL)
         _wait_gone(main, pid)  # the pool process dies with its main process (PR_SET_PDEATHSIG)
     finally:

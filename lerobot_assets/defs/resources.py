@@ -43,7 +43,6 @@ class DataHome(dg.ConfigurableResource):
         default=None,
         description=f"remote homes: this machine's workspaces, version cache and catalog (default ${LOCAL_ENV} or ~/.cache/lerobot-assets)",
     )
-
     cache_max_gb: Optional[float] = Field(
         default=None,
         gt=0,
@@ -103,9 +102,8 @@ class DataHome(dg.ConfigurableResource):
             # Another step published the same directory meanwhile (nothing of this one was): run this
             # step again on top of that version, rather than fail the run.
             raise dg.RetryRequested(max_retries=CONFLICT_RETRIES, seconds_to_wait=1) from e
-        transfer = getattr(ws, "transfer", None)
-        if transfer is not None and log is not None:
-            t = transfer
+        t = getattr(ws, "transfer", None)  # a remote workspace's byte counts (a local one moves none)
+        if t is not None and log is not None:
             log(
                 f"remote home {self.url()}: uploaded {t.uploaded} B in {t.files_uploaded} files, downloaded "
                 f"{t.downloaded} B in {t.files_downloaded} files, copied on the server {t.server_copied} B in "
